@@ -1,0 +1,72 @@
+"""The ``edgeav`` command line (typer + rich).
+
+Each command lives in its own module under ``edgeav/commands/`` and is registered below. Command
+modules import nothing heavy at module level, so ``edgeav --help`` starts fast and never imports
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from edgeav import __version__
+from edgeav.errors import EdgeAVError
+
+app = typer.Typer(
+    name="edgeav",
+    help=(
+        "Fused audio+image classification from laptop to Raspberry Pi.\n\n"
+        "Laptop: edgeav data -> edgeav train -> edgeav convert (one model.edgeav file). "
+        "Device: edgeav run --camera 0 --mic. Both: edgeav bench."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": False}
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"edgeav {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version_callback,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+) -> None:
+    _state["debug"] = debug
+
+
+# --- commands (one module each) -------------------------------------------------------------
+# Registration lines are added by each feature; keep one line per command, in workflow order.
+from edgeav.commands import zoo as _zoo  # noqa: E402
+
+app.command("zoo")(_zoo.zoo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``edgeav`` console script: expected failures are one line, no traceback."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, prog_name="edgeav", standalone_mode=True)
+    except EdgeAVError as exc:
+        if debug:
+            raise
+        typer.echo(f"edgeav: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("edgeav: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""One module per CLI command. Modules here import nothing heavy at module level."""

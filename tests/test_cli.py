@@ -1,0 +1,36 @@
+"""The CLI's entry point: version, help, and that help never imports TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from edgeav import __version__
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_help_imports_no_tensorflow():
+    code = (
+        "import sys, json\n"
+        "from edgeav.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    code = e.code\n"
+        "heavy = [m for m in ('tensorflow', 'tf_keras', 'librosa', 'tensorflow_model_optimization') if m in sys.modules]\n"
+        "print(json.dumps({'code': code, 'heavy': heavy}))\n"
+    )
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"code": 0, "heavy": []}
+    assert "Commands" in proc.stdout
+
+
+def test_version_via_module():
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeav", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"edgeav {__version__}"
