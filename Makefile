@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEB_PACKAGES := libportaudio2 libsndfile1
 
-.PHONY: test test-fast demo install deb lint clean
+.PHONY: test test-fast test-pi demo install deb lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ lint: install
 
 test: install lint
 	$(BIN)/python -m pytest -q
+
+# The device path on aarch64 under qemu-user (Pi 4 and Pi 5 CPUs); also part of `make test`.
+# First run installs qemu-user-static + mmdebstrap and builds a cached sysroot (EDGEAV_PI_CACHE).
+test-pi: install
+	$(BIN)/python -m pytest -q -m pi tests/test_pi.py
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
