@@ -52,9 +52,23 @@ def _root(
 
 # --- commands (one module each) -------------------------------------------------------------
 # Registration lines are added by each feature; keep one line per command, in workflow order.
+from edgeav.commands import bench as _bench  # noqa: E402
+from edgeav.commands import convert as _convert  # noqa: E402
+from edgeav.commands import data as _data  # noqa: E402
+from edgeav.commands import demo as _demo  # noqa: E402
+from edgeav.commands import info as _info  # noqa: E402
+from edgeav.commands import run as _run  # noqa: E402
+from edgeav.commands import train as _train  # noqa: E402
 from edgeav.commands import zoo as _zoo  # noqa: E402
 
+app.command("data")(_data.data)
 app.command("zoo")(_zoo.zoo)
+app.command("train")(_train.train)
+app.command("convert")(_convert.convert)
+app.command("info")(_info.info)
+app.command("run")(_run.run)
+app.command("bench")(_bench.bench)
+app.command("demo")(_demo.demo)
 
 
 def main(argv: list[str] | None = None) -> None:

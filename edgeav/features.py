@@ -85,6 +85,7 @@ _AMIN = 1e-10  # power_to_db's floor, as librosa
 _CONTRAST_TOP_DB = 80.0  # spectral_contrast calls power_to_db with its defaults
 _MAX_CHANNELS = 8
 _MAX_PEAK = 2.0**200  # larger inputs are scaled down so the power spectrum cannot overflow
+_MAX_RESAMPLE_PEAK = 2.0**100  # likewise before resampling
 
 
 class FeatureError(EdgeAVError, ValueError):
@@ -512,6 +513,8 @@ def prepare_audio(y: Any, config: FeatureConfig, sr: int | float | None = None) 
     if peak > _MAX_PEAK:  # only absurd float input; a power of two keeps it exact
         x = x * 2.0 ** -(math.ceil(math.log2(peak)) - 200)
     if sr is not None and sr != config.sample_rate:
+        if peak > _MAX_RESAMPLE_PEAK:  # soxr overflows past ~2**120 (single-precision inside)
+            x = x * 2.0 ** -(math.ceil(math.log2(peak)) - 100)
         x = _resample(x, sr, config.sample_rate)
     if x.size < config.window_samples:
         x = np.concatenate([x, np.zeros(config.window_samples - x.size)])
@@ -540,6 +543,8 @@ def _to_float_mono(y: Any) -> np.ndarray:
                 f"audio of shape {x.shape} is neither (frames, channels) nor (channels, frames) "
                 f"with at most {_MAX_CHANNELS} channels"
             )
+        if x.shape[1] == 0:
+            raise FeatureError(f"audio of shape {y.shape} has no channels")
         x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
     elif x.ndim != 1:
         raise FeatureError(f"audio must be 1-D or (frames, channels), got shape {x.shape}")

@@ -42,6 +42,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     parent = _check_parent(path)
+    if path.exists() and not path.is_file():  # never rename over /dev/full, a FIFO or a folder
+        raise EdgeAVError(f"cannot write {path}: it exists and is not a regular file")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
     os.close(fd)
     tmp = Path(tmp_name)

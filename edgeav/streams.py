@@ -1,0 +1,209 @@
+"""Build a test stream from a data set split: a video of its images and a WAV of its clips.
+
+Second ``k`` of the stream shows one image (for a whole second, ``fps`` identical frames) and
+plays an audio clip of the same class from the start of that second (zero-padded or cut to one
+second). ``edgeav run --camera VIDEO --audio-file WAV --no-realtime`` then makes one prediction
+per second, tick ``k`` at ``t = k + 1`` covering exactly second ``k`` -- the runtime's clock is
+built so that tick sees that image and exactly that clip.
+
+By default the stream holds every image of the split, each paired with a clip by
+:func:`edgeav.data.loader.paired_indices` -- the same pairs the training and conversion reports
+use for their fused accuracy -- in an order shuffled with ``seed``, so the stream's accuracy is
+directly comparable to the bundle's. With ``seconds`` only the first ``seconds`` of that order are
+used. The video is lossless (FFV1) for ``.mkv``/``.avi``; ``.mp4`` uses the lossy mp4v codec.
+
+Used by the runtime's acceptance test, the benchmarks and the demo. Laptop side: reads the data set
+folder with :mod:`edgeav.data.loader` (OpenCV, soundfile, soxr); never TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeav.errors import EdgeAVError
+
+#: Codec per video file suffix (lossless where the container allows it).
+CODECS = {".mkv": "FFV1", ".avi": "FFV1", ".mp4": "mp4v"}
+
+
+@dataclass
+class TestStream:
+    """What :func:`make_test_stream` wrote: per second, the class and the source files."""
+
+    video: Path
+    wav: Path
+    classes: list[str]
+    labels: list[str]
+    image_files: list[Path] = field(default_factory=list)
+    audio_files: list[Path] = field(default_factory=list)
+    fps: float = 10.0
+    sample_rate: int = 16000
+
+    @property
+    def seconds(self) -> int:
+        return len(self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "video": str(self.video),
+            "wav": str(self.wav),
+            "classes": self.classes,
+            "labels": self.labels,
+            "image_files": [str(p) for p in self.image_files],
+            "audio_files": [str(p) for p in self.audio_files],
+            "fps": self.fps,
+            "sample_rate": self.sample_rate,
+        }
+
+
+def _tmp_name(path: Path) -> Path:
+    # the same suffix: OpenCV and libsndfile choose the format from it
+    return path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+
+
+def make_test_stream(
+    data_dir: str | os.PathLike[str],
+    split: str,
+    out_video: str | os.PathLike[str],
+    out_wav: str | os.PathLike[str],
+    seconds: int | None = None,
+    seed: int = 0,
+    *,
+    fps: float = 10.0,
+    labels_json: str | os.PathLike[str] | None = None,
+) -> TestStream:
+    """Write ``out_video`` and ``out_wav`` from ``data_dir``'s ``split`` (see the module docstring).
+
+    Args:
+        data_dir: a data set folder (``DATA/<split>/{image,audio}/<class>/...``).
+        split: e.g. ``"test"``.
+        out_video: ``.mkv`` or ``.avi`` (lossless FFV1) or ``.mp4`` (mp4v).
+        out_wav: the WAV to write (16-bit PCM at the clips' sample rate).
+        seconds: stream length (default: every image of the split).
+        seed: order of the seconds.
+        fps: video frame rate (each image is shown for ``fps`` frames).
+        labels_json: also write the per-second labels and source files there.
+
+    Returns:
+        A :class:`TestStream` with the label of every second.
+
+    Raises:
+        EdgeAVError: missing split, no pairs, unreadable files, an unsupported video suffix.
+    """
+    import cv2  # noqa: PLC0415
+    import soundfile as sf  # noqa: PLC0415
+
+    from edgeav.data.loader import paired_indices, read_audio, read_image, scan_dataset  # noqa: PLC0415
+
+    out_video, out_wav = Path(out_video), Path(out_wav)
+    codec = CODECS.get(out_video.suffix.lower())
+    if codec is None:
+        raise EdgeAVError(
+            f"video {out_video}: unsupported suffix {out_video.suffix!r}; use .mkv, .avi or .mp4"
+        )
+    if not (isinstance(fps, (int, float)) and 1 <= fps <= 120):
+        raise EdgeAVError(f"fps must be in 1..120, got {fps!r}")
+    index = scan_dataset(data_dir)
+    if split not in index.splits:
+        raise EdgeAVError(
+            f"data set {index.root} has no split {split!r} (has {', '.join(index.splits)})"
+        )
+    class_index = {c: i for i, c in enumerate(index.classes)}
+    files = index.splits[split].files
+    images = [(p, class_index[c]) for c in sorted(files["image"]) for p in files["image"][c]]
+    clips = [(p, class_index[c]) for c in sorted(files["audio"]) for p in files["audio"][c]]
+    ii, ai = paired_indices(
+        np.array([lab for _, lab in images]), np.array([lab for _, lab in clips]), seed=0
+    )
+    if ii.size == 0:
+        raise EdgeAVError(f"split {split!r} of {index.root} has no image/audio pairs of one class")
+    order = np.random.default_rng(seed).permutation(ii.size)
+    if seconds is not None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+            raise EdgeAVError(f"seconds must be a positive integer, got {seconds!r}")
+        if seconds > ii.size:
+            raise EdgeAVError(
+                f"split {split!r} has only {ii.size} pairs; asked for {seconds} seconds"
+            )
+        order = order[:seconds]
+    pairs = [(images[ii[k]], clips[ai[k]]) for k in order]
+
+    first_audio, sample_rate = read_audio(pairs[0][1][0])
+    frame_shape: tuple[int, int] | None = None
+    per_second = int(round(fps))
+    tmp_video, tmp_wav = _tmp_name(out_video), _tmp_name(out_wav)
+    writer = None
+    try:
+        audio = np.zeros(len(pairs) * sample_rate, dtype=np.float32)
+        for k, ((img_path, _), (clip_path, _)) in enumerate(pairs):
+            img = read_image(img_path)
+            if img.dtype != np.uint8:
+                img = img.astype(np.float32) / (257.0 if img.dtype == np.uint16 else 1.0)
+                img = np.clip(img, 0, 255).astype(np.uint8)
+            if img.ndim == 2:
+                img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+            elif img.shape[2] == 4:
+                img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+            if frame_shape is None:
+                frame_shape = img.shape[:2]
+                writer = cv2.VideoWriter(
+                    str(tmp_video), cv2.VideoWriter_fourcc(*codec), float(fps),
+                    (frame_shape[1], frame_shape[0]),
+                )  # fmt: skip
+                if not writer.isOpened():
+                    raise EdgeAVError(f"cannot write video {out_video} with the {codec} codec")
+            if img.shape[:2] != frame_shape:  # every frame must have the first one's size
+                img = cv2.resize(
+                    img, (frame_shape[1], frame_shape[0]), interpolation=cv2.INTER_AREA
+                )
+            for _ in range(per_second):
+                writer.write(np.ascontiguousarray(img))
+            y, sr = read_audio(clip_path)
+            if y.ndim == 2:
+                y = y.mean(axis=1)
+            if sr != sample_rate:
+                import soxr  # noqa: PLC0415
+
+                y = soxr.resample(y, sr, sample_rate)
+            y = y[:sample_rate]
+            audio[k * sample_rate : k * sample_rate + len(y)] = y
+        writer.release()
+        writer = None
+        try:
+            sf.write(str(tmp_wav), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
+        except (RuntimeError, OSError) as exc:
+            raise EdgeAVError(f"cannot write audio {out_wav}: {exc}") from exc
+        try:
+            os.replace(tmp_video, out_video)
+            os.replace(tmp_wav, out_wav)
+        except OSError as exc:
+            raise EdgeAVError(
+                f"cannot write {out_video} / {out_wav}: {exc.strerror or exc}"
+            ) from exc
+    finally:
+        if writer is not None:
+            writer.release()
+        for tmp in (tmp_video, tmp_wav):
+            tmp.unlink(missing_ok=True)
+    del first_audio
+    stream = TestStream(
+        video=out_video,
+        wav=out_wav,
+        classes=list(index.classes),
+        labels=[index.classes[img[1]] for img, _ in pairs],
+        image_files=[img[0] for img, _ in pairs],
+        audio_files=[clip[0] for _, clip in pairs],
+        fps=float(fps),
+        sample_rate=int(sample_rate),
+    )
+    if labels_json is not None:
+        from edgeav.fileio import write_text_atomic  # noqa: PLC0415
+
+        write_text_atomic(labels_json, json.dumps(stream.to_dict(), indent=2))
+    return stream

@@ -1,0 +1,258 @@
+"""Run one ``.tflite`` model on the device: LiteRT first, then tflite-runtime, then ``tf.lite``.
+
+:func:`load_interpreter` returns a :class:`Model` whose :meth:`Model.predict` takes and returns
+float32 arrays whatever the model's tensor types are: a quantised (int8/uint8/int16) input is
+quantised with the input tensor's scale and zero-point, a quantised output is dequantised with
+the output tensor's, so callers always see float probabilities.
+
+Backends, in order of preference (``backend=`` or ``EDGEAV_TFLITE_BACKEND`` forces one):
+
+- ``ai_edge_litert`` (LiteRT, the successor of tflite-runtime; NumPy 2, aarch64 wheels),
+- ``tflite_runtime`` (its last release crashes on NumPy 2; kept for older installs),
+- ``tf.lite`` (full TensorFlow, a last resort; imported through :mod:`edgeav.tf`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeav.errors import EdgeAVError
+
+#: Backends in the order they are tried.
+BACKENDS = ("ai_edge_litert", "tflite_runtime", "tf.lite")
+
+
+def _interpreter_class(backend: str) -> Any:
+    """Return the ``Interpreter`` class of ``backend`` (ImportError if it is not installed)."""
+    if backend == "ai_edge_litert":
+        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+        return Interpreter
+    if backend == "tflite_runtime":
+        from tflite_runtime.interpreter import Interpreter  # noqa: PLC0415
+
+        return Interpreter
+    if backend == "tf.lite":
+        from edgeav.tf import tf  # noqa: PLC0415
+
+        try:
+            return tf().lite.Interpreter
+        except ImportError:
+            raise
+        except Exception as exc:  # a broken TensorFlow install is as good as none
+            raise ImportError(str(exc)) from exc
+    raise EdgeAVError(f"unknown TFLite backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _resolve_backend(backend: str | None) -> tuple[str, Any]:
+    backend = backend or os.environ.get("EDGEAV_TFLITE_BACKEND") or None
+    candidates = (backend,) if backend else BACKENDS
+    errors = []
+    for name in candidates:
+        try:
+            return name, _interpreter_class(name)
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+    if backend:
+        raise EdgeAVError(f"TFLite backend {backend!r} is not available ({errors[0]})")
+    raise EdgeAVError(
+        "no TFLite interpreter is installed (tried ai_edge_litert, tflite_runtime, tf.lite); "
+        "install the runtime extra: pip install 'edgeav[runtime]'"
+    )
+
+
+class _Quant:
+    """Scale and zero-point of one tensor (``scale == 0`` means not quantised)."""
+
+    def __init__(self, detail: dict[str, Any]) -> None:
+        self.dtype = np.dtype(detail["dtype"])
+        params = detail.get("quantization_parameters") or {}
+        scales = np.asarray(params.get("scales", []), dtype=np.float64)
+        zeros = np.asarray(params.get("zero_points", []), dtype=np.int64)
+        if scales.size == 0:
+            scale, zero = detail.get("quantization", (0.0, 0))
+            scales = np.asarray([scale], dtype=np.float64)
+            zeros = np.asarray([zero], dtype=np.int64)
+        if scales.size > 1:  # per-channel on an activation: not produced by edgeav's converter
+            raise EdgeAVError(
+                f"tensor {detail.get('name')!r} has per-channel quantisation; "
+                "only per-tensor input/output quantisation is supported"
+            )
+        self.scale = float(scales[0]) if scales.size else 0.0
+        self.zero_point = int(zeros[0]) if zeros.size else 0
+        self.quantized = np.issubdtype(self.dtype, np.integer) and self.scale > 0
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        if self.quantized:
+            info = np.iinfo(self.dtype)
+            q = np.round(x.astype(np.float64) / self.scale) + self.zero_point
+            return np.clip(q, info.min, info.max).astype(self.dtype)
+        return x.astype(self.dtype, copy=False)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        if self.quantized:
+            return ((q.astype(np.float32) - np.float32(self.zero_point)) * self.scale).astype(
+                np.float32
+            )
+        return q.astype(np.float32, copy=False)
+
+
+class Model:
+    """One loaded ``.tflite`` model with a float-in, float-out :meth:`predict`.
+
+    Attributes:
+        backend: "ai_edge_litert", "tflite_runtime" or "tf.lite".
+        name: where the model came from (a path or a label), used in error messages.
+        input_shape, output_shape: tensor shapes including the batch dimension.
+        input_dtype, output_dtype: tensor element types ("float32", "int8", ...).
+        num_threads: the thread count given to the interpreter (None = backend default).
+    """
+
+    def __init__(
+        self, interpreter: Any, backend: str, name: str, num_threads: int | None = None
+    ) -> None:
+        self._interp = interpreter
+        self.backend = backend
+        self.name = name
+        self.num_threads = num_threads
+        inputs = interpreter.get_input_details()
+        outputs = interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise EdgeAVError(
+                f"model {name} has {len(inputs)} inputs and {len(outputs)} outputs; "
+                "expected exactly one of each"
+            )
+        self._in, self._out = inputs[0], outputs[0]
+        self._in_q, self._out_q = _Quant(self._in), _Quant(self._out)
+        self.input_shape = tuple(int(d) for d in self._in["shape"])
+        self.output_shape = tuple(int(d) for d in self._out["shape"])
+        self.input_dtype = self._in_q.dtype.name
+        self.output_dtype = self._out_q.dtype.name
+        self._batch = self.input_shape[0] if self.input_shape else 1
+
+    @property
+    def input_quantization(self) -> tuple[float, int]:
+        return self._in_q.scale, self._in_q.zero_point
+
+    @property
+    def output_quantization(self) -> tuple[float, int]:
+        return self._out_q.scale, self._out_q.zero_point
+
+    def _resize(self, batch: int) -> None:
+        shape = [batch, *self.input_shape[1:]]
+        try:
+            self._interp.resize_tensor_input(self._in["index"], shape, strict=False)
+            self._interp.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            raise EdgeAVError(f"model {self.name} cannot run a batch of {batch}: {exc}") from exc
+        self._in = self._interp.get_input_details()[0]
+        self._out = self._interp.get_output_details()[0]
+        self._batch = batch
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Run the model on ``x`` (float; with or without the batch dimension).
+
+        Returns float32 outputs (dequantised), with a batch dimension only if ``x`` had one.
+        """
+        arr = np.asarray(x)
+        sample_shape = self.input_shape[1:]
+        if arr.shape == sample_shape:
+            batched, arr = False, arr[None]
+        elif arr.ndim == len(self.input_shape) and arr.shape[1:] == sample_shape:
+            batched = True
+        else:
+            raise EdgeAVError(
+                f"model {self.name} expects input of shape {sample_shape} "
+                f"(or a batch of them), got {arr.shape}"
+            )
+        if not np.issubdtype(arr.dtype, np.number):
+            raise EdgeAVError(f"model {self.name} input must be numeric, got {arr.dtype}")
+        if arr.shape[0] != self._batch:
+            self._resize(arr.shape[0])
+        self._interp.set_tensor(self._in["index"], self._in_q.quantize(arr))
+        self._interp.invoke()
+        out = self._out_q.dequantize(self._interp.get_tensor(self._out["index"]))
+        return out if batched else out[0]
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Capture what native code writes to file descriptor 2 (LiteRT's INFO/ERROR lines).
+
+    Yields a list that receives the captured lines when the block ends, so a load failure can
+    be reported in one line and a successful load stays quiet.
+    """
+    lines: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable fd 2: nothing to capture
+        yield lines
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace")
+            lines.extend(line for line in text.splitlines() if line.strip())
+
+
+def load_interpreter(
+    model: bytes | str | os.PathLike[str],
+    num_threads: int | None = None,
+    *,
+    backend: str | None = None,
+    name: str | None = None,
+) -> Model:
+    """Load a ``.tflite`` model (raw bytes or a path) into a :class:`Model`.
+
+    Args:
+        model: the flatbuffer bytes, or the path of a ``.tflite`` file.
+        num_threads: interpreter threads (>= 1); None lets the backend choose.
+        backend: force one of :data:`BACKENDS`; default: the first one installed
+            (``EDGEAV_TFLITE_BACKEND`` overrides the default).
+        name: a label for error messages (defaults to the path, or "model").
+
+    Raises:
+        EdgeAVError: unreadable file, invalid model, bad thread count, no backend installed.
+    """
+    if num_threads is not None and (
+        isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
+    ):
+        raise EdgeAVError(f"number of threads must be an integer >= 1, got {num_threads!r}")
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        content = bytes(model)
+        name = name or "model"
+    else:
+        path = Path(model)
+        name = name or str(path)
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise EdgeAVError(f"cannot read model {path}: {exc.strerror or exc}") from exc
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise EdgeAVError(f"{name} is not a TFLite model (no TFL3 flatbuffer identifier)")
+    backend_name, interpreter_cls = _resolve_backend(backend)
+    try:
+        with _captured_stderr() as native_log, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite warns on every use in TF 2.21
+            interp = interpreter_cls(model_content=content, num_threads=num_threads)
+            interp.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        errors = [line for line in native_log if "ERROR" in line]
+        detail = (errors[0] if errors else str(exc).strip().splitlines()[0]).strip()
+        raise EdgeAVError(f"cannot load model {name}: {detail}") from exc
+    return Model(interp, backend_name, name, num_threads)
