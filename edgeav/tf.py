@@ -13,7 +13,7 @@ from types import ModuleType
 
 def _prepare_env() -> None:
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def tf() -> ModuleType:

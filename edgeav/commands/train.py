@@ -1,0 +1,107 @@
+"""``edgeav train``: two-step training of the image and audio classifiers and their fusion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def train(
+    data: Path = typer.Argument(..., help="Data set folder (e.g. from `edgeav data av-digits`)."),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Run folder to write (default: runs/<timestamp>)."
+    ),
+    image_model: str = typer.Option(
+        "resnet-sep-tiny", "--image-model", help="Image model from `edgeav zoo`."
+    ),
+    input_size: int = typer.Option(48, "--input-size", help="Square image input size (pixels)."),
+    epochs: int = typer.Option(
+        None,
+        "--epochs",
+        help="Step 1 (cross-entropy) epochs for both models (default: image 15, audio 40).",
+    ),
+    triplet_epochs: int = typer.Option(
+        None,
+        "--triplet-epochs",
+        help="Step 2 (triplet) epochs for both models; 0 skips it (default: image 3, audio 10).",
+    ),
+    head_epochs: int = typer.Option(
+        None, "--head-epochs", help="Epochs of the head refit after the triplet step (default: 20)."
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", help="Batch size (cross-entropy)."),
+    margin: float = typer.Option(0.5, "--margin", help="Triplet loss margin (Euclidean)."),
+    seed: int = typer.Option(
+        0, "--seed", help="Random seed: initialisation, shuffling and augmentation."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run folder."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Train the image and audio classifiers (cross-entropy, then triplet loss) and the fusion.
+
+    Step 1 trains each encoder with a softmax head on cross-entropy; step 2 fine-tunes the encoder with the semi-hard triplet loss on its L2-normalised embedding and refits the head. Fusion weights are fit on val. Prints accuracy on test and test-noisy after each step and writes RUN/run.json, image.keras, audio.keras and metrics.json.
+    """
+    from edgeav.errors import EdgeAVError  # noqa: PLC0415
+    from edgeav.train import TrainConfig, default_run_dir  # noqa: PLC0415
+    from edgeav.train import train as run_training  # noqa: PLC0415
+
+    if not data.exists():
+        raise EdgeAVError(f"data folder {data} does not exist")
+    if not data.is_dir():
+        raise EdgeAVError(f"data folder {data} is not a folder")
+    cfg = TrainConfig(
+        image_model=image_model,
+        input_size=input_size,
+        batch_size=batch_size,
+        margin=margin,
+        seed=seed,
+    )
+    if epochs is not None:
+        cfg.epochs = cfg.audio_epochs = epochs
+    if triplet_epochs is not None:
+        cfg.triplet_epochs = cfg.audio_triplet_epochs = triplet_epochs
+    if head_epochs is not None:
+        cfg.head_epochs = head_epochs
+    if out is None:
+        out = default_run_dir()
+        out.parent.mkdir(parents=True, exist_ok=True)
+    metrics = run_training(data, out, cfg, overwrite=overwrite, progress=True)
+    if json_out:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    print_table(metrics)
+
+
+def print_table(metrics: dict[str, Any]) -> None:
+    """The accuracy table (stdout): test and test-noisy, image/audio/fused, after each step."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    splits = [s for s in metrics["step1"]["accuracy"] if s != "val"] or ["val"]
+    table = Table(title="accuracy (%) after step 1 (cross-entropy) and step 2 (+ triplet)")
+    table.add_column("model")
+    for split in splits:
+        for step in ("step 1", "step 2"):
+            table.add_column(f"{split}\n{step}", justify="right")
+        table.add_column(f"{split}\nchange", justify="right")
+    for modality in ("image", "audio", "fused"):
+        row = [modality]
+        for split in splits:
+            a = metrics["step1"]["accuracy"][split][modality]
+            b = metrics["step2"]["accuracy"][split][modality]
+            row += [f"{100 * a:.1f}", f"{100 * b:.1f}", f"{100 * (b - a):+.1f}"]
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    w1, w2 = metrics["step1"]["fusion"], metrics["step2"]["fusion"]
+    secs = metrics.get("seconds", {})
+    console.print(
+        f"fusion weights (fit on val): step 1 image {w1['image']:g} audio {w1['audio']:g}; "
+        f"step 2 image {w2['image']:g} audio {w2['audio']:g}",
+        highlight=False,
+    )
+    console.print(
+        f"run folder: {metrics.get('run_dir')}  ({secs.get('total', 0):.0f} s)", highlight=False
+    )

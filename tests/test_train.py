@@ -1,0 +1,212 @@
+"""``edgeav train``: a tiny end-to-end run that ``load_run`` reads back, and its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeav.errors import EdgeAVError
+
+CLASSES = ("a", "b", "c")
+SPLITS = {"train": 4, "val": 2, "test": 2, "test-noisy": 2}
+
+
+def _write_tiny_dataset(root: Path) -> Path:
+    """3 classes of 28x28 PNG stripes (class = orientation) and 1 s WAV tones (class = pitch)."""
+    import cv2
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000.0
+    for split, n in SPLITS.items():
+        for k, cls in enumerate(CLASSES):
+            img_dir = root / split / "image" / cls
+            aud_dir = root / split / "audio" / cls
+            img_dir.mkdir(parents=True)
+            aud_dir.mkdir(parents=True)
+            for i in range(n):
+                img = np.zeros((28, 28), np.uint8)
+                if k == 0:
+                    img[:, 10 + i : 16 + i] = 255
+                elif k == 1:
+                    img[10 + i : 16 + i, :] = 255
+                else:
+                    np.fill_diagonal(img, 255)
+                img = np.clip(img + rng.integers(0, 40, img.shape), 0, 255).astype(np.uint8)
+                assert cv2.imwrite(str(img_dir / f"{i}.png"), img)
+                tone = 0.3 * np.sin(2 * np.pi * (300 + 400 * k) * t)
+                clip = tone + 0.01 * rng.normal(size=t.size)
+                sf.write(aud_dir / f"{i}.wav", clip.astype(np.float32), 16000, subtype="PCM_16")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from edgeav.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("train")
+    data = _write_tiny_dataset(root / "data")
+    cfg = TrainConfig(
+        input_size=32,
+        epochs=1,
+        audio_epochs=1,
+        triplet_epochs=1,
+        audio_triplet_epochs=1,
+        head_epochs=1,
+        batch_size=8,
+        triplet_batch_size=12,
+        audio_augment=1,
+    )
+    metrics = train(data, root / "run", cfg, progress=False)
+    return root / "run", metrics
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_a_run_folder_load_run_reads(tiny_run):
+    from edgeav.features import FeatureConfig
+    from edgeav.fusion import FusionWeights
+    from edgeav.preprocess import ImageSpec
+    from edgeav.train import load_run
+
+    run_dir, metrics = tiny_run
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "audio.keras",
+        "image.keras",
+        "metrics.json",
+        "run.json",
+    ]
+    run = load_run(run_dir)
+    assert run.classes == list(CLASSES)
+    assert run.image_spec == ImageSpec(size=32, channels=3)
+    assert run.feature_config == FeatureConfig(statistics=("mean", "std", "max"))
+    assert isinstance(run.fusion, FusionWeights)
+    assert run.image_variant == "resnet-sep-tiny"
+    assert run.data_dir is not None and run.data_dir.is_absolute()
+
+    # Both steps evaluated on every split, for image, audio and fused.
+    on_disk = json.loads((run_dir / "metrics.json").read_text())
+    for step in ("step1", "step2"):
+        for split in ("val", "test", "test-noisy"):
+            acc = on_disk[step]["accuracy"][split]
+            assert set(acc) == {"image", "audio", "fused", "pairs"}
+            assert all(0.0 <= acc[m] <= 1.0 for m in ("image", "audio", "fused"))
+            assert acc["pairs"] == SPLITS[split] * len(CLASSES)
+    assert on_disk["counts"]["train"] == {"image": 12, "audio": 12}
+    assert on_disk["audio_augmented"] == 12
+    assert metrics["step2"]["accuracy"] == on_disk["step2"]["accuracy"]
+
+    # The saved models are classifiers: raw input -> softmax over the classes, no Lambda layers,
+    # and the audio model standardises raw feature vectors itself.
+    image = run.load_image_model()
+    audio = run.load_audio_model()
+    for model in (image, audio):
+        assert not any(type(layer).__name__ == "Lambda" for layer in model.layers)
+        assert model.get_layer("embedding") is not None and model.get_layer("head") is not None
+    x = np.zeros((2, 32, 32, 3), np.float32)
+    p = image.predict(x, verbose=0)
+    assert p.shape == (2, 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    assert any(type(layer).__name__ == "Normalization" for layer in audio.layers)
+    dim = run.feature_config.dim
+    assert audio.input_shape == (None, dim)
+    feats = np.random.default_rng(1).normal(size=(2, dim)).astype(np.float32)
+    assert audio.predict(feats, verbose=0).shape == (2, 3)
+
+
+def test_load_run_errors_name_the_problem(tmp_path):
+    from edgeav.train import load_run
+
+    with pytest.raises(EdgeAVError, match="does not exist"):
+        load_run(tmp_path / "nope")
+    with pytest.raises(EdgeAVError, match="run.json is missing"):
+        load_run(tmp_path)
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(EdgeAVError, match="cannot read"):
+        load_run(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(EdgeAVError, match="not an edgeav-run/1 file"):
+        load_run(tmp_path)
+    meta = {
+        "format": "edgeav-run/1",
+        "classes": ["a", "b"],
+        "image_spec": {"size": 32},
+        "feature_config": {},
+        "image_model": "image.keras",
+        "audio_model": "audio.keras",
+        "fusion": {"image": 1.0, "audio": 1.0},
+    }
+    (tmp_path / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(EdgeAVError, match="image.keras is missing"):
+        load_run(tmp_path)
+
+
+def test_train_rejects_bad_arguments_before_training(tmp_path):
+    from edgeav.train import TrainConfig, train
+
+    with pytest.raises(EdgeAVError, match="data folder .* does not exist"):
+        train(tmp_path / "missing", tmp_path / "run")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(EdgeAVError, match="already exists"):
+        train(tmp_path, tmp_path / "run")
+    with pytest.raises(EdgeAVError, match="--margin"):
+        train(tmp_path, tmp_path / "run2", TrainConfig(margin=0))
+    for name in ("no-such-model", "audio-mlp"):
+        with pytest.raises(EdgeAVError, match=f"unknown image model '{name}'"):
+            train(tmp_path, tmp_path / "run2", TrainConfig(image_model=name))
+    assert not (tmp_path / "run2").exists()
+
+
+def test_cli_missing_data_dir_is_a_one_line_error(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeav",
+            "train",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 3
+    assert (
+        proc.stderr.strip() == f"edgeav: error: data folder {tmp_path / 'missing'} does not exist"
+    )
+    assert proc.stdout == ""
+    assert not (tmp_path / "r").exists()
+
+
+def test_random_shift_moves_content_within_bounds():
+    from edgeav.train import random_shift
+
+    x = np.zeros((50, 8, 8, 1), np.float32)
+    x[:, 3:5, 3:5] = 1.0
+    out = random_shift(x, 2, np.random.default_rng(0))
+    assert out.shape == x.shape
+    np.testing.assert_allclose(out.sum(axis=(1, 2, 3)), 4.0)  # the blob is never cut off
+    assert (out != x).any(axis=(1, 2, 3)).sum() > 25  # most images moved
+    np.testing.assert_array_equal(random_shift(x, 0, np.random.default_rng(0)), x)
+
+
+def test_degrade_images_cutout_and_noise_stay_in_range():
+    from edgeav.train import degrade_images
+
+    x = np.full((40, 16, 16, 1), 0.5, np.float32)
+    rng = np.random.default_rng(0)
+    assert degrade_images(x, rng, fraction=0.0) is x
+    out = degrade_images(x, rng, fraction=1.0, value_range=(0.0, 1.0))
+    assert out.shape == x.shape and out.min() >= 0.0 and out.max() <= 1.0
+    assert np.all((out != 0.5).any(axis=(1, 2, 3)))  # every image changed
+    np.testing.assert_array_equal(x, 0.5)  # the input is left alone
+    half = degrade_images(x, np.random.default_rng(1), fraction=0.5)
+    changed = int((half != 0.5).any(axis=(1, 2, 3)).sum())
+    assert 8 <= changed <= 32
