@@ -1,0 +1,445 @@
+"""``edgeav convert``'s work: run -> (prune) -> quantise -> validate in LiteRT -> bundle.
+
+:func:`convert_models` does the work on in-memory Keras models and arrays (tests and fixtures
+use it directly); :func:`convert_run` loads a training run and its data set's train and test
+splits and calls it. Nothing is written unless every converted model passed validation (or the
+user allowed the drop).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from edgeav.converters.quantize import (
+    MODES,
+    convert_keras,
+    leading_normalization,
+    representative_indices,
+)
+from edgeav.converters.validate import (
+    Comparison,
+    check_drops,
+    compare,
+    fused_probs,
+    keras_predict,
+    tflite_predict,
+)
+
+from edgeav.errors import EdgeAVError
+
+MODALITIES = ("image", "audio")
+
+
+class Progress(Protocol):
+    def stage(self, description: str) -> None:
+        """A new stage starts (advances the bar by one)."""
+
+    def note(self, description: str) -> None:
+        """Update the current stage's description."""
+
+
+class _NoProgress:
+    def stage(self, description: str) -> None:
+        pass
+
+    def note(self, description: str) -> None:
+        pass
+
+
+@dataclass
+class ConvertOptions:
+    """What ``edgeav convert`` was asked for."""
+
+    quantize: str = "int8"
+    prune: float | None = None
+    structured: str | None = None
+    calibration_samples: int = 200
+    max_drop: float | None = None  # None: 1 point, 2 with pruning
+    allow_drop: bool = False
+    prune_epochs: int = 3
+    batch_size: int = 32
+    #: int8: keep a leading Normalization layer (the audio encoder's) and the input in float32.
+    float_normalization: bool = True
+    seed: int = 0
+
+    @property
+    def pruning(self) -> bool:
+        return self.prune is not None or self.structured is not None
+
+    def stages(self, modalities: int = 2) -> int:
+        """How many ``Progress.stage`` calls :func:`convert_models` makes (for a progress bar)."""
+        per_model = 3 + int(self.pruning)  # Keras predictions, [prune], convert, validate
+        return modalities * per_model + int(modalities == 2) + 1  # + fused + write
+
+    @property
+    def drop_limit(self) -> float:
+        if self.max_drop is not None:
+            return float(self.max_drop)
+        return 2.0 if self.pruning else 1.0
+
+    def check(self) -> None:
+        if self.quantize not in MODES:
+            raise EdgeAVError(
+                f"--quantize must be one of {', '.join(MODES)}, got {self.quantize!r}"
+            )
+        if self.prune is not None and not 0.0 < self.prune < 1.0:
+            raise EdgeAVError(f"--prune must be a fraction between 0 and 1, got {self.prune}")
+        if self.structured not in (None, "2:4"):
+            raise EdgeAVError(f"--structured must be 2:4, got {self.structured!r}")
+        if self.structured and self.prune not in (None, 0.5):
+            raise EdgeAVError(
+                f"--structured 2:4 is 50% sparsity by construction; it cannot reach --prune {self.prune}"
+            )
+        if self.calibration_samples < 1:
+            raise EdgeAVError(
+                f"--calibration-samples must be positive, got {self.calibration_samples}"
+            )
+        if self.max_drop is not None and not 0.0 <= self.max_drop <= 100.0:
+            raise EdgeAVError(f"--max-drop must be between 0 and 100 points, got {self.max_drop}")
+        if self.prune_epochs < 1:
+            raise EdgeAVError(f"--prune-epochs must be at least 1, got {self.prune_epochs}")
+
+
+@dataclass
+class SplitArrays:
+    """One split's inputs and labels per modality (None where a modality is absent)."""
+
+    images: np.ndarray | None
+    image_labels: np.ndarray | None
+    audio: np.ndarray | None
+    audio_labels: np.ndarray | None
+
+    def get(self, modality: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if modality == "image":
+            return self.images, self.image_labels
+        return self.audio, self.audio_labels
+
+
+@dataclass
+class ModelResult:
+    modality: str
+    tflite: bytes
+    params: int
+    comparison: Comparison
+    keras_pruned_accuracy: float | None = None
+    sparsity: dict[str, Any] | None = None
+    tflite_zero_fraction: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return len(self.tflite)
+
+    @property
+    def gzip_size(self) -> int:
+        return len(gzip.compress(self.tflite, compresslevel=9, mtime=0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "size_bytes": self.size,
+            "gzip_bytes": self.gzip_size,
+            "params": self.params,
+            "keras_accuracy": self.comparison.keras_accuracy,
+            "keras_pruned_accuracy": self.keras_pruned_accuracy,
+            "tflite_accuracy": self.comparison.tflite_accuracy,
+            "agreement": self.comparison.agreement,
+            "drop_points": round(self.comparison.drop, 3),
+            "samples": self.comparison.samples,
+            "sparsity": self.sparsity,
+            "tflite_zero_fraction": round(self.tflite_zero_fraction, 6),
+            "seconds": round(self.seconds, 2),
+        }
+
+
+@dataclass
+class ConvertResult:
+    out: Path
+    quantization: str
+    models: dict[str, ModelResult]
+    fused: Comparison | None
+    bundle_size: int
+    max_drop: float
+    over_limit: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    run_dir: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bundle": str(self.out),
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+            "quantization": self.quantization,
+            "bundle_bytes": self.bundle_size,
+            "max_drop_points": self.max_drop,
+            "over_limit": self.over_limit,
+            "models": {m: r.to_dict() for m, r in self.models.items()},
+            "fused": None if self.fused is None else self.fused.to_dict(),
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def convert_models(
+    models: dict[str, Any],
+    *,
+    classes: list[str],
+    image_spec,
+    feature_config,
+    fusion,
+    train: SplitArrays,
+    test: SplitArrays,
+    out: str | Path,
+    options: ConvertOptions | None = None,
+    progress: Progress | None = None,
+) -> ConvertResult:
+    """Convert, validate and bundle ``models`` (``{"image": keras_model, "audio": keras_model}``).
+
+    Args:
+        classes: the labels (index = model output index).
+        image_spec, feature_config, fusion: :class:`~edgeav.preprocess.ImageSpec`,
+            :class:`~edgeav.features.FeatureConfig`, :class:`~edgeav.fusion.FusionWeights`.
+        train: training arrays (int8 calibration, pruning fine-tuning).
+        test: test arrays (validation against Keras).
+        out: the bundle to write (atomically, and only if validation passed).
+    """
+    from edgeav import bundle as bundle_mod  # noqa: PLC0415
+    from edgeav.data.loader import paired_indices  # noqa: PLC0415
+    from edgeav.tflite_schema import describe  # noqa: PLC0415
+
+    options = options or ConvertOptions()
+    options.check()
+    progress = progress or _NoProgress()
+    t_start = time.perf_counter()
+    present = [m for m in MODALITIES if models.get(m) is not None]
+    if not present:
+        raise EdgeAVError("nothing to convert: no image or audio model")
+
+    results: dict[str, ModelResult] = {}
+    keras_probs: dict[str, np.ndarray] = {}
+    tflite_probs: dict[str, np.ndarray] = {}
+    for modality in present:
+        t0 = time.perf_counter()
+        model = models[modality]
+        x_test, y_test = test.get(modality)
+        x_train, y_train = train.get(modality)
+        if x_test is None or y_test is None or len(y_test) == 0:
+            raise EdgeAVError(f"no {modality} test samples to validate the converted model on")
+        progress.stage(f"{modality}: Keras predictions on test")
+        keras_probs[modality] = keras_predict(model, x_test)
+        to_convert, sparsity, pruned_acc = model, None, None
+        if options.pruning:
+            if x_train is None or y_train is None or len(y_train) == 0:
+                raise EdgeAVError(
+                    f"no {modality} training samples to fine-tune the pruned model on"
+                )
+            from edgeav.converters.prune import prune_model  # noqa: PLC0415
+
+            progress.stage(f"{modality}: pruning + fine-tuning")
+            to_convert, report = prune_model(
+                model,
+                x_train,
+                y_train,
+                sparsity=options.prune if options.prune is not None else 0.5,
+                structured=options.structured,
+                epochs=options.prune_epochs,
+                batch_size=options.batch_size,
+                seed=options.seed,
+                on_epoch=lambda done, total, m=modality: progress.note(
+                    f"{m}: pruning + fine-tuning (epoch {done}/{total})"
+                ),
+            )
+            sparsity = report.to_dict()
+            pruned_acc = float(np.mean(np.argmax(keras_predict(to_convert, x_test), 1) == y_test))
+        rep = None
+        if options.quantize == "int8":
+            if x_train is None or y_train is None or len(y_train) == 0:
+                raise EdgeAVError(
+                    f"no {modality} training samples to calibrate the int8 model with"
+                )
+            idx = representative_indices(y_train, options.calibration_samples, seed=options.seed)
+            rep = x_train[idx]
+        progress.stage(f"{modality}: converting to TFLite ({options.quantize})")
+        float_input = options.float_normalization and leading_normalization(to_convert)
+        tfl = convert_keras(to_convert, options.quantize, rep, float_input=float_input)
+        progress.stage(f"{modality}: validating in LiteRT on {len(y_test)} test samples")
+        tflite_probs[modality] = tflite_predict(tfl, x_test)
+        info = describe(tfl)
+        results[modality] = ModelResult(
+            modality=modality,
+            tflite=tfl,
+            params=int(model.count_params()),
+            comparison=compare(keras_probs[modality], tflite_probs[modality], y_test),
+            keras_pruned_accuracy=pruned_acc,
+            sparsity=sparsity,
+            tflite_zero_fraction=info.weight_sparsity,
+            seconds=time.perf_counter() - t0,
+        )
+
+    fused = None
+    if len(present) == 2:
+        progress.stage("fused: comparing on paired test samples")
+        ii, ai = paired_indices(test.image_labels, test.audio_labels, seed=0)
+        if len(ii):
+            fusion_dict = fusion.to_dict()
+            k = fused_probs(keras_probs["image"][ii], keras_probs["audio"][ai], fusion_dict)
+            t = fused_probs(tflite_probs["image"][ii], tflite_probs["audio"][ai], fusion_dict)
+            fused = compare(k, t, np.asarray(test.image_labels)[ii])
+
+    checks = {m: r.comparison for m, r in results.items()}
+    if fused is not None:
+        checks["fused"] = fused
+    over = check_drops(checks, options.drop_limit, options.allow_drop)
+
+    progress.stage(f"writing {out}")
+    entries = {}
+    members = {}
+    for modality, r in results.items():
+        info = describe(r.tflite)
+        name = f"{modality}.tflite"
+        members[name] = r.tflite
+        entries[modality] = bundle_mod.ModelEntry(
+            file=name,
+            input_shape=list(info.inputs[0].shape),
+            input_dtype=info.inputs[0].dtype,
+            output_shape=list(info.outputs[0].shape),
+            output_dtype=info.outputs[0].dtype,
+            params=r.params,
+        )
+    accuracy: dict[str, Any] = {"split": "test", "keras": {}, "tflite": {}, "agreement": {}}
+    for name, c in checks.items():
+        accuracy["keras"][name] = round(c.keras_accuracy, 6)
+        accuracy["tflite"][name] = round(c.tflite_accuracy, 6)
+        accuracy["agreement"][name] = round(c.agreement, 6)
+    accuracy["samples"] = {name: c.samples for name, c in checks.items()}
+    if options.pruning:
+        accuracy["keras_pruned"] = {m: r.keras_pruned_accuracy for m, r in results.items()}
+    sparsity = None
+    if options.pruning:
+        sparsity = {
+            "target": 0.5 if options.structured else options.prune,
+            "structured": options.structured,
+            **{m: r.sparsity for m, r in results.items()},
+        }
+    manifest = bundle_mod.Manifest(
+        classes=list(classes),
+        image=entries.get("image"),
+        audio=entries.get("audio"),
+        image_spec=image_spec.to_dict(),
+        feature_config=feature_config.to_dict(),
+        fusion=fusion.to_dict(),
+        quantization=options.quantize,
+        sparsity=sparsity,
+        accuracy=accuracy,
+    )
+    path = bundle_mod.write_bundle(out, manifest, members)
+    return ConvertResult(
+        out=path,
+        quantization=options.quantize,
+        models=results,
+        fused=fused,
+        bundle_size=path.stat().st_size,
+        max_drop=options.drop_limit,
+        over_limit=over,
+        seconds=time.perf_counter() - t_start,
+    )
+
+
+def newest_run(base: str | Path = "runs") -> Path:
+    """The most recently written run folder (one holding ``run.json``) under ``base``."""
+    base = Path(base)
+    if not base.is_dir():
+        raise EdgeAVError(
+            f"no run folder given and {base}/ does not exist; train first (edgeav train DATA) "
+            "or pass the run folder"
+        )
+    runs = [p.parent for p in base.glob("*/run.json") if p.is_file()]
+    if not runs:
+        raise EdgeAVError(f"no training run (a folder with run.json) under {base}/")
+    return max(runs, key=lambda p: ((p / "run.json").stat().st_mtime, p.name))
+
+
+def locate_run(run_dir: str | Path | None, data_dir: str | Path | None = None):
+    """Load the run (default: newest under ``runs/``) and find its data set: ``(run, data)``.
+
+    Cheap (no TensorFlow), so the command fails fast on a wrong folder.
+    """
+    from edgeav.train import load_run  # noqa: PLC0415
+
+    run_path = Path(run_dir) if run_dir is not None else newest_run()
+    run = load_run(run_path)
+    data = Path(data_dir) if data_dir is not None else run.data_dir
+    if data is None or not data.is_dir():
+        raise EdgeAVError(
+            f"the data set of run {run_path} ({data}) is not there; pass --data DATA_DIR"
+        )
+    return run, data
+
+
+def check_output(out: str | Path) -> Path:
+    """Fail before any work if ``out`` cannot be written (missing folder, a folder itself)."""
+    out = Path(out)
+    if out.is_dir():
+        raise EdgeAVError(f"cannot write bundle {out}: it is a folder")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise EdgeAVError(f"cannot write bundle {out}: folder {parent} does not exist")
+    if out.exists() and not out.is_file():  # e.g. /dev/full: never renamed over
+        raise EdgeAVError(f"cannot write bundle {out}: it exists and is not a regular file")
+    if not os.access(parent, os.W_OK):
+        raise EdgeAVError(f"cannot write bundle {out}: folder {parent} is not writable")
+    return out
+
+
+def convert_run(
+    run_dir: str | Path | None,
+    out: str | Path,
+    options: ConvertOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    located=None,
+) -> ConvertResult:
+    """Convert the run in ``run_dir`` (default: the newest under ``runs/``) into ``out``.
+
+    ``located`` is :func:`locate_run`'s result when the caller already has it.
+    """
+    from edgeav.data.loader import load_dataset  # noqa: PLC0415
+
+    options = options or ConvertOptions()
+    options.check()
+    check_output(out)
+    run, data = located if located is not None else locate_run(run_dir, data_dir)
+    run_path = run.path
+    needs_train = options.quantize == "int8" or options.pruning
+    splits = ["train", "test"] if needs_train else ["test"]
+    ds = load_dataset(data, run.image_spec, run.feature_config, splits=splits, progress=True)
+    if list(ds.classes) != list(run.classes):
+        raise EdgeAVError(
+            f"the classes of data set {data} ({len(ds.classes)}) differ from run {run_path}'s"
+        )
+
+    def arrays(name: str) -> SplitArrays:
+        if name not in ds:
+            return SplitArrays(None, None, None, None)
+        s = ds[name]
+        return SplitArrays(s.images, s.image_labels, s.audio_features, s.audio_labels)
+
+    models = {"image": run.load_image_model(), "audio": run.load_audio_model()}
+    result = convert_models(
+        models,
+        classes=run.classes,
+        image_spec=run.image_spec,
+        feature_config=run.feature_config,
+        fusion=run.fusion,
+        train=arrays("train"),
+        test=arrays("test"),
+        out=out,
+        options=options,
+        progress=progress,
+    )
+    result.run_dir = Path(run_path).resolve()
+    return result

@@ -1,0 +1,104 @@
+"""Check converted models against their Keras originals before anything is written.
+
+Each ``.tflite`` model runs in the LiteRT interpreter (the one the device uses) on the test split;
+its predictions are compared with the Keras model's: top-1 agreement and accuracy per modality
+and for the fused prediction (``edgeav.fusion.fuse`` with the run's weights). A drop larger than
+the allowed one fails the conversion, so no bundle is written from a model nobody checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeav.errors import EdgeAVError
+
+
+class AccuracyDropError(EdgeAVError):
+    """The converted model lost more accuracy than allowed."""
+
+
+def load_tflite(model_bytes: bytes, num_threads: int | None = None):
+    """The runtime's LiteRT wrapper (shared quantise/dequantise handling with the device)."""
+    from edgeav.runtime.interpreter import load_interpreter  # noqa: PLC0415
+
+    return load_interpreter(model_bytes, num_threads=num_threads, name="converted model")
+
+
+def tflite_predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
+    """Class probabilities ``(N, classes)`` for ``x`` ``(N, ...)``, one sample per invoke."""
+    model = load_tflite(model_bytes)
+    x = np.asarray(x, dtype=np.float32)
+    rows = [
+        np.asarray(model.predict(x[i : i + 1]), dtype=np.float32).reshape(-1) for i in range(len(x))
+    ]
+    if not rows:
+        raise EdgeAVError("no test samples to validate the converted model on")
+    return np.stack(rows)
+
+
+def keras_predict(model, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    return np.asarray(
+        model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0), np.float32
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Keras vs. TFLite on one modality (or the fused prediction)."""
+
+    samples: int
+    keras_accuracy: float
+    tflite_accuracy: float
+    agreement: float
+
+    @property
+    def drop(self) -> float:
+        """Accuracy lost by conversion, in percentage points (negative = gained)."""
+        return 100.0 * (self.keras_accuracy - self.tflite_accuracy)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["drop_points"] = round(self.drop, 3)
+        return out
+
+
+def compare(keras_probs: np.ndarray, tflite_probs: np.ndarray, labels: np.ndarray) -> Comparison:
+    k = np.argmax(keras_probs, axis=1)
+    t = np.argmax(tflite_probs, axis=1)
+    y = np.asarray(labels)
+    if not (len(k) == len(t) == len(y)) or len(y) == 0:
+        raise EdgeAVError(f"cannot compare predictions of lengths {len(k)}, {len(t)}, {len(y)}")
+    return Comparison(
+        samples=int(len(y)),
+        keras_accuracy=float(np.mean(k == y)),
+        tflite_accuracy=float(np.mean(t == y)),
+        agreement=float(np.mean(k == t)),
+    )
+
+
+def fused_probs(p_image: np.ndarray, p_audio: np.ndarray, fusion: dict[str, Any]) -> np.ndarray:
+    """Fused probabilities with ``edgeav.fusion.fuse`` and the run's weights (a dict)."""
+    from edgeav.fusion import FusionWeights, fuse  # noqa: PLC0415
+
+    weights = FusionWeights.from_dict(fusion)
+    fused, _used = fuse({"image": p_image, "audio": p_audio}, weights)
+    return np.asarray(fused, dtype=np.float32)
+
+
+def check_drops(results: dict[str, Comparison], max_drop: float, allow: bool) -> list[str]:
+    """Messages for each result whose drop exceeds ``max_drop``; raise unless ``allow``."""
+    over = [
+        f"{name} accuracy fell {c.drop:.2f} points ({100 * c.keras_accuracy:.2f}% Keras -> "
+        f"{100 * c.tflite_accuracy:.2f}% TFLite)"
+        for name, c in results.items()
+        if c.drop > max_drop + 1e-9
+    ]
+    if over and not allow:
+        raise AccuracyDropError(
+            f"conversion rejected, no bundle written: {'; '.join(over)}; the limit is "
+            f"--max-drop {max_drop:g} (pass --allow-drop to write it anyway)"
+        )
+    return over

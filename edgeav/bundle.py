@@ -1,0 +1,545 @@
+"""The ``model.edgeav`` bundle: the one file copied from the laptop to the device.
+
+A bundle is a zip archive (like Keras's ``.keras`` files) holding::
+
+    manifest.json   format version, labels, per-modality model entry, image preprocessing,
+                    audio feature config, fusion weights, quantisation, sparsity, accuracy
+                    before/after conversion, sha256 of every other member
+    image.tflite    the image classifier (optional if the run has no image model)
+    audio.tflite    the audio classifier (optional if the run has no audio model)
+
+:func:`read_bundle` trusts nothing in the file: it checks the format version, every field's type,
+member names (no ``..``, no absolute paths, no symlinks, nothing unlisted), sizes (declared and
+actual, read in chunks up to a cap so a zip bomb cannot exhaust memory), sha256 hashes, that the
+number of labels matches each model's output size and that each model's input matches the image
+spec or the audio feature size. Every failure is a :class:`BundleError` naming the bundle.
+Nothing in a bundle is executed or unpickled.
+
+This module needs only the standard library (and NumPy through ``edgeav.preprocess``): the
+device runtime imports it. When LiteRT's flatbuffer schema is installed (``ai-edge-litert``),
+the ``.tflite`` members' real input/output tensors are checked against the manifest as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import stat
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgeav import __version__
+from edgeav.errors import EdgeAVError
+from edgeav.fileio import write_bytes_atomic
+from edgeav.preprocess import ImageSpec
+
+#: The bundle format this code writes and the only one it reads.
+FORMAT_VERSION = 1
+FORMAT_NAME = "edgeav-bundle"
+MANIFEST_NAME = "manifest.json"
+MODALITIES = ("image", "audio")
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32")
+
+#: Caps against hostile or broken files.
+MAX_MEMBER_BYTES = 256 * 1024 * 1024
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_BUNDLE_BYTES = 2 * MAX_MEMBER_BYTES + MAX_MANIFEST_BYTES + 1024 * 1024
+MAX_ENTRIES = 8
+MAX_CLASSES = 100_000
+_CHUNK = 1024 * 1024
+
+
+class BundleError(EdgeAVError):
+    """A ``model.edgeav`` file that cannot be used (unreadable, corrupt, tampered or invalid)."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One modality's model inside the bundle."""
+
+    file: str
+    input_shape: list[int]
+    input_dtype: str
+    output_shape: list[int]
+    output_dtype: str
+    params: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "input_shape": list(self.input_shape),
+            "input_dtype": self.input_dtype,
+            "output_shape": list(self.output_shape),
+            "output_dtype": self.output_dtype,
+            "params": self.params,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> ModelEntry:
+        obj = _expect(data, dict, where)
+        _no_unknown(
+            obj,
+            {"file", "input_shape", "input_dtype", "output_shape", "output_dtype", "params"},
+            where,
+        )
+        return cls(
+            file=_member_name(_get(obj, "file", str, where), f"{where}.file"),
+            input_shape=_shape(_get(obj, "input_shape", list, where), f"{where}.input_shape"),
+            input_dtype=_choice(
+                _get(obj, "input_dtype", str, where), DTYPES, f"{where}.input_dtype"
+            ),
+            output_shape=_shape(_get(obj, "output_shape", list, where), f"{where}.output_shape"),
+            output_dtype=_choice(
+                _get(obj, "output_dtype", str, where), DTYPES, f"{where}.output_dtype"
+            ),
+            params=_nonneg_int(_get(obj, "params", int, where), f"{where}.params"),
+        )
+
+
+@dataclass
+class Manifest:
+    """The bundle's ``manifest.json`` (see the module docstring)."""
+
+    classes: list[str]
+    image: ModelEntry | None
+    audio: ModelEntry | None
+    image_spec: dict[str, Any]
+    feature_config: dict[str, Any]
+    fusion: dict[str, Any]
+    quantization: str
+    sparsity: dict[str, Any] | None = None
+    accuracy: dict[str, Any] = field(default_factory=dict)
+    members: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    edgeav_version: str = __version__
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": self.format_version,
+            "edgeav_version": self.edgeav_version,
+            "created": self.created,
+            "classes": list(self.classes),
+            "image": self.image.to_dict() if self.image else None,
+            "audio": self.audio.to_dict() if self.audio else None,
+            "image_spec": self.image_spec,
+            "feature_config": self.feature_config,
+            "fusion": self.fusion,
+            "quantization": self.quantization,
+            "sparsity": self.sparsity,
+            "accuracy": self.accuracy,
+            "members": dict(self.members),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Manifest:
+        """Validate a decoded ``manifest.json`` (types and values) and build the manifest."""
+        where = "manifest"
+        obj = _expect(data, dict, where)
+        if obj.get("format") != FORMAT_NAME:
+            raise BundleError(f"not an edgeav bundle manifest (format {obj.get('format')!r})")
+        version = obj.get("format_version")
+        if version != FORMAT_VERSION or isinstance(version, bool):
+            raise BundleError(
+                f"unsupported bundle format version {version!r} (this edgeav reads version "
+                f"{FORMAT_VERSION}); convert the run again with this edgeav"
+            )
+        known = {
+            "format", "format_version", "edgeav_version", "created", "classes", "image", "audio",
+            "image_spec", "feature_config", "fusion", "quantization", "sparsity", "accuracy",
+            "members",
+        }  # fmt: skip
+        _no_unknown(obj, known, where)
+        classes = _get(obj, "classes", list, where)
+        if not 1 <= len(classes) <= MAX_CLASSES:
+            raise BundleError(
+                f"manifest.classes must list 1..{MAX_CLASSES} labels, got {len(classes)}"
+            )
+        for i, c in enumerate(classes):
+            if not isinstance(c, str) or not c or len(c) > 200:
+                raise BundleError(f"manifest.classes[{i}] must be a non-empty string, got {c!r}")
+        if len(set(classes)) != len(classes):
+            raise BundleError("manifest.classes has duplicate labels")
+        entries = {}
+        for m in MODALITIES:
+            raw = obj.get(m)
+            entries[m] = None if raw is None else ModelEntry.from_dict(raw, f"{where}.{m}")
+        if entries["image"] is None and entries["audio"] is None:
+            raise BundleError("manifest lists neither an image nor an audio model")
+        members = _get(obj, "members", dict, where)
+        for name, digest in members.items():
+            _member_name(name, "manifest.members")
+            if name == MANIFEST_NAME:
+                raise BundleError("manifest.members must not list manifest.json itself")
+            if not (isinstance(digest, str) and len(digest) == 64 and _is_hex(digest)):
+                raise BundleError(f"manifest.members[{name!r}] is not a sha256 hex digest")
+        sparsity = obj.get("sparsity")
+        if sparsity is not None and not isinstance(sparsity, dict):
+            raise BundleError("manifest.sparsity must be an object or null")
+        return cls(
+            classes=list(classes),
+            image=entries["image"],
+            audio=entries["audio"],
+            image_spec=_get(obj, "image_spec", dict, where),
+            feature_config=_get(obj, "feature_config", dict, where),
+            fusion=_get(obj, "fusion", dict, where),
+            quantization=_choice(
+                _get(obj, "quantization", str, where), QUANTIZATIONS, "manifest.quantization"
+            ),
+            sparsity=sparsity,
+            accuracy=_get(obj, "accuracy", dict, where),
+            members=dict(members),
+            created=_get(obj, "created", str, where),
+            edgeav_version=_get(obj, "edgeav_version", str, where),
+            format_version=FORMAT_VERSION,
+        )
+
+    def entry(self, modality: str) -> ModelEntry | None:
+        if modality not in MODALITIES:
+            raise BundleError(f"unknown modality {modality!r}; expected 'image' or 'audio'")
+        return self.image if modality == "image" else self.audio
+
+
+class Bundle:
+    """A validated bundle held in memory (models are a few MB at most)."""
+
+    def __init__(self, manifest: Manifest, members: dict[str, bytes], path: Path | None = None):
+        self.manifest = manifest
+        self._members = members
+        self.path = path
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.manifest.classes)
+
+    @property
+    def modalities(self) -> list[str]:
+        return [m for m in MODALITIES if self.manifest.entry(m) is not None]
+
+    def model_bytes(self, modality: str) -> bytes | None:
+        """The ``.tflite`` bytes of ``"image"`` or ``"audio"``, or None if the bundle has none."""
+        entry = self.manifest.entry(modality)
+        return None if entry is None else self._members[entry.file]
+
+    @property
+    def image_spec(self) -> ImageSpec:
+        return ImageSpec.from_dict(self.manifest.image_spec)
+
+    @property
+    def feature_config(self):  # -> edgeav.features.FeatureConfig
+        from edgeav.features import FeatureConfig  # noqa: PLC0415
+
+        return FeatureConfig.from_dict(self.manifest.feature_config)
+
+    @property
+    def fusion(self):  # -> edgeav.fusion.FusionWeights
+        from edgeav.fusion import FusionWeights  # noqa: PLC0415
+
+        return FusionWeights.from_dict(self.manifest.fusion)
+
+    def member_sizes(self) -> dict[str, int]:
+        return {name: len(data) for name, data in self._members.items()}
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def bundle_bytes(manifest: Manifest, members: dict[str, bytes]) -> bytes:
+    """Serialise ``manifest`` and ``members`` to zip bytes (hashes and ``created`` filled in).
+
+    The result is validated with the same checks as :func:`read_bundle` before it is returned,
+    so an invalid bundle is never produced.
+    """
+    for name, data in members.items():
+        _member_name(name, "member")
+        if name == MANIFEST_NAME:
+            raise BundleError("a member may not be called manifest.json")
+        if not isinstance(data, (bytes, bytearray)):
+            raise BundleError(f"member {name!r} must be bytes, got {type(data).__name__}")
+        if len(data) > MAX_MEMBER_BYTES:
+            raise BundleError(
+                f"member {name!r} is {len(data)} bytes, over the {MAX_MEMBER_BYTES} cap"
+            )
+    manifest.members = {name: hashlib.sha256(data).hexdigest() for name, data in members.items()}
+    if not manifest.created:
+        manifest.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    text = json.dumps(manifest.to_dict(), indent=2, sort_keys=False, allow_nan=False)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr(_zipinfo(MANIFEST_NAME), text.encode("utf-8"))
+        for name in sorted(members):
+            zf.writestr(_zipinfo(name), bytes(members[name]))
+    data = buf.getvalue()
+    _parse(io.BytesIO(data), "<new bundle>", len(data))  # the reader's checks, before writing
+    return data
+
+
+def write_bundle(path: str | Path, manifest: Manifest, members: dict[str, bytes]) -> Path:
+    """Write a bundle atomically: validated in memory, then written to a temp file and renamed."""
+    data = bundle_bytes(manifest, members)
+    return write_bytes_atomic(Path(path), data)
+
+
+def _zipinfo(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = (stat.S_IFREG | 0o644) << 16
+    return info
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    """Read and validate ``path``; raise :class:`BundleError` for anything wrong with it."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise BundleError(f"bundle {path} does not exist") from None
+    except OSError as exc:
+        raise BundleError(f"cannot read bundle {path}: {exc.strerror or exc}") from None
+    if not path.is_file():
+        raise BundleError(f"bundle {path} is not a file")
+    if st.st_size == 0:
+        raise BundleError(f"bundle {path} is empty")
+    if st.st_size > MAX_BUNDLE_BYTES:
+        raise BundleError(f"bundle {path} is {st.st_size} bytes, over the {MAX_BUNDLE_BYTES} cap")
+    try:
+        with open(path, "rb") as fh:
+            manifest, members = _parse(fh, str(path), st.st_size)
+    except OSError as exc:
+        raise BundleError(f"cannot read bundle {path}: {exc.strerror or exc}") from None
+    return Bundle(manifest, members, path)
+
+
+def _parse(fh, label: str, size: int) -> tuple[Manifest, dict[str, bytes]]:
+    try:
+        return _parse_unchecked(fh, label, size)
+    except BundleError as exc:
+        msg = str(exc)
+        raise BundleError(
+            msg if msg.startswith(f"bundle {label}") else f"bundle {label}: {msg}"
+        ) from None
+    except EdgeAVError as exc:  # e.g. ImageSpec / FeatureConfig validation
+        raise BundleError(f"bundle {label}: {exc}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, struct.error) as exc:
+        raise BundleError(
+            f"bundle {label} is not a valid zip file (corrupt or truncated): {exc}"
+        ) from None
+    except (ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError, NotImplementedError,
+            RuntimeError, OverflowError, MemoryError, RecursionError) as exc:  # fmt: skip
+        raise BundleError(f"bundle {label} is invalid: {type(exc).__name__}: {exc}") from None
+
+
+def _parse_unchecked(fh, label: str, size: int) -> tuple[Manifest, dict[str, bytes]]:
+    if size == 0:
+        raise BundleError("the file is empty")
+    with zipfile.ZipFile(fh) as zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise BundleError(f"has {len(infos)} entries (at most {MAX_ENTRIES} expected)")
+        by_name: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            name = _member_name(info.filename, "zip entry")
+            if info.is_dir():
+                raise BundleError(f"unexpected folder entry {name!r}")
+            mode = (info.external_attr >> 16) & 0o170000
+            if mode not in (0, stat.S_IFREG):
+                raise BundleError(f"entry {name!r} is not a regular file (symlink or device)")
+            if name in by_name:
+                raise BundleError(f"duplicate entry {name!r}")
+            if info.flag_bits & 0x1:
+                raise BundleError(f"entry {name!r} is encrypted")
+            by_name[name] = info
+        if MANIFEST_NAME not in by_name:
+            raise BundleError("has no manifest.json (not an edgeav bundle?)")
+        raw = _read_capped(zf, by_name[MANIFEST_NAME], MAX_MANIFEST_BYTES)
+        try:
+            decoded = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BundleError("manifest.json is not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"manifest.json is not valid JSON: {exc}") from None
+        manifest = Manifest.from_dict(decoded)
+
+        listed = set(manifest.members)
+        present = set(by_name) - {MANIFEST_NAME}
+        missing = sorted(listed - present)
+        if missing:
+            raise BundleError(f"member {missing[0]!r} listed in the manifest is missing")
+        extra = sorted(present - listed)
+        if extra:
+            raise BundleError(f"entry {extra[0]!r} is not listed in the manifest")
+        members: dict[str, bytes] = {}
+        for name in sorted(listed):
+            data = _read_capped(zf, by_name[name], MAX_MEMBER_BYTES)
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != manifest.members[name]:
+                raise BundleError(
+                    f"member {name!r} does not match its sha256 (corrupt or tampered)"
+                )
+            members[name] = data
+    _check_consistency(manifest, members)
+    return manifest, members
+
+
+def _read_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    """Read one entry in chunks, refusing more than ``cap`` bytes whatever the header claims."""
+    if info.file_size > cap:
+        raise BundleError(
+            f"entry {info.filename!r} declares {info.file_size} bytes, over the {cap} cap"
+        )
+    out = bytearray()
+    with zf.open(info) as src:
+        while True:
+            chunk = src.read(_CHUNK)
+            if not chunk:
+                break
+            out += chunk
+            if len(out) > cap:
+                raise BundleError(f"entry {info.filename!r} inflates to more than {cap} bytes")
+    if len(out) != info.file_size:
+        raise BundleError(
+            f"entry {info.filename!r} has {len(out)} bytes, header says {info.file_size}"
+        )
+    return bytes(out)
+
+
+def _check_consistency(manifest: Manifest, members: dict[str, bytes]) -> None:
+    spec = ImageSpec.from_dict(manifest.image_spec)
+    n_classes = len(manifest.classes)
+    files = [e.file for e in (manifest.image, manifest.audio) if e is not None]
+    if len(set(files)) != len(files):
+        raise BundleError("image and audio entries name the same file")
+    feature_dim = None
+    if manifest.audio is not None:
+        from edgeav.features import FeatureConfig  # noqa: PLC0415  (NumPy only)
+
+        try:
+            feature_dim = FeatureConfig.from_dict(manifest.feature_config).dim
+        except (TypeError, ValueError, KeyError) as exc:
+            raise BundleError(f"manifest.feature_config is invalid: {exc}") from None
+    for modality in MODALITIES:
+        entry = manifest.entry(modality)
+        if entry is None:
+            continue
+        if entry.file not in members:
+            raise BundleError(f"manifest.{modality}.file {entry.file!r} is not a listed member")
+        if entry.output_shape[-1] != n_classes or len(entry.output_shape) != 2:
+            raise BundleError(
+                f"{modality} model output shape {entry.output_shape} does not match the "
+                f"{n_classes} labels"
+            )
+        if modality == "image":
+            expected = [1, *spec.shape]
+        else:
+            expected = [1, feature_dim]
+        if list(entry.input_shape) != expected:
+            raise BundleError(
+                f"{modality} model input shape {entry.input_shape} does not match the "
+                f"{'image spec' if modality == 'image' else 'audio feature size'} {expected}"
+            )
+        _check_tflite(modality, entry, members[entry.file])
+
+
+def _check_tflite(modality: str, entry: ModelEntry, data: bytes) -> None:
+    """Check the model's real tensors against the manifest when the schema is installed."""
+    from edgeav import tflite_schema  # noqa: PLC0415
+
+    if not tflite_schema.available():
+        return
+    try:
+        info = tflite_schema.describe(data)
+    except EdgeAVError as exc:
+        raise BundleError(f"{entry.file} is not a valid TFLite model: {exc}") from None
+    if len(info.inputs) != 1 or len(info.outputs) != 1:
+        raise BundleError(f"{entry.file} must have one input and one output tensor")
+    real_in, real_out = info.inputs[0], info.outputs[0]
+    for what, real, shape, dtype in (
+        ("input", real_in, entry.input_shape, entry.input_dtype),
+        ("output", real_out, entry.output_shape, entry.output_dtype),
+    ):
+        if list(real.shape) != list(shape) or real.dtype != dtype:
+            raise BundleError(
+                f"{entry.file} {what} is {real.dtype}{list(real.shape)} but the manifest says "
+                f"{dtype}{list(shape)}"
+            )
+
+
+# --- small validators -------------------------------------------------------------------------
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+def _member_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise BundleError(f"{where}: member name must be a non-empty string, got {name!r}")
+    bad = (
+        name.startswith(("/", "\\"))
+        or (len(name) > 1 and name[1] == ":")
+        or "\\" in name
+        or "\x00" in name
+        or any(part in ("..", ".", "") for part in name.split("/"))
+        or posixpath.isabs(name)
+        or len(name) > 100
+    )
+    if bad:
+        raise BundleError(f"{where}: unsafe member name {name!r} (absolute path or '..')")
+    return name
+
+
+def _expect(value: Any, typ: type, where: str) -> Any:
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise BundleError(f"{where} must be {_type_name(typ)}, got {type(value).__name__}")
+    return value
+
+
+def _get(obj: dict, key: str, typ: type, where: str) -> Any:
+    if key not in obj:
+        raise BundleError(f"{where} is missing required field {key!r}")
+    return _expect(obj[key], typ, f"{where}.{key}")
+
+
+def _type_name(typ: type) -> str:
+    return {dict: "an object", list: "a list", str: "a string", int: "an integer"}.get(
+        typ, typ.__name__
+    )
+
+
+def _no_unknown(obj: dict, known: set[str], where: str) -> None:
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        raise BundleError(f"{where} has unknown field(s): {', '.join(map(str, unknown))}")
+
+
+def _choice(value: str, allowed: tuple[str, ...], where: str) -> str:
+    if value not in allowed:
+        raise BundleError(f"{where} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _nonneg_int(value: int, where: str) -> int:
+    if value < 0:
+        raise BundleError(f"{where} must be >= 0, got {value}")
+    return value
+
+
+def _shape(value: list, where: str) -> list[int]:
+    if not 1 <= len(value) <= 6:
+        raise BundleError(f"{where} must have 1..6 dimensions, got {len(value)}")
+    for d in value:
+        if not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= 1_000_000:
+            raise BundleError(f"{where} has an invalid dimension {d!r}")
+    return list(value)

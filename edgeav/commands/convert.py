@@ -1,0 +1,184 @@
+"""``edgeav convert``: training run -> (prune) -> TFLite -> checked in LiteRT -> model.edgeav."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def convert(
+    run_dir: Path = typer.Argument(
+        None, help="Training run folder (default: the newest run under runs/)."
+    ),
+    out: Path = typer.Option(Path("model.edgeav"), "--out", "-o", help="Bundle to write."),
+    quantize: str = typer.Option(
+        "int8",
+        "--quantize",
+        "-q",
+        help="int8 (full integer), float16, dynamic (int8 weights, float activations) or float32.",
+    ),
+    prune: float = typer.Option(
+        None, "--prune", help="Magnitude-prune to this sparsity (0..1) with fine-tuning first."
+    ),
+    structured: str = typer.Option(
+        None, "--structured", help="Structured sparsity pattern: 2:4 (two zeros in every four)."
+    ),
+    calibration_samples: int = typer.Option(
+        200, "--calibration-samples", help="int8 calibration samples (stratified, train split)."
+    ),
+    prune_epochs: int = typer.Option(3, "--prune-epochs", help="Fine-tuning epochs when pruning."),
+    max_drop: float = typer.Option(
+        None,
+        "--max-drop",
+        help="Largest accuracy drop allowed, in points (default 1; 2 with --prune/--structured).",
+    ),
+    allow_drop: bool = typer.Option(
+        False, "--allow-drop", help="Write the bundle even if the drop exceeds --max-drop."
+    ),
+    data: Path = typer.Option(
+        None, "--data", help="Data set folder (default: the one the run was trained on)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Convert a training run to one model.edgeav bundle for the device.
+
+    Optionally prunes (tfmot magnitude pruning fine-tuned on train; the sparsity shown is measured in the stripped weights, per layer), converts both models to TFLite, runs each in LiteRT on the test split and compares it with Keras (accuracy and top-1 agreement per modality and fused). If accuracy drops by more than --max-drop points, no bundle is written.
+
+    int8: the image model is full integer with int8 input and output; the audio model keeps its input normalisation in float32 (float input/output, int8 everywhere after it), because one int8 scale cannot hold raw features whose ranges differ a thousandfold. Quantisation-aware training is not implemented: if int8 loses too much, use --quantize dynamic or float16.
+    """
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    from edgeav.converters.convert import (  # noqa: PLC0415
+        ConvertOptions,
+        check_output,
+        convert_run,
+        locate_run,
+    )
+
+    options = ConvertOptions(
+        quantize=quantize,
+        prune=prune,
+        structured=structured,
+        calibration_samples=calibration_samples,
+        max_drop=max_drop,
+        allow_drop=allow_drop,
+        prune_epochs=prune_epochs,
+    )
+    options.check()
+    check_output(out)
+    located = locate_run(run_dir, data)
+    stages = options.stages()
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("converting", total=stages)
+        started = [False]
+
+        class _Bar:
+            def stage(self, description: str) -> None:
+                if started[0]:
+                    bar.advance(task)
+                started[0] = True
+                bar.update(task, description=description)
+
+            def note(self, description: str) -> None:
+                bar.update(task, description=description)
+
+        result = convert_run(run_dir, out, options, _Bar(), located=located)
+        bar.update(task, completed=stages, description="done")
+    for msg in result.over_limit:
+        err.print(f"[yellow]warning:[/] {msg} (written because of --allow-drop)", highlight=False)
+    if json_out:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    print_table(result.to_dict())
+
+
+def _kb(n: int | None) -> str:
+    return "" if n is None else f"{n / 1024:,.1f}"
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.2f}"
+
+
+def print_table(res: dict) -> None:
+    """The conversion table on stdout (from :meth:`ConvertResult.to_dict`)."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    pruned = any(m.get("sparsity") for m in res["models"].values())
+    table = Table(
+        title=f"edgeav convert ({res['quantization']}): accuracy on test, Keras vs TFLite"
+    )
+    for col in ("model", "tflite KiB", "gzip KiB", "sparse %", "Keras %"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    if pruned:
+        table.add_column("pruned Keras %", justify="right")
+    for col in ("TFLite %", "agree %", "drop pts", "time s"):
+        table.add_column(col, justify="right")
+    for name, m in res["models"].items():
+        sp = m.get("sparsity")
+        row = [
+            name,
+            _kb(m["size_bytes"]),
+            _kb(m["gzip_bytes"]),
+            f"{100 * sp['measured']:.1f}" if sp else "-",
+            _pct(m["keras_accuracy"]),
+        ]
+        if pruned:
+            row.append(_pct(m.get("keras_pruned_accuracy")))
+        row += [
+            _pct(m["tflite_accuracy"]),
+            _pct(m["agreement"]),
+            f"{m['drop_points']:+.2f}",
+            f"{m['seconds']:.1f}",
+        ]
+        table.add_row(*row)
+    f = res.get("fused")
+    if f:
+        row = ["fused", "", "", "", _pct(f["keras_accuracy"])]
+        if pruned:
+            row.append("")
+        row += [_pct(f["tflite_accuracy"]), _pct(f["agreement"]), f"{f['drop_points']:+.2f}", ""]
+        table.add_row(*row)
+    total_raw = sum(m["size_bytes"] for m in res["models"].values())
+    total_gz = sum(m["gzip_bytes"] for m in res["models"].values())
+    row = ["bundle", _kb(total_raw), _kb(total_gz), "", ""]
+    if pruned:
+        row.append("")
+    row += ["", "", "", f"{res['seconds']:.1f}"]
+    table.add_row(*row, style="bold")
+    console = Console()
+    console.print(table)
+    if pruned:
+        layers = Table(title="measured sparsity of the pruned weights (stripped model), per layer")
+        for col in ("model", "layer/weight", "zeros %"):
+            layers.add_column(col, justify="right" if col == "zeros %" else "left")
+        for name, m in res["models"].items():
+            sp = m.get("sparsity") or {}
+            for layer, value in sp.get("layers", {}).items():
+                layers.add_row(name, layer, f"{100 * value:.1f}")
+            if sp:
+                layers.add_row(
+                    name,
+                    f"all pruned weights (target {100 * sp['target']:.0f}%"
+                    f"{', ' + sp['structured'] if sp.get('structured') else ''}); every weight",
+                    f"{100 * sp['measured']:.1f}; {100 * sp['overall']:.1f}",
+                    style="bold",
+                )
+        console.print(layers)
+    console.print(
+        f"wrote {res['bundle']} ({res['bundle_bytes']:,} bytes) from run {res['run_dir']}; "
+        f"max drop allowed {res['max_drop_points']:g} points",
+        highlight=False,
+    )

@@ -1,0 +1,165 @@
+"""``edgeav info``: what is inside a model.edgeav bundle (no TensorFlow needed)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def bundle_info(path: Path) -> dict[str, Any]:
+    """Everything ``edgeav info`` shows, as a JSON-ready dict (validates the bundle first)."""
+    from edgeav.bundle import read_bundle  # noqa: PLC0415
+    from edgeav.tflite_schema import available, describe  # noqa: PLC0415
+
+    bundle = read_bundle(path)
+    manifest = bundle.manifest.to_dict()
+    models: dict[str, Any] = {}
+    for modality in bundle.modalities:
+        data = bundle.model_bytes(modality)
+        entry = manifest[modality]
+        item: dict[str, Any] = {
+            "file": entry["file"],
+            "size_bytes": len(data),
+            "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "params": entry["params"],
+        }
+        if available():
+            item["tflite"] = describe(data).to_dict()
+        models[modality] = item
+    return {
+        "path": str(path),
+        "feature_dim": bundle.feature_config.dim if bundle.manifest.audio else None,
+        "size_bytes": path.stat().st_size,
+        "manifest": manifest,
+        "models": models,
+    }
+
+
+def info(
+    bundle: Path = typer.Argument(..., help="The model.edgeav bundle to describe."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Show what is inside a model.edgeav bundle (no TensorFlow needed).
+
+    Labels, preprocessing, fusion, quantisation, sparsity and accuracy, and per model its
+    input/output tensors (shape, dtype, scale, zero point), operator counts and sizes.
+
+    The bundle is fully validated first (hashes, names, sizes, shapes); an invalid one is an error.
+    """
+    result = bundle_info(bundle)
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    print_info(result)
+
+
+def _fmt_quant(t: dict[str, Any]) -> tuple[str, str]:
+    if not t["scale"]:
+        return "-", "-"
+    if len(t["scale"]) == 1:
+        return f"{t['scale'][0]:.6g}", str(t["zero_point"][0] if t["zero_point"] else 0)
+    return f"per-channel ({len(t['scale'])})", "..."
+
+
+def print_info(res: dict[str, Any]) -> None:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    m = res["manifest"]
+    console = Console()
+    summary = Table(title=f"{res['path']} ({res['size_bytes']:,} bytes)", show_header=False)
+    summary.add_column("field", style="bold")
+    summary.add_column("value")
+    classes = m["classes"]
+    shown = ", ".join(classes[:12]) + (
+        f", ... ({len(classes)} in all)" if len(classes) > 12 else ""
+    )
+    spec = m["image_spec"]
+    fc = m["feature_config"]
+    summary.add_row(
+        "format", f"edgeav bundle v{m['format_version']} (edgeav {m['edgeav_version']})"
+    )
+    summary.add_row("created", m["created"])
+    summary.add_row("classes", f"{len(classes)}: {shown}")
+    summary.add_row(
+        "image input",
+        f"{spec.get('size')}x{spec.get('size')}x{spec.get('channels')}"
+        f"{' ' + str(spec.get('color_order')) if spec.get('channels') == 3 else ''}, "
+        f"crop {spec.get('crop')}, x*{spec.get('scale'):.6g}"
+        f"+{spec.get('offset'):g}{', inverted' if spec.get('invert') else ''}",
+    )
+    summary.add_row(
+        "audio features",
+        f"{res['feature_dim']} values from {fc.get('sample_rate', '?')} Hz audio, "
+        f"{fc.get('window_seconds', '?')} s windows",
+    )
+    fusion = m["fusion"]
+    summary.add_row(
+        "fusion",
+        f"{fusion.get('rule', 'log-linear')}: image {fusion.get('image')}, audio {fusion.get('audio')}",
+    )
+    summary.add_row("quantization", m["quantization"])
+    sp = m.get("sparsity")
+    if sp:
+        measured = ", ".join(
+            f"{k} {100 * v['measured']:.1f}%" for k, v in sp.items() if isinstance(v, dict)
+        )
+        target = f"{100 * sp['target']:.0f}%" if sp.get("target") is not None else "?"
+        summary.add_row(
+            "sparsity",
+            f"target {target}{' (' + sp['structured'] + ')' if sp.get('structured') else ''}; "
+            f"measured {measured}",
+        )
+    else:
+        summary.add_row("sparsity", "not pruned")
+    acc = m.get("accuracy") or {}
+    if acc.get("keras") and acc.get("tflite"):
+        parts = [
+            f"{k} {100 * acc['keras'][k]:.2f} -> {100 * acc['tflite'].get(k, float('nan')):.2f}"
+            for k in acc["keras"]
+        ]
+        summary.add_row(
+            f"accuracy % ({acc.get('split', '?')})", "; ".join(parts) + " (Keras -> TFLite)"
+        )
+    console.print(summary)
+
+    tensors = Table(title="model tensors")
+    for col in ("model", "tensor", "shape", "dtype", "scale", "zero point"):
+        tensors.add_column(col)
+    sizes = Table(title="model sizes")
+    for col in ("model", "file", "params", "tflite", "gzipped", "weights", "zero weights %"):
+        sizes.add_column(col, justify="left" if col in ("model", "file") else "right")
+    ops = Table(title="operators")
+    ops.add_column("model")
+    ops.add_column("operator counts")
+    for modality, item in res["models"].items():
+        t = item.get("tflite")
+        if t:
+            for role in ("inputs", "outputs"):
+                for tensor in t[role]:
+                    scale, zero = _fmt_quant(tensor)
+                    tensors.add_row(
+                        modality, role[:-1], str(tensor["shape"]), tensor["dtype"], scale, zero,
+                    )  # fmt: skip
+            ops.add_row(modality, ", ".join(f"{k} {v}" for k, v in t["op_counts"].items()))
+        sizes.add_row(
+            modality,
+            item["file"],
+            f"{item['params']:,}",
+            f"{item['size_bytes']:,}",
+            f"{item['gzip_bytes']:,}",
+            f"{t['weight_bytes']:,}" if t else "?",
+            f"{100 * t['weight_sparsity']:.1f}" if t else "?",
+        )
+    if any(item.get("tflite") for item in res["models"].values()):
+        console.print(tensors)
+        console.print(ops)
+    else:
+        console.print("(install ai-edge-litert to see tensors and operators)")
+    console.print(sizes)

@@ -1,0 +1,126 @@
+"""Shared fixtures: small real artifacts built once per session.
+
+Converters (issue 5):
+- ``tiny_data``: synthetic, learnable train/test arrays for 10 classes (images 32x32x1, audio
+  feature vectors of ``FeatureConfig().dim``), as ``edgeav.converters.convert.SplitArrays``.
+- ``tiny_keras_models``: ``{"image": model, "audio": model}``, tiny tf_keras classifiers trained
+  for a few seconds on ``tiny_data`` (the audio model starts with a Normalization layer, as the
+  real audio encoder does).
+- ``tiny_bundle``: path to a real int8 ``model.edgeav`` (10 classes "0".."9", image spec
+  32x32x1, audio dim ``FeatureConfig().dim``) converted from those models with TFLiteConverter
+  and checked in LiteRT by ``edgeav.converters.convert.convert_models``. Treat it as read-only
+  (copy it before modifying).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+TINY_CLASSES = [str(i) for i in range(10)]
+TINY_IMAGE_SIZE = 32
+
+
+def _tiny_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """32x32x1 images in 0..1: a bright 8x8 square whose position encodes the class, plus noise."""
+    n = len(labels)
+    x = rng.uniform(0.0, 0.25, size=(n, TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, 1)).astype(np.float32)
+    for i, c in enumerate(labels):
+        r, q = divmod(int(c), 5)
+        top, left = 4 + 16 * r + int(rng.integers(-2, 3)), 1 + 6 * q + int(rng.integers(0, 2))
+        x[i, top : top + 8, left : left + 6, 0] += 0.7
+    return np.clip(x, 0.0, 1.0)
+
+
+def _tiny_audio(labels: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """Feature vectors with class-dependent means and very different scales per dimension."""
+    means = np.random.default_rng(1234).normal(size=(10, dim)).astype(np.float32)
+    scales = np.geomspace(0.01, 100.0, dim).astype(np.float32)
+    noise = rng.normal(scale=0.6, size=(len(labels), dim)).astype(np.float32)
+    return ((means[labels] + noise) * scales + 5.0).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_image_maker():
+    """``f(labels, rng) -> (N, 32, 32, 1)`` images in 0..1 of the ``tiny_data`` kind."""
+    return _tiny_images
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    from edgeav.converters.convert import SplitArrays
+
+    from edgeav.features import FeatureConfig
+
+    dim = FeatureConfig().dim
+    rng = np.random.default_rng(0)
+    splits = {}
+    for name, n in (("train", 400), ("test", 200)):
+        yi = np.arange(n) % 10
+        ya = rng.permutation(yi)
+        splits[name] = SplitArrays(
+            images=_tiny_images(yi, rng),
+            image_labels=yi.astype(np.int64),
+            audio=_tiny_audio(ya, dim, rng),
+            audio_labels=ya.astype(np.int64),
+        )
+    return splits
+
+
+@pytest.fixture(scope="session")
+def tiny_keras_models(tiny_data):
+    from edgeav.tf import keras as _keras
+
+    keras = _keras()
+    keras.utils.set_random_seed(0)
+    train = tiny_data["train"]
+
+    inp = keras.Input((TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, 1), name="image")
+    h = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv")(inp)
+    h = keras.layers.SeparableConv2D(
+        16, 3, strides=2, padding="same", activation="relu", name="sep"
+    )(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    out = keras.layers.Dense(10, activation="softmax", name="head")(h)
+    image = keras.Model(inp, out, name="tiny_image")
+
+    dim = train.audio.shape[1]
+    ain = keras.Input((dim,), name="features")
+    norm = keras.layers.Normalization(name="normalization")
+    norm.adapt(train.audio)
+    a = norm(ain)
+    a = keras.layers.Dense(32, activation="relu", name="hidden")(a)
+    aout = keras.layers.Dense(10, activation="softmax", name="head")(a)
+    audio = keras.Model(ain, aout, name="tiny_audio")
+
+    for model, x, y in (
+        (image, train.images, train.image_labels),
+        (audio, train.audio, train.audio_labels),
+    ):
+        model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=8, batch_size=32, verbose=0)
+    return {"image": image, "audio": audio}
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, tiny_data, tiny_keras_models):
+    """Path to a real int8 ``.edgeav`` (10 classes, image 32x32x1, audio FeatureConfig().dim)."""
+    from edgeav.converters.convert import ConvertOptions, convert_models
+
+    from edgeav.features import FeatureConfig
+    from edgeav.fusion import FusionWeights
+    from edgeav.preprocess import ImageSpec
+
+    out = tmp_path_factory.mktemp("tiny_bundle") / "tiny.edgeav"
+    convert_models(
+        tiny_keras_models,
+        classes=TINY_CLASSES,
+        image_spec=ImageSpec(size=TINY_IMAGE_SIZE, channels=1),
+        feature_config=FeatureConfig(),
+        fusion=FusionWeights(image=1.0, audio=1.0),
+        train=tiny_data["train"],
+        test=tiny_data["test"],
+        out=out,
+        options=ConvertOptions(quantize="int8", calibration_samples=100),
+    )
+    return out
