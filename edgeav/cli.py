@@ -7,11 +7,13 @@ TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 import typer
 
-from edgeav import __version__
+from edgeav import __version__, interrupts
 from edgeav.errors import EdgeAVError
 
 app = typer.Typer(
@@ -71,16 +73,51 @@ app.command("bench")(_bench.bench)
 app.command("demo")(_demo.demo)
 
 
+def _exit_now(code: int) -> None:
+    """Exit at once after an interrupt: outputs are already cleaned up by the unwinding, and
+    the interpreter's normal shutdown takes seconds once TensorFlow is loaded."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``edgeav`` console script: expected failures are one line, no traceback."""
+    """Entry point of the ``edgeav`` console script: expected failures are one line, no traceback.
+
+    SIGINT and SIGTERM end a command by unwinding it (so atomic outputs leave nothing behind)
+    with exit status 130 and 143 (:mod:`edgeav.interrupts`).
+    """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    interrupts.install()
     try:
         app(args=argv, prog_name="edgeav", standalone_mode=True)
     except EdgeAVError as exc:
+        _if_interrupted()
         if debug:
             raise
         typer.echo(f"edgeav: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        _if_interrupted()
         typer.echo("edgeav: interrupted", err=True)
-        sys.exit(130)
+        _exit_now(130)
+    except interrupts.Terminated:
+        typer.echo("edgeav: terminated", err=True)
+        _exit_now(143)
+    except SystemExit as exc:
+        if exc.code in (130, 143):  # typer turns Ctrl-C into Exit(130); `run` ends so on signals
+            _exit_now(exc.code)
+        _if_interrupted()
+        raise
+    except Exception:
+        _if_interrupted()  # a signal that surfaced as another exception (raised inside C code)
+        raise
+
+
+def _if_interrupted() -> None:
+    """After SIGINT / SIGTERM: say so on one line and exit 130 / 143, whatever was raised."""
+    code = interrupts.pending()
+    if code is not None:
+        typer.echo(f"edgeav: {'interrupted' if code == 130 else 'terminated'}", err=True)
+        _exit_now(code)

@@ -1,0 +1,287 @@
+"""Bundle benchmark (``edgeav bench model.edgeav``): each model, then the pipeline stage by stage.
+
+Runs on the device with the ``runtime`` extra only: it imports the bundle reader, the runtime's
+interpreter, the NumPy audio features, image preprocessing and fusion, never TensorFlow.
+
+1. Each model in the bundle is timed alone with :func:`edgeav.benchmarks.timer.time_tflite` at
+   each thread count (the figures ``benchmark_model`` reports).
+2. The pipeline is timed tick by tick: the runtime's own
+   :meth:`edgeav.runtime.pipeline.Pipeline.step`, fed by in-memory sources (a random
+   camera-sized frame, a window of random audio), so the stages are the runtime's:
+   ``features`` (audio features of the window), ``preprocess`` (image preprocessing),
+   ``image`` and ``audio`` (the models), ``fusion``, and ``total``; ticks per second =
+   1000 / mean total ms.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeav.benchmarks.report import ms
+from edgeav.benchmarks.timer import time_tflite
+from edgeav.errors import EdgeAVError
+
+#: The stages of one pipeline tick, in order.
+STAGES = ("features", "preprocess", "image", "audio", "fusion", "total")
+
+#: Size of the synthetic camera frame (height, width): a common webcam resolution.
+FRAME_SHAPE = (480, 640, 3)
+
+
+def _accuracy(manifest: Any, modality: str) -> float | None:
+    """The converted model's accuracy recorded in the manifest (a fraction), if any."""
+    acc = getattr(manifest, "accuracy", None) or {}
+    for stage in ("tflite", "keras"):
+        section = acc.get(stage)
+        if not isinstance(section, dict):
+            continue
+        value = section.get(modality)
+        if isinstance(value, dict):
+            value = value.get("accuracy")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value) / 100.0 if value > 1.0 else float(value)
+    return None
+
+
+def _stats(times_ms: Sequence[float]) -> dict[str, float]:
+    arr = np.asarray(times_ms, dtype=np.float64)
+    return {
+        "mean_ms": float(arr.mean()),
+        "std_ms": float(arr.std()),
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p90_ms": float(np.percentile(arr, 90)),
+        "p99_ms": float(np.percentile(arr, 99)),
+        "max_ms": float(arr.max()),
+    }
+
+
+class _SyntheticCamera:
+    """An always-fresh camera for :class:`edgeav.runtime.pipeline.Pipeline`: one random frame."""
+
+    label = "synthetic camera"
+    is_file = False
+    ended = False
+    frames_dropped = 0
+
+    def __init__(self, channels: int, rng: np.random.Generator) -> None:
+        shape = FRAME_SHAPE if channels != 1 else FRAME_SHAPE[:2]
+        self._image = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        self._index = 0
+
+    def latest(self) -> Any:
+        from edgeav.runtime.camera import Frame  # noqa: PLC0415
+
+        self._index += 1
+        return Frame(
+            image=self._image, t=float(self._index), index=self._index, received=time.monotonic()
+        )
+
+    def close(self) -> None:
+        pass
+
+    def stats(self) -> dict[str, Any]:
+        return {"source": self.label}
+
+
+class _SyntheticAudio:
+    """An always-fresh audio source for the pipeline: a window of random noise (about -20 dBFS)."""
+
+    label = "synthetic audio"
+    ended = False
+    overflows = 0
+
+    def __init__(self, rng: np.random.Generator, seconds: float = 4.0, sample_rate: int = 16000):
+        self._samples = (0.1 * rng.standard_normal(int(seconds * sample_rate))).astype(np.float32)
+        self.last_write = time.monotonic()
+
+    def window(self, n_samples: int, *, min_fill: float = 1.0) -> np.ndarray:
+        self.last_write = time.monotonic()
+        if n_samples > self._samples.size:
+            self._samples = np.resize(self._samples, n_samples)
+        return self._samples[-n_samples:].copy()
+
+    def close(self) -> None:
+        pass
+
+    def stats(self) -> dict[str, Any]:
+        return {"source": self.label}
+
+
+def bundle_name(bundle: Any) -> str:
+    path = getattr(bundle, "path", None)
+    return Path(path).name if path else "bundle"
+
+
+def time_pipeline(
+    bundle: Any, *, runs: int = 50, warmup: int = 5, threads: int | None = None
+) -> list[dict[str, Any]]:
+    """Time ``runs`` ticks of the runtime's pipeline after ``warmup`` untimed ones.
+
+    The ticks are :meth:`edgeav.runtime.pipeline.Pipeline.step` itself, fed by in-memory
+    sources (a random camera-sized frame, random audio), so the figures are the runtime's own
+    per-stage timings. Returns one row per stage of :data:`STAGES`.
+    """
+    from edgeav.runtime.pipeline import Pipeline  # noqa: PLC0415
+
+    if runs < 1:
+        raise EdgeAVError(f"runs must be at least 1, got {runs}")
+    rng = np.random.default_rng(0)
+    modalities = bundle.modalities
+    camera = _SyntheticCamera(bundle.image_spec.channels, rng) if "image" in modalities else None
+    audio = (
+        _SyntheticAudio(rng, sample_rate=bundle.feature_config.sample_rate)
+        if "audio" in modalities
+        else None
+    )
+    pipeline = Pipeline(bundle, camera=camera, audio=audio, threads=threads, rate=1000.0)
+    times: dict[str, list[float]] = {s: [] for s in STAGES}
+    try:
+        for i in range(warmup + runs):
+            record = pipeline.step(pipeline.first_us + i * pipeline.period_us)
+            if record is None:  # pragma: no cover - synthetic sources never end
+                raise EdgeAVError("the pipeline stopped on synthetic input")
+            if i < warmup:
+                continue
+            if set(record["used"]) != set(modalities):
+                flags = ", ".join(f"{m}: {f}" for m, f in record["flags"].items())
+                raise EdgeAVError(f"the pipeline left out a modality on synthetic input ({flags})")
+            for name in STAGES:
+                times[name].append(float(record["timings_ms"].get(name, 0.0)))
+    finally:
+        pipeline.close()
+    rows = []
+    for name in STAGES:
+        row = {"stage": name, "threads": threads, "runs": runs}
+        row.update(_stats(times[name]))
+        rows.append(row)
+    return rows
+
+
+def bench_bundle(
+    path: str | Path,
+    *,
+    runs: int = 50,
+    warmup: int = 5,
+    threads: Sequence[int] = (1,),
+    max_seconds: float | None = None,
+    progress_console: Any = None,
+) -> dict[str, Any]:
+    """Benchmark a bundle: per-model rows (for :mod:`edgeav.benchmarks.report`) and stage rows.
+
+    Returns ``{"models": [...], "stages": [...], "ticks_per_second": {threads: tps}}``. The
+    model rows include a ``fused`` row: both models' parameters and sizes, the pipeline's total
+    latency, and the manifest's fused accuracy when it has one.
+    """
+    from edgeav.bundle import read_bundle  # noqa: PLC0415
+
+    bundle = read_bundle(path)
+    manifest = bundle.manifest
+    thread_list = list(threads) or [None]
+    total_steps = len(thread_list) * (len(bundle.modalities) + 1)
+
+    progress = None
+    if progress_console is not None:
+        from rich.progress import Progress  # noqa: PLC0415
+
+        progress = Progress(console=progress_console, transient=True)
+        progress.start()
+        task = progress.add_task("bench", total=total_steps)
+
+    def step(description: str, advance: int) -> None:
+        if progress is not None:
+            progress.update(task, description=description, advance=advance)
+
+    model_rows: list[dict[str, Any]] = []
+    stage_rows: list[dict[str, Any]] = []
+    ticks: dict[str, float] = {}
+    try:
+        for n in thread_list:
+            for modality in bundle.modalities:
+                step(f"timing {modality} model, {n} thread(s)", 0)
+                data = bundle.model_bytes(modality)
+                entry = manifest.entry(modality)
+                result = time_tflite(
+                    data, runs=runs, warmup=warmup, threads=n, max_seconds=max_seconds
+                )
+                result.pop("times_ms", None)
+                shape = result.pop("inputs")[0]["shape"][1:]
+                row = {
+                    "model": modality,
+                    "input": "x".join(str(d) for d in shape),
+                    "params": entry.params,
+                    "macs": None,
+                    "quant": manifest.quantization,
+                    "accuracy": _accuracy(manifest, modality),
+                }
+                row.update(result)
+                model_rows.append(row)
+                step(f"timed {modality} model", 1)
+            step(f"timing the pipeline, {n} thread(s)", 0)
+            stages = time_pipeline(bundle, runs=runs, warmup=warmup, threads=n)
+            stage_rows.extend(stages)
+            total = next(r for r in stages if r["stage"] == "total")
+            ticks[str(n)] = 1000.0 / total["mean_ms"] if total["mean_ms"] > 0 else float("inf")
+            total["ticks_per_second"] = ticks[str(n)]
+            mine = [r for r in model_rows if r["threads"] == n]
+            model_rows.append(
+                {
+                    "model": "fused",
+                    "input": " + ".join(r["input"] for r in mine),
+                    "params": sum(r["params"] for r in mine),
+                    "size_bytes": sum(r["size_bytes"] for r in mine),
+                    "quant": manifest.quantization,
+                    "threads": n,
+                    "p50_ms": total["p50_ms"],
+                    "p90_ms": total["p90_ms"],
+                    "p99_ms": total["p99_ms"],
+                    "mean_ms": total["mean_ms"],
+                    "runs": runs,
+                    "accuracy": _accuracy(manifest, "fused"),
+                    "backend": mine[0]["backend"] if mine else None,
+                }
+            )
+            step("timed the pipeline", 1)
+    finally:
+        if progress is not None:
+            progress.stop()
+    return {"models": model_rows, "stages": stage_rows, "ticks_per_second": ticks}
+
+
+def _stage_cells(row: dict[str, Any]) -> list[str]:
+    tps = row.get("ticks_per_second")
+    return [
+        str(row["stage"]),
+        "-" if row.get("threads") is None else str(row["threads"]),
+        ms(row["p50_ms"]),
+        ms(row["p90_ms"]),
+        ms(row["mean_ms"]),
+        "-" if tps is None else f"{tps:.1f}",
+    ]
+
+
+_STAGE_TITLES = ("stage", "threads", "p50 ms", "p90 ms", "mean ms", "ticks/s")
+
+
+def stages_table(rows: Sequence[dict[str, Any]], title: str | None = None):
+    """A rich table of the pipeline's stage rows."""
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=title)
+    for i, heading in enumerate(_STAGE_TITLES):
+        table.add_column(heading, justify="left" if i == 0 else "right")
+    for row in rows:
+        if row["stage"] == STAGES[0] and table.row_count:
+            table.add_section()
+        table.add_row(*_stage_cells(row))
+    return table
+
+
+def stages_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(_STAGE_TITLES) + " |", "|:---|" + "---:|" * (len(_STAGE_TITLES) - 1)]
+    lines += ["| " + " | ".join(_stage_cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
