@@ -45,8 +45,9 @@ test-pi: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# The whole job on the built-in data (about 10 minutes on two cores): see demo/report.md after.
 demo: install
-	$(BIN)/edgeav zoo --classes 49
+	$(BIN)/edgeav demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -107,13 +107,12 @@ def tick_and_parts(
     bundle: Any, video: Path, wav: Path, ticks: int, threads: int | None
 ) -> dict[str, Any]:
     """Pipeline tick medians and the same parts timed standalone, on the same inputs."""
-    from edgeav.runtime.camera import Camera  # noqa: PLC0415
-    from edgeav.runtime.microphone import AudioFile  # noqa: PLC0415
-    from edgeav.runtime.pipeline import Pipeline  # noqa: PLC0415
-
     from edgeav.features import extract  # noqa: PLC0415
     from edgeav.fusion import fuse  # noqa: PLC0415
     from edgeav.preprocess import preprocess_image  # noqa: PLC0415
+    from edgeav.runtime.camera import Camera  # noqa: PLC0415
+    from edgeav.runtime.microphone import AudioFile  # noqa: PLC0415
+    from edgeav.runtime.pipeline import Pipeline  # noqa: PLC0415
 
     has_image = bundle.model_bytes("image") is not None
     has_audio = bundle.model_bytes("audio") is not None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
 from edgeav.converters.quantize import (
     MODES,
     convert_keras,
@@ -30,7 +31,6 @@ from edgeav.converters.validate import (
     keras_predict,
     tflite_predict,
 )
-
 from edgeav.errors import EdgeAVError
 
 MODALITIES = ("image", "audio")

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from edgeav import interrupts
 from edgeav.errors import EdgeAVError
 
 
@@ -47,17 +48,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    interrupts.track(tmp)
     try:
         yield tmp
         if tmp.exists():
             # mkstemp creates 0600; give the output the usual permissions (0666 & ~umask).
             os.chmod(tmp, 0o666 & ~_umask())
+        interrupts.check()  # never commit an output after Ctrl-C / SIGTERM
         os.replace(tmp, path)
     except OSError as exc:
         raise EdgeAVError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        interrupts.untrack(tmp)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -89,9 +93,11 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     if path.exists() and not overwrite:
         raise EdgeAVError(f"{path} already exists; choose another name or remove it")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=parent))
+    interrupts.track(tmp)
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
+        interrupts.check()  # never commit an output after Ctrl-C / SIGTERM
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -104,3 +110,4 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
         raise EdgeAVError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        interrupts.untrack(tmp)

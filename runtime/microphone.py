@@ -353,6 +353,8 @@ class AudioFile(_Buffered):
         self.file_rate = 0
         self.file_frames = 0
         self.loops = 0
+        #: The error that ended a real-time replay (the pipeline raises it on its next tick).
+        self.error: EdgeAVError | None = None
 
     @property
     def label(self) -> str:
@@ -458,7 +460,7 @@ class AudioFile(_Buffered):
                     return
                 self._stop.wait(0.01)
         except EdgeAVError as exc:
-            self._log(str(exc))
+            self.error = exc
             self.ended = True
 
     def close(self) -> None:

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeav.errors import EdgeAVError
 from edgeav.runtime.camera import Camera
 from edgeav.runtime.interpreter import Model, load_interpreter
 from edgeav.runtime.microphone import AudioFile, Microphone
-
-from edgeav.errors import EdgeAVError
 
 #: Stages timed on every tick (milliseconds in the record's ``timings_ms``).
 STAGES = ("capture", "preprocess", "features", "image", "audio", "fusion", "compute", "total")
@@ -293,6 +293,8 @@ class Pipeline:
                 if isinstance(self.audio, Microphone):
                     self.audio.poll()
                 elif self.audio.ended:
+                    if getattr(self.audio, "error", None) is not None:
+                        raise self.audio.error  # e.g. NaN samples: bad input, not an end
                     return None
                 window = self.audio.window(self.window, min_fill=0.5)
                 if window is None:

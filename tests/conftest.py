@@ -49,7 +49,6 @@ def tiny_image_maker():
 @pytest.fixture(scope="session")
 def tiny_data():
     from edgeav.converters.convert import SplitArrays
-
     from edgeav.features import FeatureConfig
 
     dim = FeatureConfig().dim
@@ -106,7 +105,6 @@ def tiny_keras_models(tiny_data):
 def tiny_bundle(tmp_path_factory, tiny_data, tiny_keras_models):
     """Path to a real int8 ``.edgeav`` (10 classes, image 32x32x1, audio FeatureConfig().dim)."""
     from edgeav.converters.convert import ConvertOptions, convert_models
-
     from edgeav.features import FeatureConfig
     from edgeav.fusion import FusionWeights
     from edgeav.preprocess import ImageSpec

@@ -45,7 +45,6 @@ def test_each_mode_runs_in_litert_and_agrees_with_keras(
 ):
     from edgeav.converters.quantize import convert_keras, leading_normalization
     from edgeav.converters.validate import compare, keras_predict, tflite_predict
-
     from edgeav.tflite_schema import describe
 
     model = tiny_keras_models[modality]
@@ -79,7 +78,6 @@ def test_each_mode_runs_in_litert_and_agrees_with_keras(
 
 def test_int8_image_model_is_full_integer(tiny_keras_models, tiny_data):
     from edgeav.converters.quantize import convert_keras
-
     from edgeav.tflite_schema import describe
 
     f32 = convert_keras(tiny_keras_models["image"], "float32")
@@ -95,7 +93,6 @@ def test_int8_audio_keeps_normalisation_in_float(tiny_keras_models, tiny_data):
     """The audio model's raw features span orders of magnitude: its normalisation stays float."""
     from edgeav.converters.quantize import convert_keras
     from edgeav.converters.validate import compare, keras_predict, tflite_predict
-
     from edgeav.tflite_schema import describe
 
     model = tiny_keras_models["audio"]
@@ -132,7 +129,6 @@ def test_representative_indices_are_stratified():
 def test_pruning_reaches_measured_sparsity(tiny_keras_models, tiny_data):
     from edgeav.converters.prune import prune_model
     from edgeav.converters.quantize import convert_keras
-
     from edgeav.tflite_schema import describe
 
     model = tiny_keras_models["image"]
@@ -217,7 +213,6 @@ def test_accuracy_drop_fails_and_writes_nothing(tiny_keras_models, tiny_data, tm
     """Calibrating int8 on blank images saturates the input: a real drop, rejected."""
     from edgeav.converters.convert import ConvertOptions, SplitArrays, convert_models
     from edgeav.converters.validate import AccuracyDropError
-
     from edgeav.features import FeatureConfig
     from edgeav.fusion import FusionWeights
     from edgeav.preprocess import ImageSpec
@@ -429,7 +424,6 @@ def test_newest_run_and_output_checks(tmp_path):
 
 def test_progress_stages_match_the_work(tiny_keras_models, tiny_data, tmp_path):
     from edgeav.converters.convert import ConvertOptions, convert_models
-
     from edgeav.features import FeatureConfig
     from edgeav.fusion import FusionWeights
     from edgeav.preprocess import ImageSpec

@@ -129,10 +129,9 @@ def tiny_models(tmp_path_factory):
 
 
 def make_bundle(path: Path, models: dict, kind: str = "int8", modalities=("image", "audio")):
-    from edgeav.runtime.interpreter import load_interpreter
-
     from edgeav.bundle import Manifest, ModelEntry, write_bundle
     from edgeav.fusion import FusionWeights
+    from edgeav.runtime.interpreter import load_interpreter
 
     members, entries = {}, {"image": None, "audio": None}
     for m in modalities:
@@ -385,6 +384,7 @@ def test_camera_device_reopens_with_backoff_after_an_outage(tmp_path):
 
 def test_audio_file_clock_windows_are_the_files_samples(tmp_path):
     import soundfile as sf
+
     from edgeav.runtime.microphone import AudioFile
 
     y = (np.arange(3 * SR) % 1000 / 1000.0 - 0.5).astype(np.float32)
@@ -402,6 +402,7 @@ def test_audio_file_clock_windows_are_the_files_samples(tmp_path):
 
 def test_audio_file_resamples_and_loops(tmp_path):
     import soundfile as sf
+
     from edgeav.runtime.microphone import AudioFile
 
     sr = 44100
@@ -420,6 +421,7 @@ def test_audio_file_resamples_and_loops(tmp_path):
 
 def test_audio_file_errors(tmp_path):
     import soundfile as sf
+
     from edgeav.runtime.microphone import AudioFile
 
     with pytest.raises(EdgeAVError, match=r"audio file .*nope\.wav does not exist"):
@@ -442,6 +444,7 @@ def test_audio_file_errors(tmp_path):
 
 def test_audio_file_realtime_replay_follows_the_wall_clock(tmp_path):
     import soundfile as sf
+
     from edgeav.runtime.microphone import AudioFile
 
     sf.write(tmp_path / "a.wav", tone(1, seconds=0.6), SR)
@@ -544,11 +547,10 @@ def test_portaudio_missing_is_a_clear_error(tmp_path):
 
 
 def _run_pipeline(bundle_path, video=None, wav=None, **kwargs):
+    from edgeav.bundle import read_bundle
     from edgeav.runtime.camera import Camera
     from edgeav.runtime.microphone import AudioFile
     from edgeav.runtime.pipeline import Pipeline
-
-    from edgeav.bundle import read_bundle
 
     bundle = read_bundle(bundle_path)
     cam = Camera(str(video)).open() if video else None
@@ -606,10 +608,9 @@ def test_pipeline_rate_duration_and_silence(int8_bundle, tmp_path):
 
 @pytest.mark.slow
 def test_pipeline_errors(int8_bundle, tiny_models, tmp_path, stream):
+    from edgeav.bundle import read_bundle
     from edgeav.runtime.camera import Camera
     from edgeav.runtime.pipeline import Pipeline
-
-    from edgeav.bundle import read_bundle
 
     bundle = read_bundle(int8_bundle)
     with pytest.raises(EdgeAVError, match="no input given"):
@@ -631,11 +632,11 @@ def test_pipeline_errors(int8_bundle, tiny_models, tmp_path, stream):
 def test_pipeline_realtime_continues_audio_only_while_the_camera_is_down(int8_bundle, tmp_path):
     """Issue 9's device fault: frames stop, the run goes on with audio, and uses them again."""
     import soundfile as sf
+
+    from edgeav.bundle import read_bundle
     from edgeav.runtime.camera import Camera
     from edgeav.runtime.microphone import AudioFile
     from edgeav.runtime.pipeline import Pipeline
-
-    from edgeav.bundle import read_bundle
 
     video = write_video(tmp_path / "mid.mkv", [int(LEVELS[1] * 255)] * 20)
     sf.write(tmp_path / "mid.wav", np.concatenate([tone(1)] * 5), SR)
