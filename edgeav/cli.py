@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("edgeav: terminated", err=True)
         _exit_now(143)
     except SystemExit as exc:
-        if exc.code in (130, 143):  # typer turns Ctrl-C into Exit(130); `run` ends so on signals
+        _if_interrupted()  # typer turns Ctrl-C into Exit(130)
+        if exc.code in (130, 143):  # `run` ends so on signals, after its summary
             _exit_now(exc.code)
-        _if_interrupted()
         raise
     except Exception:
         _if_interrupted()  # a signal that surfaced as another exception (raised inside C code)

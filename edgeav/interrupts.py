@@ -1,0 +1,107 @@
+"""Ctrl-C and SIGTERM for the CLI: stop promptly, exit 130 / 143, never commit an output after.
+
+:func:`install` (called by :func:`edgeav.cli.main`) handles both signals by raising
+``KeyboardInterrupt`` (SIGINT) or :class:`Terminated` (SIGTERM) in the main thread, so a command
+unwinds and its atomic outputs (:mod:`edgeav.fileio`) delete their temporary files. Two guards
+cover code that does not unwind promptly -- third-party code that swallows the exception
+(seen during TensorFlow's import), or a long native call:
+
+- :func:`check` raises the pending interrupt again; :mod:`edgeav.fileio` calls it before it
+  renames a finished temporary file, so an output is never committed after a signal;
+- a watchdog thread, started by the first signal, removes the temporary files still registered
+  (:func:`track`) and ends the process after :data:`GRACE` seconds if it is still running.
+
+Standard library only (the device path imports :mod:`edgeav.fileio`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+#: Seconds a command has to unwind after a signal before the watchdog ends the process.
+GRACE = 1.0
+
+#: Exit status per signal (the shell's 128 + signal number).
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+_pending: int | None = None
+_temps: set[Path] = set()
+_lock = threading.Lock()
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so the command unwinds as on Ctrl-C."""
+
+
+def pending() -> int | None:
+    """The exit status of the signal received (130 / 143), or None."""
+    return _pending
+
+
+def check() -> None:
+    """Raise the pending interrupt again (call before committing an output)."""
+    if _pending == EXIT_STATUS[signal.SIGINT]:
+        raise KeyboardInterrupt
+    if _pending is not None:
+        raise Terminated
+
+
+def track(path: Path) -> None:
+    """Register a temporary file or folder for removal if the watchdog has to end the process."""
+    with _lock:
+        _temps.add(Path(path))
+
+
+def untrack(path: Path) -> None:
+    with _lock:
+        _temps.discard(Path(path))
+
+
+def _remove_temps() -> None:
+    with _lock:
+        temps = list(_temps)
+    for path in temps:
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink()
+
+
+def _watchdog() -> None:
+    time.sleep(GRACE)
+    _remove_temps()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(_pending or 1)
+
+
+def _handler(signum: int, frame: Any) -> None:
+    global _pending
+    first = _pending is None
+    _pending = EXIT_STATUS.get(signal.Signals(signum), 128 + signum)
+    if first:
+        threading.Thread(target=_watchdog, name="edgeav-interrupt", daemon=True).start()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated
+
+
+def install() -> None:
+    """Handle SIGINT and SIGTERM as described above (main thread only; elsewhere a no-op).
+
+    SIGINT is handled even when the process started with it ignored (``cmd &`` in a script),
+    so ``kill -INT`` stops any edgeav command.
+    """
+    with contextlib.suppress(ValueError):  # not the main thread
+        for sig in EXIT_STATUS:
+            signal.signal(sig, _handler)
