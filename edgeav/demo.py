@@ -1,0 +1,893 @@
+"""``edgeav demo``: the whole job in one process, on the built-in ``av-digits`` data.
+
+The stages, each one a call into the part that owns it (the same code the commands run):
+
+1. **data**: ``edgeav data av-digits DIR/data`` (:func:`edgeav.data.avdigits.generate_av_digits`),
+   skipped when ``DIR/data`` already holds av-digits built with the same settings;
+2. **train**: ``edgeav train DIR/data --out DIR/run`` (:func:`edgeav.train.train`: both models,
+   cross-entropy then triplet loss, fusion weights fit on val);
+3. **convert**: ``edgeav convert DIR/run --prune 0.5 -q int8 --out DIR/model.edgeav``
+   (:func:`edgeav.converters.convert.convert_run`: pruned, full-integer, checked in LiteRT);
+4. **bench**: ``edgeav bench DIR/model.edgeav`` (each model alone and the pipeline stage by
+   stage, :func:`edgeav.benchmarks.bundle_bench.bench_bundle`) and ``edgeav bench --quick`` (the
+   small zoo variants, :func:`edgeav.benchmarks.zoo_sweep.sweep`), plotted to ``DIR/latency.png``;
+5. **stream**: a test stream from the test split, ``DIR/stream/test.mkv`` + ``test.wav``
+   (:func:`edgeav.streams.make_test_stream`: second ``k`` shows one image and plays one clip of
+   the same class);
+6. **run**: the runtime on that stream exactly as ``edgeav run --camera VIDEO --audio-file WAV
+   --no-realtime`` runs it (:func:`edgeav.runtime.pipeline.open_sources` and
+   :class:`~edgeav.runtime.pipeline.Pipeline`), scored against the stream's labels;
+7. **report**: ``DIR/summary.json`` (every figure, machine-readable), ``DIR/report.md`` (the
+   tables and the plot) and a summary on stdout.
+
+Progress goes to stderr (rich); the summary to stdout. ``fast=True`` uses smaller settings (fewer
+examples per class, fewer epochs, fewer timed runs) so the whole flow fits in a CI job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeav.errors import EdgeAVError
+
+#: Identifies ``summary.json``.
+SUMMARY_FORMAT = "edgeav-demo/1"
+
+#: The stages, in order (keys of ``summary["seconds"]``).
+STAGES = ("data", "train", "convert", "bench", "stream", "run", "report")
+
+#: Modalities in the accuracy tables, in order.
+ROWS = ("image", "audio", "fused")
+
+#: Pipeline stages in the latency table, in order (bench rows and run summary merged).
+LATENCY_STAGES = (
+    "capture",
+    "preprocess",
+    "features",
+    "image",
+    "audio",
+    "fusion",
+    "compute",
+    "total",
+)
+
+
+@dataclass
+class DemoSettings:
+    """The knobs of one demo run (:func:`settings` gives the full and the ``--fast`` ones)."""
+
+    fast: bool = False
+    seed: int = 0
+    # data (edgeav data av-digits --per-class)
+    per_class: int = 300
+    # train: overrides of edgeav.train.TrainConfig (empty: its defaults, as `edgeav train`)
+    train: dict[str, Any] = field(default_factory=dict)
+    # convert
+    prune: float = 0.5
+    quantize: str = "int8"
+    prune_epochs: int = 3
+    calibration_samples: int = 200
+    # bench (bundle): timed runs per model and pipeline ticks, 1 interpreter thread
+    bench_runs: int = 50
+    bench_warmup: int = 5
+    bench_max_seconds: float = 20.0
+    threads: int = 1
+    # bench (zoo, as `edgeav bench --quick`)
+    zoo_quants: tuple[str, ...] = ("float32", "float16", "dynamic", "int8")
+    zoo_runs: int = 20
+    zoo_warmup: int = 2
+    zoo_max_seconds: float = 20.0
+    # stream: seconds of test stream (None: every image of the test split)
+    stream_seconds: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["zoo_quants"] = list(self.zoo_quants)
+        return d
+
+
+def settings(fast: bool = False) -> DemoSettings:
+    """The full demo's settings, or ``--fast``'s (for CI: a few minutes on two cores)."""
+    if not fast:
+        return DemoSettings()
+    return DemoSettings(
+        fast=True,
+        per_class=30,
+        train={
+            "batch_size": 16,  # enough steps on 300 images for the image model to learn
+            "epochs": 6,
+            "audio_epochs": 15,
+            "triplet_epochs": 1,
+            "audio_triplet_epochs": 3,
+            "head_epochs": 5,
+            "audio_augment": 1,
+        },
+        calibration_samples=100,
+        bench_runs=10,
+        bench_warmup=2,
+        bench_max_seconds=5.0,
+        zoo_quants=("float32", "int8"),
+        zoo_runs=10,
+        zoo_warmup=2,
+        zoo_max_seconds=5.0,
+    )
+
+
+# --- stage headers ------------------------------------------------------------------------------
+
+
+class _Stages:
+    """A header per stage (number, title, time since the start) and a closing line with its time."""
+
+    def __init__(self, console: Any, total: int) -> None:
+        self.console = console
+        self.total = total
+        self.index = 0
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @contextlib.contextmanager
+    def stage(self, key: str, title: str) -> Iterator[None]:
+        from rich.markup import escape  # noqa: PLC0415
+
+        self.index += 1
+        self.console.rule(
+            f"[bold]\\[{self.index}/{self.total}] {escape(title)}[/]  "
+            f"[dim]{_clock(self.elapsed())}[/]",
+            align="left",
+        )
+        t0 = time.perf_counter()
+        yield
+        self.seconds[key] = round(time.perf_counter() - t0, 2)
+        self.console.print(
+            f"[green]done[/] {key} in {self.seconds[key]:.1f} s "
+            f"[dim](total {_clock(self.elapsed())})[/]",
+            highlight=False,
+        )
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}:{s:02d}"
+
+
+class _ConvertProgress:
+    """The converter's :class:`~edgeav.converters.convert.Progress` as a rich bar (stderr)."""
+
+    def __init__(self, progress: Any, task: Any) -> None:
+        self.progress, self.task, self.started = progress, task, False
+
+    def stage(self, description: str) -> None:
+        if self.started:
+            self.progress.advance(self.task)
+        self.started = True
+        self.progress.update(self.task, description=description)
+
+    def note(self, description: str) -> None:
+        self.progress.update(self.task, description=description)
+
+
+def _progress(console: Any, transient: bool = False):
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+    )
+
+
+# --- the stages ---------------------------------------------------------------------------------
+
+
+def prepare_data(data_dir: Path, cfg: DemoSettings, log: Callable[[str], None]) -> dict[str, Any]:
+    """Build av-digits into ``data_dir`` unless it already holds av-digits with ``cfg``'s settings.
+
+    A ``data_dir`` that holds anything else is never touched (one-line error).
+    """
+    from edgeav.data.avdigits import FORMAT, generate_av_digits, split_sizes  # noqa: PLC0415
+
+    wanted_clips = split_sizes(cfg.per_class)["audio"]["train"]
+    force = False
+    if data_dir.exists():
+        if not data_dir.is_dir():
+            raise EdgeAVError(f"{data_dir} exists and is not a folder; choose another --out")
+        if any(data_dir.iterdir()):
+            meta_path = data_dir / "dataset.json"
+            try:
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                meta = None
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise EdgeAVError(
+                    f"{data_dir} exists and is not an av-digits data set (no valid "
+                    f"{meta_path.name}); remove it or choose another --out"
+                )
+            same = (
+                meta.get("per_class") == cfg.per_class
+                and meta.get("seed") == cfg.seed
+                and meta.get("clips_per_class") == wanted_clips
+            )
+            if same:
+                log(
+                    f"using the av-digits data set already in {data_dir} (--per-class {cfg.per_class})"
+                )
+                return {"reused": True, "counts": meta.get("counts", {}), "seconds": 0.0}
+            log(
+                f"{data_dir} holds av-digits with --per-class {meta.get('per_class')}; "
+                f"rebuilding it with --per-class {cfg.per_class}"
+            )
+            force = True
+    result = generate_av_digits(
+        data_dir, per_class=cfg.per_class, seed=cfg.seed, force=force, progress=True
+    )
+    return {"reused": False, "counts": result.counts, "seconds": round(result.seconds, 2)}
+
+
+def train_models(data_dir: Path, run_dir: Path, cfg: DemoSettings) -> dict[str, Any]:
+    """``edgeav train DATA --out RUN`` with the demo's settings; returns the metrics."""
+    from edgeav.train import TrainConfig, train  # noqa: PLC0415
+
+    train_cfg = TrainConfig(seed=cfg.seed)
+    for key, value in cfg.train.items():
+        setattr(train_cfg, key, value)
+    metrics = train(data_dir, run_dir, train_cfg, overwrite=True, progress=True)
+    return metrics
+
+
+def convert_bundle(run_dir: Path, data_dir: Path, out: Path, cfg: DemoSettings, console: Any):
+    """``edgeav convert RUN --prune 0.5 -q int8 --out OUT``; returns the ConvertResult.
+
+    The demo never stops on a conversion that loses more accuracy than ``edgeav convert``
+    allows (``--allow-drop``): the loss is shown in the summary as a warning instead.
+    """
+    from edgeav.converters.convert import ConvertOptions, convert_run, locate_run  # noqa: PLC0415
+
+    options = ConvertOptions(
+        quantize=cfg.quantize,
+        prune=cfg.prune,
+        prune_epochs=cfg.prune_epochs,
+        calibration_samples=cfg.calibration_samples,
+        allow_drop=True,
+        seed=cfg.seed,
+    )
+    located = locate_run(run_dir, data_dir)
+    stages = options.stages()
+    with _progress(console) as bar:
+        task = bar.add_task("converting", total=stages)
+        result = convert_run(run_dir, out, options, _ConvertProgress(bar, task), located=located)
+        bar.update(task, completed=stages, description="converted")
+    return result
+
+
+def bench(bundle_path: Path, plot_path: Path, cfg: DemoSettings, console: Any) -> dict[str, Any]:
+    """The bundle benchmark, the quick zoo sweep, and the latency plot (both on one figure)."""
+    from edgeav.benchmarks import bundle_bench, report, zoo_sweep  # noqa: PLC0415
+
+    console.print(
+        f"timing {bundle_path.name}: each model, then the pipeline stage by stage", markup=False
+    )
+    result = bundle_bench.bench_bundle(
+        bundle_path,
+        runs=cfg.bench_runs,
+        warmup=cfg.bench_warmup,
+        threads=[cfg.threads],
+        max_seconds=cfg.bench_max_seconds,
+        progress_console=console,
+    )
+    model_rows = report.finish_rows(result["models"])
+    stage_rows = result["stages"]
+
+    models = zoo_sweep.quick_models()
+    zoo_cfg = zoo_sweep.SweepConfig(
+        models=tuple(models),
+        quants=tuple(zoo_sweep.check_quants(cfg.zoo_quants)),
+        threads=(cfg.threads,),
+        runs=cfg.zoo_runs,
+        warmup=cfg.zoo_warmup,
+        max_seconds=cfg.zoo_max_seconds,
+        cache_dir=zoo_sweep.default_cache_dir(),
+    )
+    console.print(
+        f"zoo sweep (as edgeav bench --quick): {', '.join(models)} x "
+        f"{', '.join(zoo_cfg.quants)}; converted models cached in {zoo_cfg.cache_dir}",
+        markup=False,
+    )
+    with _progress(console, transient=True) as bar:
+        task = bar.add_task("zoo: converting", total=zoo_sweep.steps(zoo_cfg))
+        zoo_rows = report.finish_rows(
+            zoo_sweep.sweep(
+                zoo_cfg,
+                on_step=lambda text, n: bar.update(task, advance=n, description=f"zoo: {text}"),
+            )
+        )
+    # One figure: the zoo's variants and this bundle's two models (named after the bundle); not
+    # its "fused" row, whose latency is a whole pipeline tick rather than one model.
+    mine = [
+        dict(r, model=f"{bundle_path.name} {r['model']}")
+        for r in model_rows
+        if r["model"] != "fused"
+    ]
+    report.write_plot(zoo_rows + mine, plot_path)
+    console.print(f"wrote {plot_path}", markup=False)
+    return {
+        "models": model_rows,
+        "stages": stage_rows,
+        "ticks_per_second": result["ticks_per_second"],
+        "zoo": zoo_rows,
+        "zoo_classes": zoo_cfg.classes,
+    }
+
+
+def make_stream(data_dir: Path, stream_dir: Path, cfg: DemoSettings):
+    """The test split as a video and a WAV (:func:`edgeav.streams.make_test_stream`)."""
+    from edgeav.streams import make_test_stream  # noqa: PLC0415
+
+    stream_dir.mkdir(parents=True, exist_ok=True)
+    return make_test_stream(
+        data_dir,
+        "test",
+        stream_dir / "test.mkv",
+        stream_dir / "test.wav",
+        seconds=cfg.stream_seconds,
+        seed=cfg.seed,
+        labels_json=stream_dir / "labels.json",
+    )
+
+
+def run_stream(
+    bundle_path: Path, stream: Any, predictions: Path, console: Any, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Run the runtime on the stream as ``edgeav run --camera VIDEO --audio-file WAV
+    --no-realtime --json`` does, write its JSON lines to ``predictions`` and score them.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from edgeav.bundle import read_bundle  # noqa: PLC0415
+    from edgeav.fileio import write_text_atomic  # noqa: PLC0415
+    from edgeav.runtime.pipeline import Pipeline, open_sources  # noqa: PLC0415
+
+    # The same calls, with the same arguments, as edgeav/commands/run.py (defaults: rate 1 Hz,
+    # interpreter threads chosen by the backend, no --loop, no --duration).
+    bundle = read_bundle(bundle_path)
+    config = bundle.feature_config
+    cam, audio = open_sources(
+        camera=str(stream.video),
+        mic=False,
+        mic_device=None,
+        audio_file=stream.wav,
+        sample_rate=config.sample_rate,
+        buffer_seconds=max(2.0, 2 * config.window_seconds),
+        loop=False,
+        realtime=False,
+        log=log,
+    )
+    try:
+        pipe = Pipeline(
+            bundle, camera=cam, audio=audio, rate=1.0, threads=None, realtime=False, log=log
+        )
+    except BaseException:
+        for source in (cam, audio):
+            if source is not None:
+                source.close()
+        raise
+    log(
+        f"run: {bundle_path} ({'+'.join(pipe.models)}), {pipe.backend}, default thread(s), "
+        f"1 Hz, files' own clock"
+    )
+    records: list[dict[str, Any]] = []
+    try:
+        with _progress(console) as bar:
+            task = bar.add_task("edgeav run (test stream)", total=stream.seconds)
+            for record in pipe.run():
+                records.append(record)
+                bar.advance(task)
+    finally:
+        pipe.close()
+    summary = pipe.summary()
+    lines = [json.dumps(r) for r in records] + [json.dumps({"summary": summary})]
+    write_text_atomic(predictions, "\n".join(lines) + "\n")
+
+    classes = list(bundle.classes)
+    n = min(len(records), stream.seconds)
+    if len(records) != stream.seconds:
+        log(f"the run made {len(records)} predictions for a {stream.seconds}-second stream")
+    correct = dict.fromkeys(ROWS, 0)
+    counted = dict.fromkeys(ROWS, 0)
+    for record, truth in zip(records[:n], stream.labels[:n], strict=True):
+        for m in ROWS:
+            probs = record["probs"].get(m)
+            if probs is None:
+                continue
+            counted[m] += 1
+            correct[m] += int(classes[int(np.argmax(probs))] == truth)
+    return {
+        "seconds": stream.seconds,
+        "ticks": len(records),
+        "accuracy": {m: (correct[m] / counted[m] if counted[m] else None) for m in ROWS},
+        "counted": counted,
+        "summary": summary,
+    }
+
+
+# --- the summary --------------------------------------------------------------------------------
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _host() -> dict[str, Any]:
+    from edgeav.benchmarks.report import host_info  # noqa: PLC0415
+
+    return {**host_info(), "cpu": _cpu_name()}
+
+
+def _stage_latency(bench_stages: list[dict[str, Any]], run_latency: dict[str, Any]):
+    out: dict[str, dict[str, float | None]] = {}
+    bench = {r["stage"]: r for r in bench_stages}
+    for stage in LATENCY_STAGES:
+        b, r = bench.get(stage), run_latency.get(stage)
+        if b is None and r is None:
+            continue
+        out[stage] = {
+            "bench_p50": None if b is None else round(b["p50_ms"], 4),
+            "bench_p90": None if b is None else round(b["p90_ms"], 4),
+            "bench_mean": None if b is None else round(b["mean_ms"], 4),
+            "run_p50": None if r is None else r["p50"],
+            "run_p95": None if r is None else r["p95"],
+        }
+    return out
+
+
+def build_summary(
+    *,
+    out: Path,
+    cfg: DemoSettings,
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    converted: Any,
+    benched: dict[str, Any],
+    stream: Any,
+    ran: dict[str, Any],
+    seconds: dict[str, float],
+) -> dict[str, Any]:
+    """Every figure of the demo as one JSON-ready dict (``summary.json``)."""
+    from edgeav import __version__  # noqa: PLC0415
+    from edgeav.bundle import read_bundle  # noqa: PLC0415
+
+    bundle_path = Path(converted.out)
+    manifest = read_bundle(bundle_path).manifest
+    acc = manifest.accuracy or {}
+    conv = converted.to_dict()
+    accuracy = {
+        "split": acc.get("split", "test"),
+        "keras": {m: acc.get("keras", {}).get(m) for m in ROWS},
+        "keras_pruned": {m: (acc.get("keras_pruned") or {}).get(m) for m in ROWS},
+        "tflite": {m: acc.get("tflite", {}).get(m) for m in ROWS},
+        "agreement": {m: acc.get("agreement", {}).get(m) for m in ROWS},
+        "samples": {m: acc.get("samples", {}).get(m) for m in ROWS},
+        "stream": dict(ran["accuracy"]),
+        "stream_seconds": ran["seconds"],
+    }
+    models = {}
+    for m, r in conv["models"].items():
+        sp = r.get("sparsity") or {}
+        models[m] = {
+            "file": f"{m}.tflite",
+            "size_bytes": r["size_bytes"],
+            "gzip_bytes": r["gzip_bytes"],
+            "params": r["params"],
+            "sparsity": sp.get("measured"),
+            "drop_points": r["drop_points"],
+        }
+    bench_models = {
+        r["model"]: {
+            "p50_ms": round(r["p50_ms"], 4),
+            "p90_ms": round(r["p90_ms"], 4),
+            "mean_ms": round(r["mean_ms"], 4),
+            "size_bytes": r.get("size_bytes"),
+            "params": r.get("params"),
+            "backend": r.get("backend"),
+        }
+        for r in benched["models"]
+    }
+    zoo = [
+        {
+            k: r.get(k)
+            for k in (
+                "model",
+                "input",
+                "params",
+                "macs",
+                "quant",
+                "threads",
+                "size_bytes",
+                "p50_ms",
+            )
+        }
+        for r in benched["zoo"]
+    ]
+    run_summary = ran["summary"]
+    tps = benched["ticks_per_second"]
+    train_cfg = metrics.get("config", {})
+    return {
+        "format": SUMMARY_FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "edgeav_version": __version__,
+        "fast": cfg.fast,
+        "settings": cfg.to_dict(),
+        "host": _host(),
+        "paths": {
+            "out": str(out),
+            "data": str(out / "data"),
+            "run": str(out / "run"),
+            "bundle": str(bundle_path),
+            "plot": str(out / "latency.png"),
+            "report": str(out / "report.md"),
+            "video": str(stream.video),
+            "wav": str(stream.wav),
+            "predictions": str(out / "stream" / "predictions.jsonl"),
+        },
+        "data": {"name": "av-digits", "per_class": cfg.per_class, **data},
+        "train": {
+            "image_model": train_cfg.get("image_model"),
+            "input_size": train_cfg.get("input_size"),
+            "epochs": {
+                k: train_cfg.get(k)
+                for k in (
+                    "epochs",
+                    "audio_epochs",
+                    "triplet_epochs",
+                    "audio_triplet_epochs",
+                    "head_epochs",
+                )
+            },
+            "params": metrics.get("params"),
+            "accuracy": {s: metrics[s]["accuracy"] for s in ("step1", "step2") if s in metrics},
+            "fusion": metrics.get("step2", {}).get("fusion"),
+        },
+        "accuracy": accuracy,
+        "bundle": {
+            "path": str(bundle_path),
+            "size_bytes": bundle_path.stat().st_size,
+            "quantization": manifest.quantization,
+            "sparsity_target": cfg.prune,
+            "models": models,
+            "classes": list(manifest.classes),
+            "warnings": list(conv.get("over_limit") or []),
+        },
+        "latency_ms": {
+            "threads": cfg.threads,
+            "backend": run_summary.get("backend"),
+            "models": bench_models,
+            "stages": _stage_latency(benched["stages"], run_summary.get("latency_ms", {})),
+            "ticks_per_second": tps.get(str(cfg.threads)),
+        },
+        "run": {
+            "ticks": ran["ticks"],
+            "seconds": run_summary.get("seconds"),
+            "ticks_per_second": run_summary.get("ticks_per_second"),
+            "end": run_summary.get("end"),
+            "modalities": run_summary.get("modalities"),
+            "frames_dropped": run_summary.get("frames_dropped"),
+            "audio_overflows": run_summary.get("audio_overflows"),
+        },
+        "zoo": {"classes": benched["zoo_classes"], "rows": zoo},
+        "seconds": seconds,
+    }
+
+
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with two decimals (the report's and the summary's format)."""
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def _ms(x: float | None) -> str:
+    from edgeav.benchmarks.report import ms  # noqa: PLC0415
+
+    return ms(x)
+
+
+def _kib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1024:,.1f}"
+
+
+def accuracy_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """Rows of the accuracy table: modality, Keras, Keras pruned, TFLite, live stream (%)."""
+    acc = summary["accuracy"]
+    return [
+        [
+            m,
+            pct(acc["keras"][m]),
+            pct(acc["keras_pruned"][m]),
+            pct(acc["tflite"][m]),
+            pct(acc["stream"][m]),
+        ]
+        for m in ROWS
+    ]
+
+
+ACCURACY_HEADER = ("model", "Keras", "Keras pruned", "TFLite {quant}", "edgeav run (stream)")
+LATENCY_HEADER = ("stage", "bench p50", "bench p90", "run p50", "run p95")
+
+
+def latency_rows(summary: dict[str, Any]) -> list[list[str]]:
+    lat = summary["latency_ms"]
+    rows = [
+        [f"{m} model alone", _ms(r["p50_ms"]), _ms(r["p90_ms"]), "", ""]
+        for m, r in lat["models"].items()
+        if m != "fused"
+    ]
+    for stage, r in lat["stages"].items():
+        rows.append(
+            [stage, _ms(r["bench_p50"]), _ms(r["bench_p90"]), _ms(r["run_p50"]), _ms(r["run_p95"])]
+        )
+    return rows
+
+
+def next_commands(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """(comment, command) pairs: what to try after the demo."""
+    bundle = summary["paths"]["bundle"]
+    video, wav = summary["paths"]["video"], summary["paths"]["wav"]
+    return [
+        ("copy the bundle to a Raspberry Pi (64-bit OS)", f"scp {bundle} pi@raspberrypi.local:"),
+        ("on the Pi: install the runtime", 'pip install "edgeav[runtime]"'),
+        (
+            "on the Pi: classify camera + microphone",
+            "edgeav run --model model.edgeav --camera 0 --mic",
+        ),
+        ("on the Pi: time it there", "edgeav bench model.edgeav"),
+        (
+            "here: replay the first 30 s of the test stream in real time",
+            f"edgeav run --model {bundle} --camera {video} --audio-file {wav} --duration 30",
+        ),
+        ("here: what is inside the bundle", f"edgeav info {bundle}"),
+        ("here: your own data (DATA/{train,val,test}/{image,audio}/<class>/)", "edgeav train DATA"),
+    ]
+
+
+def _md_table(header: list[str] | tuple[str, ...], rows: list[list[str]], left: int = 1) -> str:
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join(":---" if i < left else "---:" for i in range(len(header))) + "|")
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_report(summary: dict[str, Any], benched: dict[str, Any]) -> str:
+    """``report.md``: the tables and the latency plot (relative link)."""
+    from edgeav.benchmarks import bundle_bench, report  # noqa: PLC0415
+
+    host = summary["host"]
+    bundle = summary["bundle"]
+    acc = summary["accuracy"]
+    quant = bundle["quantization"]
+    mode = "`edgeav demo --fast`" if summary["fast"] else "`edgeav demo`"
+    total = summary["seconds"].get("total", 0.0)
+    out: list[str] = [
+        "# edgeav demo report\n",
+        f"{mode} on {summary['created']} — {host['cpu']} ({host['cpus']} CPUs, "
+        f"{host['machine']}, {host['system']} {host['release']}, Python {host['python']}); "
+        f"edgeav {summary['edgeav_version']}; the whole demo took {total:.0f} s.\n",
+        "Data: av-digits (MNIST digits paired with spoken digits), "
+        f"--per-class {summary['data']['per_class']}. Image model "
+        f"`{summary['train']['image_model']}` ({summary['train']['input_size']}x"
+        f"{summary['train']['input_size']}), audio model `audio-mlp`; bundle pruned to "
+        f"{bundle['sparsity_target']:g} sparsity and quantised to {quant}.\n",
+        "## Accuracy on the test split (%)\n",
+        "Keras: the trained models; Keras pruned: after pruning and fine-tuning; TFLite: the "
+        f"bundle's models in LiteRT; edgeav run: the runtime on the test stream "
+        f"({acc['stream_seconds']} s of video + audio, one prediction per second). Voices in the "
+        "test split never occur in training.\n",
+        _md_table([h.format(quant=quant) for h in ACCURACY_HEADER], accuracy_rows(summary)),
+    ]
+    train_acc = summary["train"]["accuracy"]
+    if train_acc.get("step1") and train_acc.get("step2"):
+        splits = [s for s in train_acc["step1"] if s != "val"]
+        header = ["model"] + [f"{s} step {n}" for s in splits for n in (1, 2)]
+        rows = [
+            [m] + [pct(train_acc[st][s][m]) for s in splits for st in ("step1", "step2")]
+            for m in ROWS
+        ]
+        out += [
+            "## Training (%)\n",
+            "Step 1: cross-entropy; step 2: triplet loss on the embedding, then the head refit. "
+            "test-noisy is the test split degraded (image noise and occlusion, audio at about "
+            "0 dB SNR).\n",
+            _md_table(header, rows),
+        ]
+    rows = [
+        [
+            m["file"],
+            f"{m['size_bytes']:,}",
+            f"{m['gzip_bytes']:,}",
+            f"{m['params']:,}",
+            "-" if m["sparsity"] is None else f"{100 * m['sparsity']:.1f}",
+        ]
+        for m in bundle["models"].values()
+    ]
+    rows.append([Path(bundle["path"]).name, f"{bundle['size_bytes']:,}", "", "", ""])
+    out += [
+        "## Bundle\n",
+        f"`{bundle['path']}`: {bundle['size_bytes']:,} bytes ({_kib(bundle['size_bytes'])} KiB), "
+        "the one file to copy to the device. Sparsity is measured in the pruned weights; it "
+        "shows in the gzip size, not the raw one.\n",
+        _md_table(["file", "bytes", "gzip bytes", "params", "sparsity %"], rows),
+    ]
+    if bundle["warnings"]:
+        out.append("Warnings: " + "; ".join(bundle["warnings"]) + "\n")
+    lat = summary["latency_ms"]
+    tps = lat["ticks_per_second"]
+    out += [
+        "## Latency per stage (ms)\n",
+        f"bench: `edgeav bench` on the bundle ({lat['threads']} thread, synthetic 640x480 frame "
+        f"and random audio; {'-' if tps is None else f'{tps:.0f}'} ticks/s); run: the "
+        f"runtime on the test stream ({lat['backend']}). compute = everything after capture.\n",
+        _md_table(list(LATENCY_HEADER), latency_rows(summary)),
+        "### Each model alone and the pipeline\n",
+        report.to_markdown(benched["models"]),
+        bundle_bench.stages_markdown(benched["stages"]),
+        f"### Zoo sweep (`edgeav bench --quick`: random weights, {summary['zoo']['classes']} "
+        "classes)\n",
+        report.to_markdown(benched["zoo"]),
+        "![latency against parameters](latency.png)\n",
+        "## Next\n",
+        "```sh\n" + "\n".join(f"# {c}\n{cmd}" for c, cmd in next_commands(summary)) + "\n```\n",
+        "## Time per stage (s)\n",
+        _md_table(
+            ["stage", "seconds"],
+            [[k, f"{v:.1f}"] for k, v in summary["seconds"].items()],
+        ),
+    ]
+    return "\n".join(out)
+
+
+def print_summary(summary: dict[str, Any], console: Any) -> None:
+    """The summary on stdout: accuracy, bundle, latency per stage, next commands."""
+    from rich.table import Table  # noqa: PLC0415
+
+    bundle = summary["bundle"]
+    quant = bundle["quantization"]
+    acc = summary["accuracy"]
+    table = Table(
+        title=f"accuracy on the test split (%), {acc['stream_seconds']} s test stream",
+        title_justify="left",
+    )
+    for i, h in enumerate(ACCURACY_HEADER):
+        table.add_column(h.format(quant=quant), justify="left" if i == 0 else "right")
+    for row in accuracy_rows(summary):
+        table.add_row(*row)
+    console.print(table)
+
+    sizes = ", ".join(
+        f"{m['file']} {_kib(m['size_bytes'])} KiB"
+        + ("" if m["sparsity"] is None else f" ({100 * m['sparsity']:.0f} % zeros)")
+        for m in bundle["models"].values()
+    )
+    console.print(
+        f"bundle {bundle['path']}: {_kib(bundle['size_bytes'])} KiB ({quant}; {sizes})",
+        highlight=False,
+        markup=False,
+    )
+    for w in bundle["warnings"]:
+        console.print(f"warning: {w}", style="yellow", highlight=False, markup=False)
+
+    lat = summary["latency_ms"]
+    table = Table(
+        title=f"latency per stage (ms, {lat['threads']} thread bench; run on the test stream)",
+        title_justify="left",
+    )
+    for i, h in enumerate(LATENCY_HEADER):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for row in latency_rows(summary):
+        table.add_row(*row)
+    console.print(table)
+    paths = summary["paths"]
+    console.print(
+        f"report {paths['report']} (plot {paths['plot']}), figures "
+        f"{Path(paths['out']) / 'summary.json'}; demo took {summary['seconds']['total']:.0f} s",
+        highlight=False,
+        markup=False,
+    )
+    console.print("\n[bold]Next:[/]")
+    for comment, command in next_commands(summary):
+        console.print(f"  # {comment}", style="dim", highlight=False, markup=False)
+        console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)
+
+
+# --- the whole demo -----------------------------------------------------------------------------
+
+
+def run_demo(out: str | os.PathLike[str] = "demo", *, fast: bool = False) -> dict[str, Any]:
+    """Run every stage into ``out`` and return the summary (also ``out/summary.json``).
+
+    Raises:
+        EdgeAVError: from any stage, one line naming the file, folder or value at fault.
+    """
+    from rich.console import Console  # noqa: PLC0415
+
+    from edgeav.fileio import write_text_atomic  # noqa: PLC0415
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgeAVError(f"--out {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgeAVError(f"cannot create --out folder {out}: {exc.strerror or exc}") from exc
+    cfg = settings(fast)
+    err = Console(stderr=True)
+    # a summary piped to a file or a CI log is not cut to 80 columns
+    stdout = Console() if sys.stdout.isatty() else Console(width=120)
+
+    def log(message: str) -> None:
+        err.print(f"edgeav: {message}", highlight=False, markup=False)
+
+    data_dir, run_dir = out / "data", out / "run"
+    bundle_path, plot_path = out / "model.edgeav", out / "latency.png"
+    stream_dir = out / "stream"
+    stages = _Stages(err, len(STAGES))
+    err.print(
+        f"edgeav demo{' --fast' if fast else ''}: data -> train -> convert -> bench -> "
+        f"test stream -> edgeav run, into {out}/",
+        style="bold",
+        highlight=False,
+        markup=False,
+    )
+    with stages.stage("data", f"data: av-digits into {data_dir} (--per-class {cfg.per_class})"):
+        data = prepare_data(data_dir, cfg, log)
+    with stages.stage("train", f"train: image + audio models, two steps, into {run_dir}"):
+        metrics = train_models(data_dir, run_dir, cfg)
+    with stages.stage("convert", f"convert: prune {cfg.prune:g} + {cfg.quantize} -> {bundle_path}"):
+        converted = convert_bundle(run_dir, data_dir, bundle_path, cfg, err)
+    with stages.stage("bench", f"bench: {bundle_path.name} and the quick zoo sweep"):
+        benched = bench(bundle_path, plot_path, cfg, err)
+    with stages.stage("stream", f"stream: the test split as video + WAV in {stream_dir}"):
+        stream = make_stream(data_dir, stream_dir, cfg)
+        log(f"wrote {stream.video} and {stream.wav} ({stream.seconds} s)")
+    with stages.stage("run", f"run: edgeav run --camera {stream.video} --audio-file "
+                      f"{stream.wav} --no-realtime"):  # fmt: skip
+        ran = run_stream(bundle_path, stream, stream_dir / "predictions.jsonl", err, log)
+    with stages.stage("report", f"report: {out / 'report.md'} and {out / 'summary.json'}"):
+        seconds = dict(stages.seconds)
+        seconds["total"] = round(stages.elapsed(), 2)
+        summary = build_summary(
+            out=out,
+            cfg=cfg,
+            data=data,
+            metrics=metrics,
+            converted=converted,
+            benched=benched,
+            stream=stream,
+            ran=ran,
+            seconds=seconds,
+        )
+        write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(out / "report.md", render_report(summary, benched))
+    print_summary(summary, stdout)
+    return summary
