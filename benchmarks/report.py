@@ -387,7 +387,14 @@ def write_plot(
         ax.set_xlim(low / 1.6, high * 2.5)  # room for the labels on the right
         label = ticker.FuncFormatter(lambda v, _: count(v))
         ax.xaxis.set_major_formatter(label)
-        ax.xaxis.set_minor_formatter(label if high / low < 20 else ticker.NullFormatter())
+
+        def minor(v: float, _: Any) -> str:  # label only 2x, 3x and 5x, or the labels collide
+            lead = round(v / 10 ** math.floor(math.log10(v))) if v > 0 else 0
+            return count(v) if lead in (2, 3, 5) else ""
+
+        ax.xaxis.set_minor_formatter(
+            ticker.FuncFormatter(minor) if high / low < 20 else ticker.NullFormatter()
+        )
         ax.set_xlabel("parameters")
         ax.set_title(
             f"{nthreads} thread{'s' if nthreads != 1 else ''}" if nthreads else "default threads"

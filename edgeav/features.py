@@ -88,6 +88,11 @@ _MAX_PEAK = 2.0**200  # larger inputs are scaled down so the power spectrum cann
 _MAX_RESAMPLE_PEAK = 2.0**100  # likewise before resampling
 
 
+#: Input sample rates accepted for resampling (telephone audio up to 8x 96 kHz studio rates).
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768_000
+
+
 class FeatureError(EdgeAVError, ValueError):
     """Bad audio or a bad feature configuration (an EdgeAVError and a ValueError)."""
 
@@ -556,6 +561,11 @@ def _resample(x: np.ndarray, sr: int | float, target: int) -> np.ndarray:
         raise FeatureError(f"sample rate {sr!r} is not a number")
     if not (math.isfinite(float(sr)) and sr > 0):
         raise FeatureError(f"sample rate {sr!r} must be positive")
+    if not (MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE):
+        # A 1 Hz "recording" of a second of samples would resample to hours of audio.
+        raise FeatureError(
+            f"sample rate {sr:g} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
+        )
     if x.size == 0:
         return x
     try:
