@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeav.benchmarks.timer import rss_bytes
 from edgeav.errors import EdgeAVError
 
 #: Targets (issue 9).
@@ -35,17 +36,11 @@ ERRORS_TARGET = 0
 
 
 def rss_mb() -> float:
-    """Resident memory of this process in MiB (Linux /proc, else psutil)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import psutil  # noqa: PLC0415
-
-    return psutil.Process().memory_info().rss / 2**20
+    """Resident memory of this process in MiB (psutil, else Linux /proc)."""
+    size = rss_bytes()
+    if size is None:
+        raise EdgeAVError("cannot read this process's resident memory (no psutil, no /proc)")
+    return size / 2**20
 
 
 def make_sources(folder: Path, *, seconds: float = 3.0, fps: int = 10) -> tuple[Path, Path]:

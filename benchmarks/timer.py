@@ -13,18 +13,16 @@ which one ran.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeav.errors import EdgeAVError
+from edgeav.native_stderr import captured_native_stderr
 
 _MB = 1024.0 * 1024.0
 
@@ -32,7 +30,7 @@ _MB = 1024.0 * 1024.0
 # --- memory -------------------------------------------------------------------------------------
 
 
-def _rss_bytes() -> int | None:
+def rss_bytes() -> int | None:
     """Current resident set size of this process, or None when it cannot be read."""
     try:
         import psutil  # noqa: PLC0415
@@ -77,34 +75,6 @@ def _reset_peak() -> bool:
 
 def _mb(value: int | None) -> float | None:
     return None if value is None else round(value / _MB, 2)
-
-
-@contextlib.contextmanager
-def native_stderr_captured() -> Iterator[list[str]]:
-    """Capture what native code writes to file descriptor 2 (LiteRT's and the converter's logs).
-
-    Yields a list that receives the captured lines when the block ends, so a failure can be
-    reported in one line and a success stays quiet.
-    """
-    lines: list[str] = []
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no usable fd 2: nothing to capture
-        yield lines
-        return
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            with contextlib.suppress(OSError, ValueError):
-                sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            text = tmp.read().decode("utf-8", "replace")
-            lines.extend(line for line in text.splitlines() if line.strip())
 
 
 # --- interpreter --------------------------------------------------------------------------------
@@ -207,12 +177,12 @@ def time_tflite(
     interpreter_cls, backend = _interpreter_class()
     rng = np.random.default_rng(seed)
 
-    rss_before = _rss_bytes()
+    rss_before = rss_bytes()
     peak_before = _peak_bytes()
     peak_exact = _reset_peak()
 
     try:
-        with native_stderr_captured() as native_log:
+        with captured_native_stderr() as native_log:
             t0 = time.perf_counter()
             interpreter = interpreter_cls(model_content=data, num_threads=threads)
             interpreter.allocate_tensors()
@@ -221,7 +191,7 @@ def time_tflite(
         errors = [line for line in native_log if "ERROR" in line]
         detail = (errors[0] if errors else str(exc).strip().splitlines()[0]).strip()
         raise EdgeAVError(f"cannot load {name} as a TFLite model: {detail}") from exc
-    rss_init = _rss_bytes()
+    rss_init = rss_bytes()
 
     inputs = []
     resized = False
@@ -268,7 +238,7 @@ def time_tflite(
             break
     times_ms = times[:done] * 1e3
 
-    rss_after = _rss_bytes()
+    rss_after = rss_bytes()
     peak_after = _peak_bytes()
     if peak_after is not None and rss_before is not None:
         base = rss_before if peak_exact else max(rss_before, peak_before or 0)

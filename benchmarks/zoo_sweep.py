@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeav.benchmarks.timer import native_stderr_captured, time_tflite_in_subprocess
+from edgeav.benchmarks.timer import time_tflite_in_subprocess
 from edgeav.errors import EdgeAVError
 from edgeav.fileio import write_bytes_atomic, write_text_atomic
+from edgeav.native_stderr import captured_native_stderr
 
 #: Quantisation modes ``--quant`` accepts.
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
@@ -214,7 +215,7 @@ def _convert(keras_model: Any, quant: str, representative: int, traced: Any = No
     elif quant != "float32":
         raise EdgeAVError(f"unknown quantisation {quant!r}")
     try:
-        with warnings.catch_warnings(), native_stderr_captured():
+        with warnings.catch_warnings(), captured_native_stderr():
             warnings.simplefilter("ignore")
             return converter.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises many types
@@ -228,7 +229,7 @@ def _build(name: str, config: SweepConfig) -> tuple[Any, dict[str, Any]]:
     from edgeav.models.registry import build_variant  # noqa: PLC0415
     from edgeav.tf import keras  # noqa: PLC0415
 
-    with native_stderr_captured():  # TensorFlow's import-time logs (CUDA, absl)
+    with captured_native_stderr():  # TensorFlow's import-time logs (CUDA, absl)
         keras().utils.set_random_seed(0)
         model = build_variant(name, classes=config.classes, input_size=_input_size(name, config))
     shape = list(model.inputs[0].shape[1:])

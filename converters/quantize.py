@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import sys
 import warnings
 from collections.abc import Iterator
 
 import numpy as np
 
 from edgeav.errors import EdgeAVError
+from edgeav.native_stderr import captured_native_stderr
 
 MODES = ("float32", "float16", "dynamic", "int8")
 
@@ -46,18 +45,9 @@ def representative_indices(labels: np.ndarray, n: int, *, seed: int = 0) -> np.n
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the converter's C++ chatter on fd 2 (MLIR passes print there) unless it fails."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+    """Silence the converter's C++ chatter on fd 2 (MLIR passes print there) and its stdout."""
+    with captured_native_stderr(), contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def leading_normalization(model) -> bool:

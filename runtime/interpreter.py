@@ -14,18 +14,15 @@ Backends, in order of preference (``backend=`` or ``EDGEAV_TFLITE_BACKEND`` forc
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeav.errors import EdgeAVError
+from edgeav.native_stderr import captured_native_stderr
 
 #: Backends in the order they are tried.
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tf.lite")
@@ -184,32 +181,6 @@ class Model:
         return out if batched else out[0]
 
 
-@contextlib.contextmanager
-def _captured_stderr() -> Iterator[list[str]]:
-    """Capture what native code writes to file descriptor 2 (LiteRT's INFO/ERROR lines).
-
-    Yields a list that receives the captured lines when the block ends, so a load failure can
-    be reported in one line and a successful load stays quiet.
-    """
-    lines: list[str] = []
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no usable fd 2: nothing to capture
-        yield lines
-        return
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            text = tmp.read().decode("utf-8", "replace")
-            lines.extend(line for line in text.splitlines() if line.strip())
-
-
 def load_interpreter(
     model: bytes | str | os.PathLike[str],
     num_threads: int | None = None,
@@ -247,7 +218,7 @@ def load_interpreter(
         raise EdgeAVError(f"{name} is not a TFLite model (no TFL3 flatbuffer identifier)")
     backend_name, interpreter_cls = _resolve_backend(backend)
     try:
-        with _captured_stderr() as native_log, warnings.catch_warnings():
+        with captured_native_stderr() as native_log, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite warns on every use in TF 2.21
             interp = interpreter_cls(model_content=content, num_threads=num_threads)
             interp.allocate_tensors()
