@@ -81,21 +81,17 @@ def _mb(value: int | None) -> float | None:
 
 
 def _interpreter_class() -> tuple[type, str]:
-    """The LiteRT interpreter class and the backend's name (no TensorFlow import)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+    """The LiteRT interpreter class and the backend's name (never tf.lite: no TensorFlow)."""
+    from edgeav.runtime.interpreter import _interpreter_class as backend_class  # noqa: PLC0415
 
-        return Interpreter, "ai_edge_litert"
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime.interpreter import Interpreter  # noqa: PLC0415
-
-        return Interpreter, "tflite_runtime"
-    except ImportError as exc:
-        raise EdgeAVError(
-            "no TFLite interpreter: install the runtime extra: pip install 'edgeav[runtime]'"
-        ) from exc
+    for name in ("ai_edge_litert", "tflite_runtime"):
+        try:
+            return backend_class(name), name
+        except ImportError:
+            continue
+    raise EdgeAVError(
+        "no TFLite interpreter: install the runtime extra: pip install 'edgeav[runtime]'"
+    )
 
 
 def _random_input(shape: np.ndarray, dtype: type, rng: np.random.Generator) -> np.ndarray:

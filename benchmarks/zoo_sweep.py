@@ -188,32 +188,21 @@ def _trace(keras_model: Any) -> Any:
 
 def _convert(keras_model: Any, quant: str, representative: int, traced: Any = None) -> bytes:
     """Convert a tf_keras model (or its :func:`_trace`) to ``.tflite`` bytes, one quantisation."""
+    from edgeav.converters.quantize import configure_converter  # noqa: PLC0415
     from edgeav.tf import tf  # noqa: PLC0415
 
     tf_ = tf()
     traced = traced if traced is not None else _trace(keras_model)
     converter = tf_.lite.TFLiteConverter.from_concrete_functions([traced], keras_model)
     converter.experimental_lower_to_saved_model = False
-    if quant == "float16":
-        converter.optimizations = [tf_.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf_.float16]
-    elif quant == "dynamic":
-        converter.optimizations = [tf_.lite.Optimize.DEFAULT]
-    elif quant == "int8":
-        shapes = [tuple(spec.shape) for spec in traced.structured_input_signature[0]]
-        rng = np.random.default_rng(0)
+    shapes = [tuple(spec.shape) for spec in traced.structured_input_signature[0]]
+    rng = np.random.default_rng(0)
 
-        def representative_dataset():
-            for _ in range(representative):
-                yield [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    def representative_dataset():
+        for _ in range(representative):
+            yield [rng.standard_normal(s).astype(np.float32) for s in shapes]
 
-        converter.optimizations = [tf_.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative_dataset
-        converter.target_spec.supported_ops = [tf_.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf_.int8
-        converter.inference_output_type = tf_.int8
-    elif quant != "float32":
-        raise EdgeAVError(f"unknown quantisation {quant!r}")
+    configure_converter(tf_, converter, quant, representative_dataset)
     try:
         with warnings.catch_warnings(), captured_native_stderr():
             warnings.simplefilter("ignore")

@@ -56,6 +56,31 @@ def leading_normalization(model) -> bool:
     return bool(layers) and type(layers[0]).__name__ == "Normalization"
 
 
+def configure_converter(
+    tf, converter, mode: str, representative_dataset=None, *, integer_io: bool = True
+) -> None:
+    """Set a ``TFLiteConverter`` up for one of :data:`MODES`.
+
+    ``int8`` is calibrated on ``representative_dataset`` (a generator function yielding
+    ``[sample_batch, ...]``); with ``integer_io`` it is full-integer with int8 input and output,
+    without it the ops and I/O types are left for the caller to choose.
+    """
+    if mode == "float32":
+        return
+    if mode not in MODES:
+        raise EdgeAVError(f"unknown quantisation {mode!r}; choose one of {', '.join(MODES)}")
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "int8":
+        converter.representative_dataset = representative_dataset
+        if not integer_io:
+            return
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+
+
 def convert_keras(
     model, mode: str, representative: np.ndarray | None = None, *, float_input: bool = False
 ) -> bytes:
@@ -79,12 +104,8 @@ def convert_keras(
 
     tf = _tf()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if mode == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif mode == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif mode == "int8":
+    gen = None
+    if mode == "int8":
         if representative is None or len(representative) == 0:
             raise EdgeAVError("int8 conversion needs a representative data set")
         samples = np.asarray(representative, dtype=np.float32)
@@ -93,13 +114,9 @@ def convert_keras(
             for i in range(len(samples)):
                 yield [samples[i : i + 1]]
 
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = gen
-        if float_input:
-            return _selective_int8(tf, converter, gen, model.name)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+    configure_converter(tf, converter, mode, gen, integer_io=not float_input)
+    if mode == "int8" and float_input:
+        return _selective_int8(tf, converter, gen, model.name)
     try:
         with _quiet(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Statistics for quantized inputs were expected..."
