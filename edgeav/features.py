@@ -3,9 +3,10 @@
 This module is *the* feature code for training and for the device. It reproduces
 ``librosa.feature`` (0.10/0.11) for the same parameters, within ``1e-4`` of the largest value of
 each feature, without librosa, numba or scipy: one real FFT per window (float64), the filter
-banks as precomputed matrices (built once per :class:`FeatureConfig` and cached), the mel
-logarithm in float32 (about 1e-7 relative), scratch arrays reused between calls. A 1 s window
-takes well under a millisecond of CPU (``python -m edgeav.benchmarks.features``).
+banks as precomputed matrices (built once per :class:`FeatureConfig` and cached), the work after
+the FFT in float32 as librosa does for float32 audio (about 1e-7 relative; float64 for digital
+silence and absurd levels), scratch arrays reused between calls. A 1 s window takes about half a
+millisecond of one core here (``python -m edgeav.benchmarks.features``).
 
 With the defaults (16 kHz, 1 s windows, ``n_fft=512``, ``hop_length=160``) :func:`extract` returns
 187 values per window: 40 MFCC + 12 chroma + 128 mel + 7 spectral contrast, each the mean over the
@@ -323,6 +324,24 @@ class _Plan:
     band_q: np.ndarray
     band_starts: np.ndarray  # reduceat indices giving each band's [lo, hi) (see _contrast)
     band_step: int  # 1 when the bands tile the bins (then starts = lo), else 2 (lo, hi pairs)
+    # bands averaging more than one value per side: (band, lo, hi, quantile count)
+    wide_bands: tuple[tuple[int, int, int, int], ...]
+
+    @functools.cached_property
+    def float32(self) -> _Plan:
+        """This plan with float32 matrices (the filter banks are librosa's float32 values)."""
+
+        def f32(a: np.ndarray) -> np.ndarray:
+            a = a.astype(np.float32)
+            a.setflags(write=False)
+            return a
+
+        return dataclasses.replace(
+            self,
+            mel_blocks=tuple((lo, hi, m0, m1, f32(w)) for lo, hi, m0, m1, w in self.mel_blocks),
+            chroma_t=f32(self.chroma_t),
+            dct_t=f32(self.dct_t),
+        )
 
 
 @functools.lru_cache(maxsize=32)
@@ -344,7 +363,10 @@ def _plan(config: FeatureConfig) -> _Plan:
     )
     for arr in arrays.values():
         arr.setflags(write=False)
-    return _Plan(mel_blocks=_mel_blocks(mel), band_step=1 if tiled else 2, **arrays)
+    wide = tuple((int(k), int(lo[k]), int(hi[k]), int(q[k])) for k in np.flatnonzero(q > 1))
+    return _Plan(
+        mel_blocks=_mel_blocks(mel), band_step=1 if tiled else 2, wide_bands=wide, **arrays
+    )
 
 
 def _mel_blocks(mel: np.ndarray) -> tuple[tuple[int, int, int, int, np.ndarray], ...]:
@@ -511,8 +533,10 @@ def prepare_audio(y: Any, config: FeatureConfig, sr: int | float | None = None) 
     Raises :class:`FeatureError` on NaN/inf, an unsupported dtype or shape, or a bad ``sr``.
     """
     x = _to_float_mono(y)
-    peak = float(np.max(np.abs(x))) if x.size else 0.0  # NaN and inf propagate to the peak
-    if not math.isfinite(peak):
+    # NaN and inf propagate to max and min (two passes without a temporary, unlike abs)
+    hi, lo = (float(np.maximum.reduce(x)), float(np.minimum.reduce(x))) if x.size else (0, 0)
+    peak = max(hi, -lo)
+    if not (math.isfinite(hi) and math.isfinite(lo)):
         bad = int(np.flatnonzero(~np.isfinite(x))[0])
         raise FeatureError(f"audio contains NaN or infinite values (first at sample {bad})")
     if peak > _MAX_PEAK:  # only absurd float input; a power of two keeps it exact
@@ -627,7 +651,9 @@ def _n_frames(n_samples: int, config: FeatureConfig) -> int:
     return 1 + (padded - config.n_fft) // config.hop_length
 
 
-def _stft_frames_first(x: np.ndarray, config: FeatureConfig, scratch: bool = False) -> np.ndarray:
+def _stft_frames_first(
+    x: np.ndarray, config: FeatureConfig, scratch: bool = False, plan: _Plan | None = None
+) -> np.ndarray:
     """Complex STFT, shape ``(n_frames, 1 + n_fft // 2)`` (frames first, for fast products).
 
     With ``scratch=True`` the result lives in this thread's workspace (overwritten next call).
@@ -641,11 +667,12 @@ def _stft_frames_first(x: np.ndarray, config: FeatureConfig, scratch: bool = Fal
         padded[half + x.size :] = 0.0
         x = padded
     x = np.ascontiguousarray(x)
-    step = x.strides[0]
-    frames = np.lib.stride_tricks.as_strided(
-        x, shape=(n_frames, n_fft), strides=(step * config.hop_length, step), writeable=False
+    step = x.itemsize  # overlapping frames as a read-only view (as_strided, 10x cheaper here)
+    frames = np.ndarray(
+        (n_frames, n_fft), x.dtype, buffer=x, strides=(step * config.hop_length, step)
     )
-    window = _plan(config).window
+    frames.flags.writeable = False
+    window = (_plan(config) if plan is None else plan).window
     if not scratch:
         return np.fft.rfft(frames * window, axis=1)
     windowed = np.multiply(frames, window, out=_WS.get("windowed", (n_frames, n_fft)))
@@ -665,30 +692,11 @@ def _abs2(d: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 _DB = 10.0 / math.log(10.0)  # 10 * log10(x) == _DB * ln(x); np.log is twice as fast as log10
 
 
-def _power_to_db_(
-    s: np.ndarray, top_db: float | None, out: np.ndarray | None = None, fast: bool = False
-) -> np.ndarray:
-    """librosa.power_to_db(s, ref=1, amin=1e-10, top_db).
-
-    ``fast=True`` takes the logarithm in float32 (SIMD, 2.5x faster than float64 here): a
-    relative error of about 1e-7 dB, well inside the 1e-4 parity; only when float32 cannot hold
-    ``s`` does it fall back to float64.
-    """
-    log_spec = np.maximum(_AMIN, s, out=out)
-    if fast and log_spec.size and log_spec.max() < 1e38:
-        np.log(log_spec, out=log_spec, dtype=np.float32, casting="same_kind")
-    else:
-        np.log(log_spec, out=log_spec)
-    log_spec *= _DB
-    if top_db is not None:
-        np.maximum(log_spec, log_spec.max() - top_db, out=log_spec)
-    return log_spec
-
-
 def power_to_db(S: np.ndarray, *, top_db: float | None = 80.0) -> np.ndarray:
     """``librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=top_db)``: the floor is relative to
     the maximum of the whole array."""
-    return _power_to_db_(np.asarray(S, dtype=np.float64), top_db)
+    S = np.asarray(S, dtype=np.float64)
+    return _to_db(S, top_db, False, out=np.empty_like(S))
 
 
 def _small_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -713,68 +721,106 @@ def _mel(power: np.ndarray, plan: _Plan, out: np.ndarray | None = None) -> np.nd
     return out
 
 
-def _chroma(power: np.ndarray, plan: _Plan) -> np.ndarray:
+def _chroma(power: np.ndarray, plan: _Plan, out: np.ndarray | None = None) -> np.ndarray:
     """STFT chroma ``(n_frames, n_chroma)``, each frame divided by its maximum (if not ~0)."""
     raw = _small_matmul(power, plan.chroma_t)
     length = np.maximum.reduce(raw, axis=1, keepdims=True)  # raw >= 0
     length[length < np.finfo(np.float64).tiny] = 1.0
-    return raw / length
+    return np.divide(raw, length, out=out)
 
 
-def _contrast(spec: np.ndarray, plan: _Plan, power: bool) -> np.ndarray:
+def _to_db(s: np.ndarray, top_db: float | None, half: bool, out: np.ndarray) -> np.ndarray:
+    """``power_to_db`` of ``s`` (``half=False``), or of ``sqrt(s)`` (``half=True``: the same as
+    ``5 * log10(max(amin**2, s))``, so a magnitude's dB comes from its power without a root).
+
+    The ``top_db`` floor (that far below the array's maximum) is applied to the power before
+    the logarithm, together with ``amin``: three passes instead of five.
+    """
+    amin = _AMIN * _AMIN if half else _AMIN
+    floor = amin
+    if top_db is not None and s.size:
+        # max(s, amin) in dB, less top_db, back in power units
+        floor = max(
+            amin, float(np.maximum.reduce(s, axis=None)) * 10.0 ** (-top_db / (5 if half else 10))
+        )
+    np.maximum(s, floor, out=out)
+    np.log(out, out=out)
+    out *= _DB / 2 if half else _DB
+    return out
+
+
+def _contrast(
+    spec: np.ndarray, plan: _Plan, power: bool, out: np.ndarray | None = None
+) -> np.ndarray:
     """Spectral contrast ``(n_frames, n_bands + 1)`` from a frames-first magnitude
-    (``power=False``) or power spectrogram (``power=True``: the square root is taken of the
-    chosen values only, as it commutes with sorting)."""
+    (``power=False``) or power spectrogram (``power=True``: square roots are taken of the few
+    values a wider band averages, as the root commutes with sorting; the rest go to dB straight
+    from power)."""
     # Bands with one value per side (all but one with the defaults): min and max of each band
     # in one reduceat call (with (lo, hi) pairs the odd columns are the gaps: dropped).
     step = plan.band_step
     valley = np.minimum.reduceat(spec, plan.band_starts, axis=1)[:, ::step]
     peak = np.maximum.reduceat(spec, plan.band_starts, axis=1)[:, ::step]
-    for k in np.flatnonzero(plan.band_q > 1):
-        q = int(plan.band_q[k])
-        ranked = np.sort(spec[:, plan.band_lo[k] : plan.band_hi[k]], axis=1)
+    for k, lo, hi, q in plan.wide_bands:
+        ranked = np.sort(spec[:, lo:hi], axis=1)
         low, high = ranked[:, :q], ranked[:, -q:]
         if power:
             low, high = np.sqrt(low), np.sqrt(high)
         valley[:, k] = np.add.reduce(low, axis=1) / q
         peak[:, k] = np.add.reduce(high, axis=1) / q
-    if power:
-        one = plan.band_q == 1
-        valley[:, one] = np.sqrt(valley[:, one])
-        peak[:, one] = np.sqrt(peak[:, one])
-    return _power_to_db_(peak, _CONTRAST_TOP_DB) - _power_to_db_(valley, _CONTRAST_TOP_DB)
+        if power:  # back to power units, so that every column takes the same route to dB
+            valley[:, k] *= valley[:, k]
+            peak[:, k] *= peak[:, k]
+    peak_db = _to_db(peak, _CONTRAST_TOP_DB, power, out=peak)
+    return np.subtract(peak_db, _to_db(valley, _CONTRAST_TOP_DB, power, out=valley), out=out)
 
 
-def _frame_features_t(
-    x: np.ndarray, config: FeatureConfig, scratch: bool = False
-) -> dict[str, np.ndarray]:
-    """The four features for every frame, frames first: name -> ``(n_frames, size)``.
+#: Window power spectra whose maximum lies inside this range are processed in float32 after the
+#: FFT (as librosa does for float32 audio): twice the values per cache line and SIMD lane,
+#: about 1e-7 relative. Outside it (digital silence, absurd levels) float64 keeps every value.
+_FLOAT32_POWER = (1e-25, 1e30)
 
-    With ``scratch=True`` (for :func:`extract`) the arrays live in this thread's workspace, and
-    ``"mfcc"`` is replaced by ``"mel_db"`` unless more than the mean is wanted: the DCT is
-    linear, so the mean of the MFCCs is the DCT of the mean log-mel.
+
+def _frames_matrix(
+    x: np.ndarray, config: FeatureConfig, scratch: bool = False, mfcc: bool = True
+) -> np.ndarray:
+    """The four features of every frame in one frames-first array ``(n_frames, n_mfcc +
+    n_chroma + n_mels + n_bands + 1)``, columns in :data:`FEATURE_NAMES` order.
+
+    With ``scratch=True`` (for :func:`extract`) the arrays live in this thread's workspace and
+    the work after the FFT is in float32 when the power spectrum allows (``_FLOAT32_POWER``);
+    otherwise everything is float64. ``mfcc=False`` leaves the MFCC columns unset: the DCT is
+    linear, so a caller that wants only the mean takes the DCT of the mean log-mel instead.
     """
-    plan = _plan(config)
-    spectrum = _stft_frames_first(x, config, scratch=scratch)
+    plan, dtype = _plan(config), np.float64
+    spectrum = _stft_frames_first(x, config, scratch=scratch, plan=plan)
     n_frames, n_bins = spectrum.shape
 
-    def buf(name: str, shape: tuple[int, ...]) -> np.ndarray | None:
-        return _WS.get(name, shape) if scratch else None
+    def buf(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        return _WS.get(name, shape, dtype) if scratch else np.empty(shape, dtype)
 
-    power = _abs2(spectrum, out=buf("power", (n_frames, n_bins)))
-    mel = _mel(power, plan, out=buf("mel", (n_frames, config.n_mels)))
-    mel_db = _power_to_db_(
-        mel, config.top_db, out=buf("mel_db", (n_frames, config.n_mels)), fast=True
-    )
-    out = {
-        "chroma": _chroma(power, plan),
-        "mel": mel_db if config.mel_db else mel,
-        "contrast": _contrast(power, plan, power=True),
-    }
-    if scratch and config.statistics == ("mean",):
-        out["mel_db"] = mel_db
-    else:
-        out["mfcc"] = _small_matmul(mel_db, plan.dct_t)
+    power = _abs2(spectrum, out=buf("power", (n_frames, n_bins), np.float64))
+    if scratch and _FLOAT32_POWER[0] < power.max() < _FLOAT32_POWER[1]:
+        plan, dtype = plan.float32, np.float32
+        power32 = buf("power32", power.shape, dtype)
+        np.copyto(power32, power, casting="same_kind")
+        power = power32
+    sizes = config.sizes
+    out = buf("frames", (n_frames, sum(sizes.values())), dtype)
+    cols, start = {}, 0
+    for name, size in sizes.items():
+        cols[name] = out[:, start : start + size]
+        start += size
+    mel = _mel(power, plan, out=buf("mel", (n_frames, config.n_mels), dtype))
+    if not config.mel_db:
+        cols["mel"][...] = mel
+    mel_db = _to_db(mel, config.top_db, False, out=mel)  # contiguous: faster than into cols
+    if config.mel_db:
+        cols["mel"][...] = mel_db
+    if mfcc:
+        np.matmul(mel_db, plan.dct_t, out=cols["mfcc"])
+    _chroma(power, plan, out=cols["chroma"])
+    _contrast(power, plan, power=True, out=cols["contrast"])
     return out
 
 
@@ -787,8 +833,12 @@ def frame_features(
     """
     config = _default_config() if config is None else config
     x = prepare_audio(y, config, sr)
-    per_frame = _frame_features_t(x, config)
-    return {name: per_frame[name].T for name in FEATURE_NAMES}
+    frames = _frames_matrix(x, config)
+    out, start = {}, 0
+    for name, size in config.sizes.items():
+        out[name] = frames[:, start : start + size].T
+        start += size
+    return out
 
 
 def extract(
@@ -805,18 +855,30 @@ def extract(
     """
     config = _default_config() if config is None else config
     x = prepare_audio(y, config, sr)
-    per_frame = _frame_features_t(x, config, scratch=True)
-    if "mel_db" in per_frame:
-        n = per_frame["mel_db"].shape[0]
-        mean_db = np.add.reduce(per_frame["mel_db"], axis=0) / n
-        means = [mean_db @ _plan(config).dct_t]
-        means += [np.add.reduce(per_frame[name], axis=0) / n for name in FEATURE_NAMES[1:]]
-        return np.concatenate(means).astype(np.float32)
+    mean_only = config.statistics == ("mean",) and config.mel_db
+    frames = _frames_matrix(x, config, scratch=True, mfcc=not mean_only)
+    n, n_mfcc = frames.shape[0], config.n_mfcc
+    if mean_only:  # the MFCC columns are unset: their mean is the DCT of the mean log-mel
+        mean = np.empty(frames.shape[1])
+        np.add.reduce(frames[:, n_mfcc:], axis=0, dtype=np.float64, out=mean[n_mfcc:])
+        mean /= n
+        mel = slice(n_mfcc + config.n_chroma, n_mfcc + config.n_chroma + config.n_mels)
+        mean[:n_mfcc] = mean[mel] @ _plan(config).dct_t
+        return mean.astype(np.float32)
+    mean = np.add.reduce(frames, axis=0, dtype=np.float64) / n
     parts = []
     for stat in config.statistics:
-        fn = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}[stat]
-        parts.extend(fn(per_frame[name], axis=0) for name in FEATURE_NAMES)
-    return np.concatenate(parts).astype(np.float32)
+        if stat == "mean":
+            parts.append(mean)
+        elif stat == "std":
+            dev = frames - mean.astype(frames.dtype)
+            np.multiply(dev, dev, out=dev)
+            parts.append(np.sqrt(np.add.reduce(dev, axis=0, dtype=np.float64) / n))
+        elif stat == "min":
+            parts.append(np.minimum.reduce(frames, axis=0))
+        else:
+            parts.append(np.maximum.reduce(frames, axis=0))
+    return np.concatenate(parts, dtype=np.float32, casting="same_kind")
 
 
 def _spectrum(y: Any, S: Any, config: FeatureConfig, what: str) -> np.ndarray | None:
@@ -859,7 +921,8 @@ def mfcc(y: Any = None, *, S: Any = None, config: FeatureConfig | None = None) -
     """MFCCs ``(n_mfcc, T)``; ``S`` is a power spectrogram ``|stft|**2`` (not log-mel)."""
     config = _default_config() if config is None else config
     plan = _plan(config)
-    mel_db = _power_to_db_(_mel(_power(y, S, config, "mfcc"), plan), config.top_db)
+    mel = _mel(_power(y, S, config, "mfcc"), plan)
+    mel_db = _to_db(mel, config.top_db, False, out=mel)
     return _small_matmul(mel_db, plan.dct_t).T
 
 

@@ -367,6 +367,30 @@ def test_silence_and_empty_input_give_finite_features():
     np.testing.assert_array_equal(vec[s["mean/contrast"]], 0.0)
 
 
+def test_float32_and_float64_routes_agree(speech):
+    """extract works in float32 after the FFT unless the level is extreme; the quiet copy of the
+    same speech takes the float64 route, and level-free features (chroma, and the contrast of
+    bands above amin) come out the same either way."""
+    from edgeav.features import _FLOAT32_POWER
+
+    config = FeatureConfig()
+    y = speech[:16000] / 32768.0
+    quiet = y * 1e-15  # power 1e-30 of the original: below the float32 range
+    assert (
+        np.max(np.abs(stft(quiet, config)) ** 2)
+        < _FLOAT32_POWER[0]
+        < np.max(np.abs(stft(y, config)) ** 2)
+    )
+    loud, soft = extract(y, config), extract(quiet, config)
+    s = config.slices()
+    np.testing.assert_allclose(soft[s["mean/chroma"]], loud[s["mean/chroma"]], rtol=1e-5, atol=1e-6)
+    # the float32 route against float64 frame features of the same input
+    frames = frame_features(y, config)
+    for name in FEATURE_NAMES:
+        ref = frames[name].mean(axis=1)
+        assert rel_err(loud[s[f"mean/{name}"]], ref) <= 1e-6, name
+
+
 def test_absurdly_loud_input_stays_finite():
     y = np.full(16000, 1e300)
     y[::2] = -1e300
