@@ -74,9 +74,12 @@ def _as_probs(name: str, p: Any) -> np.ndarray:
     arr = np.asarray(p, dtype=np.float64)
     if arr.ndim not in (1, 2) or arr.shape[-1] < 1:
         raise EdgeAVError(f"{name} probabilities must have shape (C,) or (N, C), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    if arr.size == 0:
+        return arr
+    lo, hi = np.minimum.reduce(arr, axis=None), np.maximum.reduce(arr, axis=None)
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN reaches both; inf one of them
         raise EdgeAVError(f"{name} probabilities contain NaN or infinite values")
-    if np.any(arr < 0):
+    if lo < 0:
         raise EdgeAVError(f"{name} probabilities contain negative values")
     return arr
 

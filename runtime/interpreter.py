@@ -87,12 +87,17 @@ class _Quant:
         self.scale = float(scales[0]) if scales.size else 0.0
         self.zero_point = int(zeros[0]) if zeros.size else 0
         self.quantized = np.issubdtype(self.dtype, np.integer) and self.scale > 0
+        if self.quantized:
+            info = np.iinfo(self.dtype)
+            self._range = (float(info.min), float(info.max))
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         if self.quantized:
-            info = np.iinfo(self.dtype)
-            q = np.round(x.astype(np.float64) / self.scale) + self.zero_point
-            return np.clip(q, info.min, info.max).astype(self.dtype)
+            q = np.divide(x, self.scale, dtype=np.float64)
+            np.round(q, out=q)
+            q += self.zero_point
+            np.clip(q, *self._range, out=q)
+            return q.astype(self.dtype)
         return x.astype(self.dtype, copy=False)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
@@ -171,8 +176,8 @@ class Model:
                 f"model {self.name} expects input of shape {sample_shape} "
                 f"(or a batch of them), got {arr.shape}"
             )
-        if not np.issubdtype(arr.dtype, np.number):
-            raise EdgeAVError(f"model {self.name} input must be numeric, got {arr.dtype}")
+        if arr.dtype.kind not in "iuf":  # integers or floats (not bool, complex, str)
+            raise EdgeAVError(f"model {self.name} input must be real numbers, got {arr.dtype}")
         if arr.shape[0] != self._batch:
             self._resize(arr.shape[0])
         self._interp.set_tensor(self._in["index"], self._in_q.quantize(arr))
