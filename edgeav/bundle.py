@@ -333,6 +333,13 @@ def _parse(fh, label: str, size: int) -> tuple[Manifest, dict[str, bytes]]:
     except EdgeAVError as exc:  # e.g. ImageSpec / FeatureConfig validation
         raise BundleError(f"bundle {label}: {exc}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, struct.error) as exc:
+        fh.seek(0)
+        if fh.read(8)[4:8] == b"TFL3":  # a FlatBuffer with the TFLite file identifier
+            raise BundleError(
+                f"{label} is a bare .tflite model, not a model.edgeav bundle (a bundle holds the "
+                "models with their labels, preprocessing and fusion weights; `edgeav convert` "
+                "writes one)"
+            ) from None
         raise BundleError(
             f"bundle {label} is not a valid zip file (corrupt or truncated): {exc}"
         ) from None

@@ -136,6 +136,21 @@ def test_not_a_zip(tmp_path):
     _assert_rejected(path, "not a valid zip")
 
 
+def test_bare_tflite_is_named_as_such(tiny_bundle, tmp_path):
+    """A user who passes image.tflite (not the bundle) is told what the file is."""
+    path = tmp_path / "image.tflite"
+    path.write_bytes(read_bundle(tiny_bundle).model_bytes("image"))
+    _assert_rejected(path, "bare .tflite model, not a model.edgeav bundle", "edgeav convert")
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeav", "info", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "bare .tflite" in proc.stderr
+
+
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
 def test_truncated(tiny_bundle, tmp_path, keep):
     data = tiny_bundle.read_bytes()
