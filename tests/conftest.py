@@ -10,9 +10,17 @@ Converters (issue 5):
   32x32x1, audio dim ``FeatureConfig().dim``) converted from those models with TFLiteConverter
   and checked in LiteRT by ``edgeav.converters.convert.convert_models``. Treat it as read-only
   (copy it before modifying).
+
+Devices (issues 6 and 9):
+- ``looping_capture``: the class :class:`LoopingCapture`, a stand-in camera device made of a
+  real ``cv2.VideoCapture`` of a video file, for ``Camera(..., opener=...)``.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +130,54 @@ def tiny_bundle(tmp_path_factory, tiny_data, tiny_keras_models):
         options=ConvertOptions(quantize="int8", calibration_samples=100),
     )
     return out
+
+
+class LoopingCapture:
+    """A camera device made of a real ``cv2.VideoCapture`` of ``video``: looped (a camera never
+    ends) and paced at ``fps``, with faults on demand.
+
+    ``fault()`` is asked before every read: ``None`` delivers the next frame, ``"false"`` makes
+    ``read`` return ``(False, None)`` (a camera that stops delivering), ``"raise"`` raises
+    ``cv2.error`` (a crashing driver). ``online()`` answers ``isOpened``.
+    """
+
+    def __init__(
+        self,
+        video: Path,
+        fps: float,
+        fault: Callable[[], str | None] = lambda: None,
+        online: Callable[[], bool] = lambda: True,
+    ) -> None:
+        import cv2
+
+        self._cv2, self._video, self.period = cv2, video, 1 / fps
+        self._fault, self._online = fault, online
+        self._cap = cv2.VideoCapture(str(video))
+
+    def isOpened(self):  # noqa: N802 - mirrors cv2.VideoCapture
+        return self._online() and self._cap.isOpened()
+
+    def read(self):
+        time.sleep(self.period)
+        fault = self._fault()
+        if fault == "raise":
+            raise self._cv2.error("simulated driver failure")
+        if fault is not None:
+            return False, None
+        ok, img = self._cap.read()
+        if not ok:  # end of the file: start it again
+            self._cap.release()
+            self._cap = self._cv2.VideoCapture(str(self._video))
+            ok, img = self._cap.read()
+        return ok, img
+
+    def get(self, prop):
+        return self._cap.get(prop)
+
+    def release(self):
+        self._cap.release()
+
+
+@pytest.fixture(scope="session")
+def looping_capture():
+    return LoopingCapture

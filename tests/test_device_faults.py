@@ -15,7 +15,6 @@ through the real callback, because this machine has no audio input device.
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,57 +45,23 @@ def _wav(path: Path, seconds: float, sr: int = SR) -> Path:
 
 
 class Outage:
-    """Read calls ``start .. start + length - 1`` fail, counted across reopens."""
+    """Read calls ``start .. start + length - 1`` fail (``mode`` "false" or "raise"), counted
+    across reopens; ``opens`` counts the device openings."""
 
     def __init__(self, start: int, length: int, mode: str) -> None:
         self.start, self.length, self.mode = start, length, mode
         self.reads = 0
         self.opens = 0
 
-
-class FailingCapture:
-    """A real ``cv2.VideoCapture`` of a looping video, paced at FPS, that fails during an outage.
-
-    ``mode`` "false": ``read`` returns ``(False, None)`` (a camera that stops delivering);
-    "raise": ``read`` raises ``cv2.error`` (a crashing driver).
-    """
-
-    def __init__(self, video: Path, outage: Outage) -> None:
-        import cv2
-
-        self._cv2, self._video, self.outage = cv2, video, outage
-        self._cap = cv2.VideoCapture(str(video))
-        outage.opens += 1
-
-    def isOpened(self):  # noqa: N802 - mirrors cv2.VideoCapture
-        return self._cap.isOpened()
-
-    def read(self):
-        time.sleep(1 / FPS)
-        n = self.outage.reads
-        self.outage.reads += 1
-        if self.outage.start <= n < self.outage.start + self.outage.length:
-            if self.outage.mode == "raise":
-                raise self._cv2.error("simulated driver failure")
-            return False, None
-        ok, img = self._cap.read()
-        if not ok:  # loop the file: a camera never ends
-            self._cap.release()
-            self._cap = self._cv2.VideoCapture(str(self._video))
-            ok, img = self._cap.read()
-        return ok, img
-
-    def get(self, prop):
-        return self._cap.get(prop)
-
-    def release(self):
-        self._cap.release()
+    def fault(self) -> str | None:
+        n, self.reads = self.reads, self.reads + 1
+        return self.mode if self.start <= n < self.start + self.length else None
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["false", "raise"])
 def test_camera_outage_after_n_frames_run_goes_on_audio_only_then_uses_frames_again(
-    mode, tiny_bundle, tmp_path
+    mode, tiny_bundle, tmp_path, looping_capture
 ):
     from edgeav.bundle import read_bundle
     from edgeav.runtime.camera import Camera
@@ -107,9 +72,14 @@ def test_camera_outage_after_n_frames_run_goes_on_audio_only_then_uses_frames_ag
     wav = _wav(tmp_path / "mic.wav", 2.0)
     outage = Outage(start=30, length=12, mode=mode)  # after 1.5 s of frames
     messages: list[str] = []
+
+    def open_device(source):
+        outage.opens += 1
+        return looping_capture(video, FPS, fault=outage.fault)
+
     cam = Camera(
         0,  # a device: it is reopened when it stops delivering (a file would just end)
-        opener=lambda source: FailingCapture(video, outage),
+        opener=open_device,
         backoff_start=0.1,
         backoff_max=0.2,
         log=messages.append,

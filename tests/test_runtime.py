@@ -312,42 +312,20 @@ def test_camera_live_file_is_paced_and_keeps_only_the_newest(tmp_path):
         assert cam.frames_dropped >= 15  # newest only: the frames nobody asked for are dropped
 
 
-class FlakyCapture:
-    """A real cv2 capture of a looping video that delivers nothing during ``[down, up)``.
+def flaky_capture(looping_capture, video: Path, down: float, up: float):
+    """A looping capture at 40 fps that delivers nothing while ``down <= monotonic() < up``:
+    a camera that stops (unplugged, driver hang) and comes back; the outage is on the wall clock,
+    so it lasts across the camera's reopen attempts."""
 
-    Stands in for a camera that stops delivering (unplugged, driver hang) and comes back; the
-    outage is on the wall clock, so it lasts across the camera's reopen attempts.
-    """
+    def off() -> bool:
+        return down <= time.monotonic() < up
 
-    def __init__(self, video: Path, down: float, up: float, fps: float = 40) -> None:
-        import cv2
-
-        self._cv2, self._video = cv2, video
-        self._cap = cv2.VideoCapture(str(video))
-        self.down, self.up, self.period = down, up, 1 / fps
-
-    def isOpened(self):  # noqa: N802
-        return time.monotonic() < self.down or time.monotonic() >= self.up
-
-    def read(self):
-        time.sleep(self.period)
-        if self.down <= time.monotonic() < self.up:
-            return False, None
-        ok, img = self._cap.read()
-        if not ok:
-            self._cap.release()
-            self._cap = self._cv2.VideoCapture(str(self._video))
-            ok, img = self._cap.read()
-        return ok, img
-
-    def get(self, prop):
-        return self._cap.get(prop)
-
-    def release(self):
-        self._cap.release()
+    return looping_capture(
+        video, 40, fault=lambda: "false" if off() else None, online=lambda: not off()
+    )
 
 
-def test_camera_device_reopens_with_backoff_after_an_outage(tmp_path):
+def test_camera_device_reopens_with_backoff_after_an_outage(tmp_path, looping_capture):
     from edgeav.runtime.camera import Camera
 
     video = write_video(tmp_path / "v.mkv", [10 * i for i in range(20)])
@@ -355,7 +333,7 @@ def test_camera_device_reopens_with_backoff_after_an_outage(tmp_path):
     messages = []
     cam = Camera(
         0,
-        opener=lambda src: FlakyCapture(video, now + 0.3, now + 1.2),
+        opener=lambda src: flaky_capture(looping_capture, video, now + 0.3, now + 1.2),
         backoff_start=0.1,
         backoff_max=0.4,
         log=messages.append,
@@ -629,7 +607,9 @@ def test_pipeline_errors(int8_bundle, tiny_models, tmp_path, stream):
 
 
 @pytest.mark.slow
-def test_pipeline_realtime_continues_audio_only_while_the_camera_is_down(int8_bundle, tmp_path):
+def test_pipeline_realtime_continues_audio_only_while_the_camera_is_down(
+    int8_bundle, tmp_path, looping_capture
+):
     """Issue 9's device fault: frames stop, the run goes on with audio, and uses them again."""
     import soundfile as sf
 
@@ -643,7 +623,7 @@ def test_pipeline_realtime_continues_audio_only_while_the_camera_is_down(int8_bu
     start = time.monotonic()
     cam = Camera(
         0,
-        opener=lambda src: FlakyCapture(video, start + 1.6, start + 2.6),
+        opener=lambda src: flaky_capture(looping_capture, video, start + 1.6, start + 2.6),
         backoff_start=0.1,
         backoff_max=0.2,
     ).open()
