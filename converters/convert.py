@@ -63,6 +63,8 @@ class ConvertOptions:
     max_drop: float | None = None  # None: 1 point, 2 with pruning
     allow_drop: bool = False
     prune_epochs: int = 3
+    #: Unstructured --prune: blocks of this many consecutive input channels (1: element-wise).
+    prune_block: int = 4
     batch_size: int = 32
     #: int8: keep a leading Normalization layer (the audio encoder's) and the input in float32.
     float_normalization: bool = True
@@ -104,6 +106,8 @@ class ConvertOptions:
             raise EdgeAVError(f"--max-drop must be between 0 and 100 points, got {self.max_drop}")
         if self.prune_epochs < 1:
             raise EdgeAVError(f"--prune-epochs must be at least 1, got {self.prune_epochs}")
+        if int(self.prune_block) != self.prune_block or self.prune_block < 1:
+            raise EdgeAVError(f"--prune-block must be at least 1, got {self.prune_block}")
 
 
 @dataclass
@@ -247,6 +251,7 @@ def convert_models(
                 structured=options.structured,
                 epochs=options.prune_epochs,
                 batch_size=options.batch_size,
+                block=options.prune_block,
                 seed=options.seed,
                 on_epoch=lambda done, total, m=modality: progress.note(
                     f"{m}: pruning + fine-tuning (epoch {done}/{total})"

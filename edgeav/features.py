@@ -699,12 +699,11 @@ def power_to_db(S: np.ndarray, *, top_db: float | None = 80.0) -> np.ndarray:
     return _to_db(S, top_db, False, out=np.empty_like(S))
 
 
-def _small_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _small_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a @ b`` in row blocks small enough that OpenBLAS stays on one thread."""
     rows = max(1, _BLAS_ONE_THREAD // (b.shape[0] * b.shape[1]))
-    if a.shape[0] <= rows:
-        return a @ b
-    out = np.empty((a.shape[0], b.shape[1]))
+    if out is None:
+        out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
     for i in range(0, a.shape[0], rows):
         np.matmul(a[i : i + rows], b, out=out[i : i + rows])
     return out
@@ -818,7 +817,7 @@ def _frames_matrix(
     if config.mel_db:
         cols["mel"][...] = mel_db
     if mfcc:
-        np.matmul(mel_db, plan.dct_t, out=cols["mfcc"])
+        _small_matmul(mel_db, plan.dct_t, out=cols["mfcc"])
     _chroma(power, plan, out=cols["chroma"])
     _contrast(power, plan, power=True, out=cols["contrast"])
     return out

@@ -125,6 +125,22 @@ def test_representative_indices_are_stratified():
         representative_indices(labels, 0)
 
 
+def _int8_tensors(model_bytes: bytes) -> dict[tuple[int, ...], np.ndarray]:
+    """The constant int8 tensors of a ``.tflite`` by shape, read through LiteRT."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model_bytes)
+    interp.allocate_tensors()
+    out = {}
+    for d in interp.get_tensor_details():
+        if d["dtype"] == np.int8 and len(d["shape"]) >= 2:
+            try:
+                out[tuple(int(n) for n in d["shape"])] = interp.get_tensor(d["index"]).copy()
+            except ValueError:  # an activation not computed yet
+                continue
+    return out
+
+
 @pytest.mark.slow
 def test_pruning_reaches_measured_sparsity(tiny_keras_models, tiny_data):
     from edgeav.converters.prune import prune_model
@@ -135,34 +151,84 @@ def test_pruning_reaches_measured_sparsity(tiny_keras_models, tiny_data):
     train = tiny_data["train"]
     before = [w.copy() for w in model.get_weights()]
     stripped, report = prune_model(
-        model, train.images, train.image_labels, sparsity=0.5, epochs=2, batch_size=32
+        model,
+        train.images,
+        train.image_labels,
+        sparsity=0.5,
+        epochs=2,
+        batch_size=32,
+        depthwise=True,
     )
     # The original model is untouched.
     for a, b in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    # With depthwise=True every kernel is pruned, the depthwise one too (tfmot's registry
+    # leaves it dense; so does edgeav by default, see test_element_wise_pruning_without_depthwise).
+    layers = report.to_dict()["layers"]
+    assert set(layers) == {
+        "conv/kernel",
+        "sep/depthwise_kernel",
+        "sep/pointwise_kernel",
+        "head/kernel",
+    }
+    assert report.block == 4 and report.to_dict()["block"] == 4
     # Measured by the report, and independently here on the stripped weights.
     assert abs(report.sparsity - 0.5) <= 0.02, report.to_dict()
+    sep = stripped.get_layer("sep")
     kernels = {
-        "conv": stripped.get_layer("conv").kernel.numpy(),
-        "sep": stripped.get_layer("sep").pointwise_kernel.numpy(),
-        "head": stripped.get_layer("head").kernel.numpy(),
+        "conv": stripped.get_layer("conv").kernel.numpy(),  # 3x3x1x8
+        "depthwise": sep.depthwise_kernel.numpy(),  # 3x3x8x1
+        "pointwise": sep.pointwise_kernel.numpy(),  # 1x1x8x16
+        "head": stripped.get_layer("head").kernel.numpy(),  # 1024x10
     }
+    for name, k in kernels.items():
+        assert abs(np.mean(k == 0) - 0.5) <= 0.02, (name, np.mean(k == 0))
     zeros = sum(int(np.sum(k == 0)) for k in kernels.values())
     total = sum(k.size for k in kernels.values())
-    assert abs(zeros / total - 0.5) <= 0.02
     assert report.sparsity == pytest.approx(zeros / total)
-    layers = report.to_dict()["layers"]
-    assert set(layers) == {"conv/kernel", "sep/pointwise_kernel", "head/kernel"}
-    # tfmot leaves the depthwise kernel dense.
-    assert np.mean(stripped.get_layer("sep").depthwise_kernel.numpy() == 0) < 0.05
+    # 2-D kernels are pruned in blocks of 4 consecutive input channels of one output channel:
+    # each block is all zeros or has none.
+    for name in ("pointwise", "head"):
+        k = kernels[name].reshape(-1, kernels[name].shape[-1])  # (in, out)
+        blocks = (k.reshape(-1, 4, k.shape[1]) == 0).sum(axis=1)
+        assert set(np.unique(blocks)) <= {0, 4}, name
     assert report.frequency <= report.end_step <= report.steps
-    # The zeros survive int8 conversion and show when compressed, not raw.
+    # The zeros survive int8 conversion (symmetric per-channel weights: 0.0 -> int8 0), in the
+    # depthwise kernel too, and show when compressed, not raw.
     x_rep = train.images[:50]
     dense = convert_keras(model, "int8", x_rep)
     sparse = convert_keras(stripped, "int8", x_rep)
-    assert describe(sparse).weight_sparsity > 0.35
-    assert len(gzip.compress(sparse)) < 0.9 * len(gzip.compress(dense))
+    weights = _int8_tensors(sparse)
+    assert np.mean(weights[(1, 3, 3, 8)] == 0) == pytest.approx(np.mean(kernels["depthwise"] == 0))
+    pw = weights[(16, 1, 1, 8)].reshape(16, 2, 4)  # TFLite: [out, h, w, in]
+    assert set(np.unique((pw == 0).sum(axis=2))) <= {0, 4}
+    assert np.mean(pw == 0) == pytest.approx(np.mean(kernels["pointwise"] == 0))
+    assert describe(sparse).weight_sparsity > 0.45
+    assert len(gzip.compress(sparse)) < 0.8 * len(gzip.compress(dense))
     assert abs(len(sparse) - len(dense)) < 0.05 * len(dense)
+
+
+@pytest.mark.slow
+def test_element_wise_pruning_without_depthwise(tiny_keras_models, tiny_data):
+    """``block=1`` is tfmot's default: element-wise; the depthwise kernel stays dense (edgeav's
+    default too)."""
+    from edgeav.converters.prune import prune_model
+
+    train = tiny_data["train"]
+    stripped, report = prune_model(
+        tiny_keras_models["image"],
+        train.images,
+        train.image_labels,
+        sparsity=0.5,
+        epochs=1,
+        block=1,
+    )
+    assert set(report.to_dict()["layers"]) == {"conv/kernel", "sep/pointwise_kernel", "head/kernel"}
+    assert abs(report.sparsity - 0.5) <= 0.02
+    assert np.mean(stripped.get_layer("sep").depthwise_kernel.numpy() == 0) < 0.05
+    head = stripped.get_layer("head").kernel.numpy()
+    blocks = (head.reshape(-1, 4, head.shape[1]) == 0).sum(axis=1)
+    assert set(np.unique(blocks)) - {0, 4}  # zeros not in blocks
 
 
 @pytest.mark.slow
@@ -192,7 +258,12 @@ def test_prune_rejects_bad_targets(tiny_keras_models, tiny_data):
     from edgeav.converters.prune import prune_model
 
     train = tiny_data["train"]
-    for kwargs in ({"sparsity": 1.5}, {"sparsity": 0.0}, {"sparsity": 0.5, "structured": "1:3"}):
+    for kwargs in (
+        {"sparsity": 1.5},
+        {"sparsity": 0.0},
+        {"sparsity": 0.5, "structured": "1:3"},
+        {"sparsity": 0.5, "block": 0},
+    ):
         with pytest.raises(EdgeAVError):
             prune_model(tiny_keras_models["image"], train.images, train.image_labels, **kwargs)
 
