@@ -171,10 +171,10 @@ def tick_and_parts(
     calls: dict[str, Any] = {}
     if has_image:
         calls["preprocess"] = _preprocess
-        calls["image"] = lambda: models["image"].predict(inputs["x"])
+        calls["image"] = lambda: models["image"].probabilities(inputs["x"])
     if has_audio:
         calls["features"] = _features
-        calls["audio"] = lambda: models["audio"].predict(inputs["feats"])
+        calls["audio"] = lambda: models["audio"].probabilities(inputs["feats"])
     calls["fusion"] = _fusion
     compute: list[float] = []
     alternating: list[dict[str, float]] = []

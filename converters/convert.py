@@ -22,6 +22,7 @@ from edgeav.converters.quantize import (
     convert_keras,
     leading_normalization,
     representative_indices,
+    without_softmax,
 )
 from edgeav.converters.validate import (
     Comparison,
@@ -135,6 +136,7 @@ class ModelResult:
     sparsity: dict[str, Any] | None = None
     tflite_zero_fraction: float = 0.0
     seconds: float = 0.0
+    output: str = "probabilities"  # the .tflite's output: "logits" when the softmax was removed
 
     @property
     def size(self) -> int:
@@ -149,6 +151,7 @@ class ModelResult:
             "size_bytes": self.size,
             "gzip_bytes": self.gzip_size,
             "params": self.params,
+            "output": self.output,
             "keras_accuracy": self.comparison.keras_accuracy,
             "keras_pruned_accuracy": self.keras_pruned_accuracy,
             "tflite_accuracy": self.comparison.tflite_accuracy,
@@ -269,15 +272,17 @@ def convert_models(
             rep = x_train[idx]
         progress.stage(f"{modality}: converting to TFLite ({options.quantize})")
         float_input = options.float_normalization and leading_normalization(to_convert)
+        to_convert, output = without_softmax(to_convert)
         tfl = convert_keras(to_convert, options.quantize, rep, float_input=float_input)
         progress.stage(f"{modality}: validating in LiteRT on {len(y_test)} test samples")
-        tflite_probs[modality] = tflite_predict(tfl, x_test)
+        tflite_probs[modality] = tflite_predict(tfl, x_test, output=output)
         info = describe(tfl)
         results[modality] = ModelResult(
             modality=modality,
             tflite=tfl,
             params=int(model.count_params()),
             comparison=compare(keras_probs[modality], tflite_probs[modality], y_test),
+            output=output,
             keras_pruned_accuracy=pruned_acc,
             sparsity=sparsity,
             tflite_zero_fraction=info.weight_sparsity,
@@ -313,6 +318,7 @@ def convert_models(
             output_shape=list(info.outputs[0].shape),
             output_dtype=info.outputs[0].dtype,
             params=r.params,
+            output=r.output,
         )
     accuracy: dict[str, Any] = {"split": "test", "keras": {}, "tflite": {}, "agreement": {}}
     for name, c in checks.items():

@@ -27,12 +27,15 @@ def load_tflite(model_bytes: bytes, num_threads: int | None = None):
     return load_interpreter(model_bytes, num_threads=num_threads, name="converted model")
 
 
-def tflite_predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
-    """Class probabilities ``(N, classes)`` for ``x`` ``(N, ...)``, one sample per invoke."""
+def tflite_predict(model_bytes: bytes, x: np.ndarray, output: str = "probabilities") -> np.ndarray:
+    """Class probabilities ``(N, classes)`` for ``x`` ``(N, ...)``, one sample per invoke, as the
+    runtime computes them (``output="logits"``: the softmax of the model's output)."""
     model = load_tflite(model_bytes)
+    model.output = output
     x = np.asarray(x, dtype=np.float32)
     rows = [
-        np.asarray(model.predict(x[i : i + 1]), dtype=np.float32).reshape(-1) for i in range(len(x))
+        np.asarray(model.probabilities(x[i : i + 1]), dtype=np.float32).reshape(-1)
+        for i in range(len(x))
     ]
     if not rows:
         raise EdgeAVError("no test samples to validate the converted model on")

@@ -140,6 +140,8 @@ class Model:
         self.input_dtype = self._in_q.dtype.name
         self.output_dtype = self._out_q.dtype.name
         self._batch = self.input_shape[0] if self.input_shape else 1
+        #: "probabilities" or "logits" (from the bundle): what :meth:`probabilities` converts.
+        self.output = "probabilities"
 
     @property
     def input_quantization(self) -> tuple[float, int]:
@@ -185,6 +187,16 @@ class Model:
         out = self._out_q.dequantize(self._interp.get_tensor(self._out["index"]))
         return out if batched else out[0]
 
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`predict`, then the softmax (float64 inside) if the model outputs logits."""
+        out = self.predict(x)
+        if self.output != "logits":
+            return out
+        z = out - np.maximum.reduce(out, axis=-1, keepdims=True)
+        e = np.exp(z, dtype=np.float64)
+        e /= np.add.reduce(e, axis=-1, keepdims=True)
+        return e.astype(np.float32)
+
 
 def load_interpreter(
     model: bytes | str | os.PathLike[str],
@@ -192,6 +204,7 @@ def load_interpreter(
     *,
     backend: str | None = None,
     name: str | None = None,
+    output: str = "probabilities",
 ) -> Model:
     """Load a ``.tflite`` model (raw bytes or a path) into a :class:`Model`.
 
@@ -201,6 +214,8 @@ def load_interpreter(
         backend: force one of :data:`BACKENDS`; default: the first one installed
             (``EDGEAV_TFLITE_BACKEND`` overrides the default).
         name: a label for error messages (defaults to the path, or "model").
+        output: "probabilities" or "logits" (a bundle entry's ``output``): what
+            :meth:`Model.probabilities` converts.
 
     Raises:
         EdgeAVError: unreadable file, invalid model, bad thread count, no backend installed.
@@ -231,4 +246,8 @@ def load_interpreter(
         errors = [line for line in native_log if "ERROR" in line]
         detail = (errors[0] if errors else str(exc).strip().splitlines()[0]).strip()
         raise EdgeAVError(f"cannot load model {name}: {detail}") from exc
-    return Model(interp, backend_name, name, num_threads)
+    if output not in ("probabilities", "logits"):
+        raise EdgeAVError(f"model output must be 'probabilities' or 'logits', got {output!r}")
+    model = Model(interp, backend_name, name, num_threads)
+    model.output = output
+    return model

@@ -177,11 +177,19 @@ class Pipeline:
         self.models: dict[str, Model] = {}
         if camera is not None:
             self.models["image"] = load_interpreter(
-                bundle.model_bytes("image"), threads, backend=backend, name=f"{label} image model"
+                bundle.model_bytes("image"),
+                threads,
+                backend=backend,
+                name=f"{label} image model",
+                output=bundle.model_output("image"),
             )
         if audio is not None:
             self.models["audio"] = load_interpreter(
-                bundle.model_bytes("audio"), threads, backend=backend, name=f"{label} audio model"
+                bundle.model_bytes("audio"),
+                threads,
+                backend=backend,
+                name=f"{label} audio model",
+                output=bundle.model_output("audio"),
             )
         self._check_shapes(label)
         self.backend = next(iter(self.models.values())).backend
@@ -323,7 +331,7 @@ class Pipeline:
             x = preprocess_image(frame.image, self.image_spec, source_order="bgr")
             t2 = clock()
             timings["preprocess"] = (t2 - t1) * 1e3
-            probs["image"] = self.models["image"].predict(x)
+            probs["image"] = self.models["image"].probabilities(x)
             t3 = clock()
             timings["image"] = (t3 - t2) * 1e3
         t3 = clock()
@@ -336,7 +344,7 @@ class Pipeline:
                 features = extract(window, self.feature_config)
                 t4 = clock()
                 timings["features"] = (t4 - t3) * 1e3
-                probs["audio"] = self.models["audio"].predict(features)
+                probs["audio"] = self.models["audio"].probabilities(features)
                 timings["audio"] = (clock() - t4) * 1e3
         t5 = clock()
         # fusion

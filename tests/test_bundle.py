@@ -221,9 +221,41 @@ def test_hash_mismatch(tiny_bundle, tmp_path):
 
 
 def test_unknown_format_version(tiny_bundle, tmp_path):
-    entries = _with_manifest(_entries(tiny_bundle), format_version=2)
-    path = _write_zip(tmp_path / "v2.edgeav", entries)
-    _assert_rejected(path, "format version 2")
+    entries = _with_manifest(_entries(tiny_bundle), format_version=3)
+    path = _write_zip(tmp_path / "v3.edgeav", entries)
+    _assert_rejected(path, "format version 3")
+
+
+def test_models_output_logits_and_version_1_bundles_still_read(tiny_bundle, tmp_path):
+    """The converter removes the final softmax (int8 probabilities lose the small ones fusion
+    weighs); version 1 bundles, whose models end in their softmax, are read as probabilities."""
+    bundle = read_bundle(tiny_bundle)
+    assert bundle.manifest.format_version == 2
+    assert bundle.model_output("image") == bundle.model_output("audio") == "logits"
+    manifest = json.loads(_entries(tiny_bundle)["manifest.json"])
+    v1 = {k: v for k, v in manifest.items()}
+    v1["format_version"] = 1
+    for m in ("image", "audio"):
+        v1[m] = {k: v for k, v in manifest[m].items() if k != "output"}
+    path = _write_zip(
+        tmp_path / "v1.edgeav", {**_entries(tiny_bundle), "manifest.json": json.dumps(v1).encode()}
+    )
+    old = read_bundle(path)
+    assert old.manifest.format_version == 1
+    assert old.model_output("image") == old.model_output("audio") == "probabilities"
+    # "output" is not a version-1 field, and only the two kinds exist
+    v1["image"]["output"] = "logits"
+    bad = _write_zip(
+        tmp_path / "v1-output.edgeav",
+        {**_entries(tiny_bundle), "manifest.json": json.dumps(v1).encode()},
+    )
+    _assert_rejected(bad, "manifest.image.output is not part of format version 1")
+    manifest["audio"]["output"] = "log-probabilities"
+    bad = _write_zip(
+        tmp_path / "kind.edgeav",
+        {**_entries(tiny_bundle), "manifest.json": json.dumps(manifest).encode()},
+    )
+    _assert_rejected(bad, "manifest.audio.output must be one of probabilities, logits")
 
 
 @pytest.mark.parametrize("name", ["../x", "a/../../x", "/etc/x", "\\\\server\\x", "C:/x"])

@@ -125,6 +125,44 @@ def test_representative_indices_are_stratified():
         representative_indices(labels, 0)
 
 
+@pytest.mark.parametrize("modality", ["image", "audio"])
+def test_logits_export_keeps_the_small_probabilities_int8_softmax_rounds_away(
+    tiny_keras_models, tiny_data, modality
+):
+    """int8 softmax outputs have steps of 1/256: most probabilities become exactly 0, and the
+    log-linear fusion reads their logarithms. The converter exports logits instead (the softmax
+    runs in float at run time): same predictions, log-probabilities close to Keras's."""
+    from edgeav.converters.quantize import convert_keras, leading_normalization, without_softmax
+    from edgeav.converters.validate import keras_predict, tflite_predict
+
+    model = tiny_keras_models[modality]
+    x_train, _ = tiny_data["train"].get(modality)
+    x_test, y_test = tiny_data["test"].get(modality)
+    keras_p = keras_predict(model, x_test).astype(np.float64)
+    logits_model, output = without_softmax(model)
+    assert output == "logits" and logits_model.layers[-1].get_config()["activation"] == "linear"
+    assert model.layers[-1].get_config()["activation"] == "softmax"  # the original is untouched
+    float_input = leading_normalization(model)
+    # float32: the softmax of the exported logits is Keras's output
+    f32 = convert_keras(logits_model, "float32", None)
+    np.testing.assert_allclose(tflite_predict(f32, x_test, output="logits"), keras_p, atol=1e-5)
+    # int8: probabilities from int8 softmax vs softmax of int8 logits
+    rep = x_train[:100]
+    softmax_q = tflite_predict(convert_keras(model, "int8", rep, float_input=float_input), x_test)
+    logits_q = tflite_predict(
+        convert_keras(logits_model, "int8", rep, float_input=float_input), x_test, output="logits"
+    )
+    assert np.mean(softmax_q == 0) > 0.5  # rounded away
+    assert np.mean(logits_q == 0) == 0.0
+    err_softmax = np.abs(np.log(softmax_q + 1e-7) - np.log(keras_p + 1e-7))
+    err_logits = np.abs(np.log(logits_q + 1e-7) - np.log(keras_p + 1e-7))
+    assert np.median(err_logits) < 0.5 < np.median(err_softmax), (
+        np.median(err_logits),
+        np.median(err_softmax),
+    )
+    assert np.mean(np.argmax(logits_q, 1) == np.argmax(keras_p, 1)) >= 0.95
+
+
 def _int8_tensors(model_bytes: bytes) -> dict[tuple[int, ...], np.ndarray]:
     """The constant int8 tensors of a ``.tflite`` by shape, read through LiteRT."""
     from ai_edge_litert.interpreter import Interpreter

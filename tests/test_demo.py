@@ -187,14 +187,14 @@ def test_bundle_loads_and_predicts_like_the_runtime_did(demo):
     labels = json.loads((out / "stream" / "labels.json").read_text(encoding="utf-8"))
     first = json.loads((out / "stream" / "predictions.jsonl").read_text().splitlines()[0])
 
-    image = load_interpreter(bundle.model_bytes("image"))
+    image = load_interpreter(bundle.model_bytes("image"), output=bundle.model_output("image"))
     x = preprocess_image(
         read_image(labels["image_files"][0]), bundle.image_spec, source_order="bgr"
     )
-    p_image = image.predict(x).reshape(-1)
-    audio = load_interpreter(bundle.model_bytes("audio"))
+    p_image = image.probabilities(x).reshape(-1)
+    audio = load_interpreter(bundle.model_bytes("audio"), output=bundle.model_output("audio"))
     y, sr = sf.read(labels["audio_files"][0], dtype="float32")
-    p_audio = audio.predict(extract(y, bundle.feature_config, sr=sr)).reshape(-1)
+    p_audio = audio.probabilities(extract(y, bundle.feature_config, sr=sr)).reshape(-1)
 
     for probs, m in ((p_image, "image"), (p_audio, "audio")):
         assert probs.shape == (len(bundle.classes),)

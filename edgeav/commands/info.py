@@ -28,6 +28,7 @@ def bundle_info(path: Path) -> dict[str, Any]:
             "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
             "sha256": hashlib.sha256(data).hexdigest(),
             "params": entry["params"],
+            "output": entry.get("output", "probabilities"),
         }
         if available():
             item["tflite"] = describe(data).to_dict()
@@ -105,6 +106,14 @@ def print_info(res: dict[str, Any]) -> None:
         f"{fusion.get('rule', 'log-linear')}: image {fusion.get('image')}, audio {fusion.get('audio')}",
     )
     summary.add_row("quantization", m["quantization"])
+    outputs = {m_: v.get("output", "probabilities") for m_, v in res["models"].items()}
+    summary.add_row(
+        "model outputs",
+        ", ".join(
+            f"{m_} {kind}{' (softmax at run time)' if kind == 'logits' else ''}"
+            for m_, kind in outputs.items()
+        ),
+    )
     sp = m.get("sparsity")
     if sp:
         measured = ", ".join(
