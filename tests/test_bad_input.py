@@ -441,8 +441,8 @@ def _(w):
 
 @case("info: manifest from a newer format version")
 def _(w):
-    _manifest_case(w, lambda m: m.update(format_version=2))
-    return ["info", BUNDLE], [BUNDLE, "version 2"]
+    _manifest_case(w, lambda m: m.update(format_version=3))
+    return ["info", BUNDLE], [BUNDLE, "version 3"]
 
 
 @case("run: labels do not match the model's output size")
