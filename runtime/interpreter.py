@@ -188,14 +188,13 @@ class Model:
         return out if batched else out[0]
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """:meth:`predict`, then the softmax (float64 inside) if the model outputs logits."""
+        """:meth:`predict`, then the softmax if the model outputs logits (float32)."""
         out = self.predict(x)
         if self.output != "logits":
             return out
-        z = out - np.maximum.reduce(out, axis=-1, keepdims=True)
-        e = np.exp(z, dtype=np.float64)
-        e /= np.add.reduce(e, axis=-1, keepdims=True)
-        return e.astype(np.float32)
+        e = np.exp(out - out.max(axis=-1, keepdims=True))
+        e /= e.sum(axis=-1, keepdims=True)
+        return e
 
 
 def load_interpreter(
