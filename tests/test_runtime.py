@@ -278,6 +278,45 @@ def test_camera_file_clock_loops_with_continuous_time(tmp_path):
     cam.close()
 
 
+def test_camera_file_clock_decodes_ahead_boundedly_and_stops_on_close(tmp_path):
+    """The file clock's decoder thread holds at most its queue's worth of frames, hands them
+    out in order, passes a failure on to frame_at, and is gone after close()."""
+    from edgeav.runtime.camera import Camera
+
+    video = write_video(tmp_path / "v.mkv", [i for i in range(60)])  # 6 s at 10 fps
+    cam = Camera(str(video)).open()
+    cam.decode_ahead_bytes = 1  # the minimum queue: 2 frames
+    assert cam.frame_at(0.05).index == 0
+    time.sleep(0.3)  # let the decoder run as far ahead as it may
+    assert cam._ahead.maxsize == 2 and cam._ahead.qsize() <= 2
+    pixels = [int(cam.frame_at(0.05 + 0.1 * k).image[0, 0, 0]) for k in range(1, 60)]
+    assert pixels == list(range(1, 60))  # every frame, in order
+    decoder = cam._decoder
+    cam.close()
+    assert not decoder.is_alive() and cam._decoder is None
+
+    class Empty:  # reopens, then delivers nothing
+        def isOpened(self):  # noqa: N802
+            return True
+
+        def read(self):
+            return False, None
+
+        def get(self, prop):
+            return 0.0
+
+        def release(self):
+            pass
+
+    looping = Camera(str(video), loop=True).open()
+    looping.frame_at(0.05)
+    looping._opener = lambda source: Empty()  # the decoder's error reaches frame_at
+    with pytest.raises(EdgeAVError, match="yields no frames when looped"):
+        looping.frame_at(7.0)
+    looping.close()
+    assert not any(t.name.endswith("-decoder") for t in threading.enumerate())
+
+
 def test_camera_bad_sources_are_one_line_errors(tmp_path):
     from edgeav.runtime.camera import Camera
 
