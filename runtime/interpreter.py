@@ -188,13 +188,17 @@ class Model:
         return out if batched else out[0]
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """:meth:`predict`, then the softmax if the model outputs logits (float32)."""
+        """:meth:`predict`, then the softmax if the model outputs logits.
+
+        In float64: with float32 ``exp`` the emulated Cortex-A72/A76 differed from x86 in the last
+        bits (NumPy's SIMD code differs per architecture); with float64 they agree bit for bit,
+        which ``tests/test_pi.py`` checks."""
         out = self.predict(x)
         if self.output != "logits":
             return out
-        e = np.exp(out - out.max(axis=-1, keepdims=True))
+        e = np.exp(out - out.max(axis=-1, keepdims=True), dtype=np.float64)
         e /= e.sum(axis=-1, keepdims=True)
-        return e
+        return e.astype(np.float32)
 
 
 def load_interpreter(
