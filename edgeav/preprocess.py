@@ -111,12 +111,12 @@ def preprocess_image(
     elif np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
         img = np.clip(arr.astype(np.float32), 0, 255)
     elif np.issubdtype(arr.dtype, np.floating):
-        img = arr.astype(np.float32)
-        if not np.all(np.isfinite(img)):
+        if not np.all(np.isfinite(arr)):  # before float32, which would turn 1e300 into inf
             raise EdgeAVError("image contains NaN or infinite values")
-        if img.size and float(img.max()) <= 1.0:
+        unit = arr.size and float(arr.max()) <= 1.0
+        img = np.clip(arr, 0.0, 1.0 if unit else 255.0).astype(np.float32)
+        if unit:
             img = img * 255.0
-        img = np.clip(img, 0.0, 255.0)
     else:
         raise EdgeAVError(f"unsupported image dtype {arr.dtype}")
 
