@@ -20,18 +20,19 @@ class AccuracyDropError(EdgeAVError):
     """The converted model lost more accuracy than allowed."""
 
 
-def load_tflite(model_bytes: bytes, num_threads: int | None = None):
+def load_tflite(model_bytes: bytes, num_threads: int | None = None, output: str = "probabilities"):
     """The runtime's LiteRT wrapper (shared quantise/dequantise handling with the device)."""
     from edgeav.runtime.interpreter import load_interpreter  # noqa: PLC0415
 
-    return load_interpreter(model_bytes, num_threads=num_threads, name="converted model")
+    return load_interpreter(
+        model_bytes, num_threads=num_threads, name="converted model", output=output
+    )
 
 
 def tflite_predict(model_bytes: bytes, x: np.ndarray, output: str = "probabilities") -> np.ndarray:
     """Class probabilities ``(N, classes)`` for ``x`` ``(N, ...)``, one sample per invoke, as the
     runtime computes them (``output="logits"``: the softmax of the model's output)."""
-    model = load_tflite(model_bytes)
-    model.output = output
+    model = load_tflite(model_bytes, output=output)
     x = np.asarray(x, dtype=np.float32)
     rows = [
         np.asarray(model.probabilities(x[i : i + 1]), dtype=np.float32).reshape(-1)

@@ -47,7 +47,7 @@ from edgeav.errors import EdgeAVError
 from edgeav.fileio import write_bytes_atomic
 from edgeav.preprocess import ImageSpec
 
-#: The bundle format this code writes and the only one it reads.
+#: The bundle format this code writes (it reads :data:`READABLE_VERSIONS`).
 FORMAT_VERSION = 2
 #: Versions this edgeav reads (1: outputs are probabilities, before ``ModelEntry.output``).
 READABLE_VERSIONS = (1, 2)
@@ -108,9 +108,7 @@ class ModelEntry:
             },
             where,
         )  # fmt: skip
-        output = obj.get("output", "probabilities")
-        if not isinstance(output, str):
-            raise BundleError(f"{where}.output must be a string, got {type(output).__name__}")
+        output = _get(obj, "output", str, where) if "output" in obj else "probabilities"
         return cls(
             file=_member_name(_get(obj, "file", str, where), f"{where}.file"),
             input_shape=_shape(_get(obj, "input_shape", list, where), f"{where}.input_shape"),

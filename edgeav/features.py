@@ -774,6 +774,16 @@ def _contrast(
     return np.subtract(peak_db, _to_db(valley, _CONTRAST_TOP_DB, power, out=valley), out=out)
 
 
+def _columns(config: FeatureConfig) -> dict[str, slice]:
+    """Where each feature sits in a frame's row of :func:`_frames_matrix` (the layout of one
+    statistic's block in :func:`extract`'s vector)."""
+    out, start = {}, 0
+    for name, size in config.sizes.items():
+        out[name] = slice(start, start + size)
+        start += size
+    return out
+
+
 #: Window power spectra whose maximum lies inside this range are processed in float32 after the
 #: FFT (as librosa does for float32 audio): twice the values per cache line and SIMD lane,
 #: about 1e-7 relative. Outside it (digital silence, absurd levels) float64 keeps every value.
@@ -804,12 +814,9 @@ def _frames_matrix(
         power32 = buf("power32", power.shape, dtype)
         np.copyto(power32, power, casting="same_kind")
         power = power32
-    sizes = config.sizes
-    out = buf("frames", (n_frames, sum(sizes.values())), dtype)
-    cols, start = {}, 0
-    for name, size in sizes.items():
-        cols[name] = out[:, start : start + size]
-        start += size
+    columns = _columns(config)
+    out = buf("frames", (n_frames, sum(config.sizes.values())), dtype)
+    cols = {name: out[:, where] for name, where in columns.items()}
     mel = _mel(power, plan, out=buf("mel", (n_frames, config.n_mels), dtype))
     if not config.mel_db:
         cols["mel"][...] = mel
@@ -833,11 +840,7 @@ def frame_features(
     config = _default_config() if config is None else config
     x = prepare_audio(y, config, sr)
     frames = _frames_matrix(x, config)
-    out, start = {}, 0
-    for name, size in config.sizes.items():
-        out[name] = frames[:, start : start + size].T
-        start += size
-    return out
+    return {name: frames[:, where].T for name, where in _columns(config).items()}
 
 
 def extract(
@@ -861,8 +864,7 @@ def extract(
         mean = np.empty(frames.shape[1])
         np.add.reduce(frames[:, n_mfcc:], axis=0, dtype=np.float64, out=mean[n_mfcc:])
         mean /= n
-        mel = slice(n_mfcc + config.n_chroma, n_mfcc + config.n_chroma + config.n_mels)
-        mean[:n_mfcc] = mean[mel] @ _plan(config).dct_t
+        mean[:n_mfcc] = mean[_columns(config)["mel"]] @ _plan(config).dct_t
         return mean.astype(np.float32)
     mean = np.add.reduce(frames, axis=0, dtype=np.float64) / n
     parts = []

@@ -84,7 +84,8 @@ def _as_probs(name: str, p: Any) -> np.ndarray:
     return arr
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis (in ``z``'s dtype)."""
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
@@ -128,7 +129,7 @@ def fuse(
         fused = np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[-1])
         return fused.astype(np.float32), used
     z = sum(getattr(weights, m) * np.log(present[m] + EPS) for m in used)
-    return _softmax(z).astype(np.float32), used
+    return softmax(z).astype(np.float32), used
 
 
 def _scores(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgeav.errors import EdgeAVError
+from edgeav.fusion import softmax
 from edgeav.native_stderr import captured_native_stderr
 
 #: Backends in the order they are tried.
@@ -196,9 +197,7 @@ class Model:
         out = self.predict(x)
         if self.output != "logits":
             return out
-        e = np.exp(out - out.max(axis=-1, keepdims=True), dtype=np.float64)
-        e /= e.sum(axis=-1, keepdims=True)
-        return e.astype(np.float32)
+        return softmax(out.astype(np.float64)).astype(np.float32)
 
 
 def load_interpreter(

@@ -175,22 +175,15 @@ class Pipeline:
 
         self._extract, self._fuse, self._preprocess = extract, fuse, preprocess_image
         self.models: dict[str, Model] = {}
-        if camera is not None:
-            self.models["image"] = load_interpreter(
-                bundle.model_bytes("image"),
-                threads,
-                backend=backend,
-                name=f"{label} image model",
-                output=bundle.model_output("image"),
-            )
-        if audio is not None:
-            self.models["audio"] = load_interpreter(
-                bundle.model_bytes("audio"),
-                threads,
-                backend=backend,
-                name=f"{label} audio model",
-                output=bundle.model_output("audio"),
-            )
+        for modality, source in (("image", camera), ("audio", audio)):
+            if source is not None:
+                self.models[modality] = load_interpreter(
+                    bundle.model_bytes(modality),
+                    threads,
+                    backend=backend,
+                    name=f"{label} {modality} model",
+                    output=bundle.model_output(modality),
+                )
         self._check_shapes(label)
         self.backend = next(iter(self.models.values())).backend
         self.threads = threads

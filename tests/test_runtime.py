@@ -278,7 +278,7 @@ def test_camera_file_clock_loops_with_continuous_time(tmp_path):
     cam.close()
 
 
-def test_camera_file_clock_decodes_ahead_boundedly_and_stops_on_close(tmp_path):
+def test_camera_file_clock_decodes_ahead_boundedly_and_stops_on_close(tmp_path, looping_capture):
     """The file clock's decoder thread holds at most its queue's worth of frames, hands them
     out in order, passes a failure on to frame_at, and is gone after close()."""
     from edgeav.runtime.camera import Camera
@@ -295,22 +295,10 @@ def test_camera_file_clock_decodes_ahead_boundedly_and_stops_on_close(tmp_path):
     cam.close()
     assert not decoder.is_alive() and cam._decoder is None
 
-    class Empty:  # reopens, then delivers nothing
-        def isOpened(self):  # noqa: N802
-            return True
-
-        def read(self):
-            return False, None
-
-        def get(self, prop):
-            return 0.0
-
-        def release(self):
-            pass
-
     looping = Camera(str(video), loop=True).open()
     looping.frame_at(0.05)
-    looping._opener = lambda source: Empty()  # the decoder's error reaches frame_at
+    # reopens, then delivers nothing: the decoder's error reaches frame_at
+    looping._opener = lambda source: looping_capture(video, 1000, fault=lambda: "false")
     with pytest.raises(EdgeAVError, match="yields no frames when looped"):
         looping.frame_at(7.0)
     looping.close()
