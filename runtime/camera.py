@@ -104,6 +104,15 @@ def _default_opener(source: int | str) -> Any:
     return cap
 
 
+def _yield_to_tick() -> None:
+    """Lower the calling thread's scheduling priority (Linux threads have their own nice value):
+    a reader that works ahead should not take a core from the tick. Best effort."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
 class Camera:
     """A frame source: device index, video file or stream URL (see the module docstring).
 
@@ -275,6 +284,7 @@ class Camera:
         """Decoder thread: the file's frames in order, as (image, stream µs), then None."""
 
         stop = self._decoder_stop
+        _yield_to_tick()
 
         def put(item: Any) -> bool:
             while not stop.is_set():

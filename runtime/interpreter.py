@@ -168,6 +168,15 @@ class Model:
 
         Returns float32 outputs (dequantised), with a batch dimension only if ``x`` had one.
         """
+        batched = self.set_input(x)
+        self.invoke()
+        return self.get_output(batched)
+
+    def set_input(self, x: np.ndarray) -> bool:
+        """First third of :meth:`predict`: check, quantise and set ``x``; whether it is a batch.
+
+        :meth:`predict` is ``set_input``, :meth:`invoke`, :meth:`get_output`; the pipeline runs the
+        middle one (native code, without the GIL) on its worker thread."""
         arr = np.asarray(x)
         sample_shape = self.input_shape[1:]
         if arr.shape == sample_shape:
@@ -184,7 +193,14 @@ class Model:
         if arr.shape[0] != self._batch:
             self._resize(arr.shape[0])
         self._interp.set_tensor(self._in["index"], self._in_q.quantize(arr))
+        return batched
+
+    def invoke(self) -> None:
+        """Run the model on the input set by :meth:`set_input`."""
         self._interp.invoke()
+
+    def get_output(self, batched: bool = False) -> np.ndarray:
+        """Last third of :meth:`predict`: the dequantised float32 output of the last invoke."""
         out = self._out_q.dequantize(self._interp.get_tensor(self._out["index"]))
         return out if batched else out[0]
 
@@ -194,7 +210,10 @@ class Model:
         In float64: with float32 ``exp`` the emulated Cortex-A72/A76 differed from x86 in the last
         bits (NumPy's SIMD code differs per architecture); with float64 they agree bit for bit,
         which ``tests/test_pi.py`` checks."""
-        out = self.predict(x)
+        return self.to_probabilities(self.predict(x))
+
+    def to_probabilities(self, out: np.ndarray) -> np.ndarray:
+        """The softmax of :meth:`predict`'s output if the model outputs logits, else ``out``."""
         if self.output != "logits":
             return out
         return softmax(out.astype(np.float64)).astype(np.float32)

@@ -23,6 +23,7 @@ hold at that instant).
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from edgeav.errors import EdgeAVError
 from edgeav.runtime.camera import Camera
 from edgeav.runtime.interpreter import Model, load_interpreter
 from edgeav.runtime.microphone import AudioFile, Microphone
+from edgeav.runtime.worker import Worker
 
 #: Stages timed on every tick (milliseconds in the record's ``timings_ms``).
 STAGES = ("capture", "preprocess", "features", "image", "audio", "fusion", "compute", "total")
@@ -106,6 +108,10 @@ class Pipeline:
             (default: ``max(1, 2 * period)``).
         silence_dbfs: an audio window quieter than this (RMS, dB full scale) counts as silent.
         backend: force a TFLite backend (see :mod:`edgeav.runtime.interpreter`).
+        overlap: run the image branch (preprocessing, image model) on a worker thread while
+            the tick's thread computes the audio branch (features, audio model); the results
+            are the same either way. None (default): when both models are used and the machine
+            has at least two cores. False runs the branches one after the other on one thread.
         log: called with one-line messages.
 
     Raises:
@@ -126,6 +132,7 @@ class Pipeline:
         stale_after: float | None = None,
         silence_dbfs: float = -60.0,
         backend: str | None = None,
+        overlap: bool | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         if camera is None and audio is None:
@@ -199,6 +206,11 @@ class Pipeline:
         self._stopped: float | None = None
         self._stop = threading.Event()
         self.end_reason = ""
+        if overlap is None:
+            overlap = len(self.models) == 2 and (os.cpu_count() or 1) >= 2
+        #: whether the two branches of a tick run on two threads (see ``overlap``)
+        self.overlap = bool(overlap) and len(self.models) == 2
+        self._worker: Worker | None = None  # started by the first overlapped tick
 
     def _check_shapes(self, label: str) -> None:
         n = len(self.classes)
@@ -246,6 +258,9 @@ class Pipeline:
     def close(self) -> None:
         """Stop the sources and release the devices (idempotent)."""
         self._stop.set()
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
         if self._stopped is None and self._started is not None:
             self._stopped = time.monotonic()
         for source in (self.camera, self.audio):
@@ -258,6 +273,12 @@ class Pipeline:
 
     # --- one tick -----------------------------------------------------------------------------
 
+    def _invoke_timed(self, model: Model) -> float:
+        """``model.invoke()`` (on the worker thread); its milliseconds."""
+        t0 = time.perf_counter()
+        model.invoke()
+        return (time.perf_counter() - t0) * 1e3
+
     def step(self, t_us: int, *, now: float | None = None) -> dict[str, Any] | None:
         """Run one tick at stream time ``t_us`` (µs); None once a file source has ended.
 
@@ -267,7 +288,7 @@ class Pipeline:
         "absent" | "stale" | "silent" for those left out), ``frame`` (index and time of the
         frame used), ``timings_ms`` (per stage; ``compute`` is everything after capture).
         """
-        extract, fuse, preprocess_image = self._extract, self._fuse, self._preprocess
+        extract, fuse = self._extract, self._fuse
         clock = time.perf_counter
         timings: dict[str, float] = {}
         t0 = clock()
@@ -318,27 +339,51 @@ class Pipeline:
 
         probs: dict[str, np.ndarray | None] = {"image": None, "audio": None}
         present = []
-        # image
-        if "image" in self.models and "image" not in flags:
+        use_image = "image" in self.models and "image" not in flags
+        use_audio = "audio" in self.models and "audio" not in flags
+        if use_image:
             present.append("image")
-            x = preprocess_image(frame.image, self.image_spec, source_order="bgr")
-            t2 = clock()
-            timings["preprocess"] = (t2 - t1) * 1e3
-            probs["image"] = self.models["image"].probabilities(x)
-            t3 = clock()
-            timings["image"] = (t3 - t2) * 1e3
-        t3 = clock()
-        # audio
-        if "audio" in self.models and "audio" not in flags:
+        if use_audio:
             present.append("audio")
             if _dbfs(window) < self.silence_dbfs:
                 flags["audio"] = "silent"
+                use_audio = False
+        # The image model's invoke runs on the worker's core while this thread computes the
+        # audio branch; everything that needs the GIL stays on this thread.
+        overlap = use_image and use_audio and self.overlap
+        if overlap and self._worker is None:
+            self._worker = Worker("edgeav-image-invoke")
+        if use_image:
+            t2 = clock()
+            x = self._preprocess(frame.image, self.image_spec, source_order="bgr")
+            t3 = clock()
+            timings["preprocess"] = (t3 - t2) * 1e3
+            image_model = self.models["image"]
+            if overlap:
+                image_model.set_input(x)
+                self._worker.submit(self._invoke_timed, image_model)
+                t_set = (clock() - t3) * 1e3
             else:
+                probs["image"] = image_model.probabilities(x)
+                timings["image"] = (clock() - t3) * 1e3
+        if use_audio:
+            try:
+                t3 = clock()
                 features = extract(window, self.feature_config)
                 t4 = clock()
                 timings["features"] = (t4 - t3) * 1e3
                 probs["audio"] = self.models["audio"].probabilities(features)
                 timings["audio"] = (clock() - t4) * 1e3
+            except BaseException:
+                if overlap:  # the image model is not touched again while it may still run
+                    self._worker.drain()
+                raise
+        if overlap:
+            invoke_ms = self._worker.result()
+            t4 = clock()
+            probs["image"] = image_model.to_probabilities(image_model.get_output())
+            # the image stage's own work: input, invoke (on the worker), output
+            timings["image"] = t_set + invoke_ms + (clock() - t4) * 1e3
         t5 = clock()
         # fusion
         fused, used = None, []
@@ -422,6 +467,7 @@ class Pipeline:
             "end": self.end_reason or "stopped",
             "backend": self.backend,
             "threads": self.threads,
+            "overlap": self.overlap,
             "latency_ms": self._timings.percentiles(),
             "modalities": self.modality_counts,
             "frames_dropped": self.camera.frames_dropped if self.camera is not None else 0,

@@ -831,3 +831,50 @@ def test_run_ends_cleanly_on_signals(sig, code, int8_bundle, stream):
     assert summary["end"] == ("SIGINT" if code == 130 else "SIGTERM")
     assert summary["camera"]["state"] == "closed"
     assert "Traceback" not in err
+
+
+# --- the tick's worker thread --------------------------------------------------------------------
+
+
+def test_worker_returns_results_raises_errors_and_drops_interrupted_ones():
+    from edgeav.runtime.worker import Worker
+
+    worker = Worker("edgeav-test-worker")
+    try:
+        worker.submit(lambda a, b: a + b, 2, 3)
+        assert worker.result() == 5
+        worker.submit(lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            worker.result()
+        # a job whose wait was cut short: its result must not reach the next wait
+        worker.submit(lambda: time.sleep(0.2) or "stale")
+        worker.submit(lambda: "fresh")
+        assert worker.result() == "fresh"
+        worker.submit(lambda: time.sleep(0.1) or "drained")
+        worker.drain()
+        with pytest.raises(RuntimeError, match="no job"):
+            worker.result()
+    finally:
+        worker.close()
+    assert not [t for t in threading.enumerate() if t.name == "edgeav-test-worker"]
+    with pytest.raises(RuntimeError, match="closed"):
+        worker.submit(print)
+
+
+@pytest.mark.slow
+def test_pipeline_overlapped_branches_give_the_serial_records(int8_bundle, stream):
+    video, wav = stream
+    overlapped, summary = _run_pipeline(int8_bundle, video, wav, overlap=True)
+    serial, serial_summary = _run_pipeline(int8_bundle, video, wav, overlap=False)
+    assert summary["overlap"] is True and serial_summary["overlap"] is False
+    assert len(overlapped) == len(SEQUENCE)
+    strip = [{k: v for k, v in r.items() if k != "timings_ms"} for r in overlapped]
+    assert strip == [{k: v for k, v in r.items() if k != "timings_ms"} for r in serial]
+    for r in overlapped:  # every stage is timed in both modes
+        assert {"preprocess", "image", "features", "audio", "fusion"} <= set(r["timings_ms"])
+        assert r["timings_ms"]["image"] > 0
+    # one modality: nothing to overlap
+    image_only, image_summary = _run_pipeline(int8_bundle, video=video, overlap=True)
+    assert image_summary["overlap"] is False
+    assert [r["label"] for r in image_only] == [r["label"] for r in overlapped]
+    assert not [t for t in threading.enumerate() if t.name.startswith("edgeav-")]

@@ -61,6 +61,13 @@ def run(
         help="Files only: run on the files' own clocks as fast as possible (deterministic).",
     ),
     loop: bool = typer.Option(False, "--loop", help="Restart video and audio files at their end."),
+    serial: bool = typer.Option(
+        False,
+        "--serial",
+        help="Run each tick's image and audio branches one after the other on one core "
+        "(default: side by side on two threads when both are used and there are 2+ cores; "
+        "the predictions are the same).",
+    ),
 ) -> None:
     """Classify what the camera sees and the microphone hears, fused, one prediction per tick.
 
@@ -109,6 +116,7 @@ def run(
                 threads=threads,
                 realtime=not no_realtime,
                 duration=duration,
+                overlap=False if serial else None,
                 log=_log,
             )
         except BaseException:
@@ -120,6 +128,7 @@ def run(
         _log(
             f"run: {model} ({modalities}), {pipe.backend}, "
             f"{threads or 'default'} thread(s), {rate:g} Hz"
+            + (", branches overlapped" if pipe.overlap else "")
             + (", files' own clock" if no_realtime else "")
         )
         if json_out:
