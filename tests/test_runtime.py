@@ -10,6 +10,7 @@ label of every tick is known.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -737,6 +738,7 @@ def test_run_json_no_realtime_and_no_heavy_imports(int8_bundle, stream):
     assert [r["t"] for r in records] == [float(k + 1) for k in range(len(SEQUENCE))]
     assert summary["ticks"] == len(SEQUENCE) and summary["end"] == "end of input"
     assert summary["threads"] == 1
+    assert summary["overlap"] is ((os.cpu_count() or 1) >= 2)
     assert set(summary["latency_ms"]) >= {"capture", "features", "image", "audio", "fusion"}
     assert "Traceback" not in proc.stderr
 
@@ -746,9 +748,10 @@ def test_run_table_for_a_person(int8_bundle, stream):
     video, wav = stream
     proc = _edgeav(
         "run", "--model", int8_bundle, "--camera", video, "--audio-file", wav, "--no-realtime",
-        "--duration", "3",
+        "--duration", "3", "--serial",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    assert "overlapped" not in proc.stderr  # --serial: one thread
     assert "edgeav run" in proc.stdout and "bright" in proc.stdout
     assert "p95 ms" in proc.stdout and "3 ticks" in proc.stdout and "(duration)" in proc.stdout
 
