@@ -108,9 +108,9 @@ class Pipeline:
             (default: ``max(1, 2 * period)``).
         silence_dbfs: an audio window quieter than this (RMS, dB full scale) counts as silent.
         backend: force a TFLite backend (see :mod:`edgeav.runtime.interpreter`).
-        overlap: run the image branch (preprocessing, image model) on a worker thread while
-            the tick's thread computes the audio branch (features, audio model); the results
-            are the same either way. None (default): when both models are used and the machine
+        overlap: run the image model's invoke on a worker thread while the tick's thread
+            computes the audio branch (features, audio model); the results are the same either
+            way. None (default): when both models are used and the machine
             has at least two cores. False runs the branches one after the other on one thread.
         log: called with one-line messages.
 
@@ -353,6 +353,8 @@ class Pipeline:
         overlap = use_image and use_audio and self.overlap
         if overlap and self._worker is None:
             self._worker = Worker("edgeav-image-invoke")
+        if self._worker is not None:  # an invoke whose wait was cut short must end first
+            self._worker.drain()
         if use_image:
             t2 = clock()
             x = self._preprocess(frame.image, self.image_spec, source_order="bgr")
