@@ -213,7 +213,6 @@ def tick_and_parts(
                 else:
                     alternating.append(record["timings_ms"])
     finally:
-        pipe.overlap = can_overlap
         pipe.close()
     parts = {name: statistics.median(v) for name, v in part_times.items()}
     first = {name: statistics.median(v) for name, v in part_first.items()}

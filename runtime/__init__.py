@@ -5,8 +5,8 @@
 - :mod:`~edgeav.runtime.camera`: frames from a camera index, a video file or a stream URL.
 - :mod:`~edgeav.runtime.microphone`: audio from a microphone (sounddevice) or a WAV/FLAC file.
 - :mod:`~edgeav.runtime.pipeline`: the fused-classification loop behind ``edgeav run``.
-- :mod:`~edgeav.runtime.worker`: the thread that runs a tick's image branch beside its audio
-  branch.
+- :mod:`~edgeav.runtime.worker`: the thread that runs a tick's image-model invoke beside its
+  audio branch.
 
 Importing this package imports nothing heavy; OpenCV, sounddevice and soundfile are imported by
 the functions that open a source.

@@ -205,15 +205,15 @@ class Model:
         return out if batched else out[0]
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """:meth:`predict`, then the softmax if the model outputs logits.
+        """:meth:`predict`, then :meth:`to_probabilities`."""
+        return self.to_probabilities(self.predict(x))
+
+    def to_probabilities(self, out: np.ndarray) -> np.ndarray:
+        """The softmax of :meth:`predict`'s output if the model outputs logits, else ``out``.
 
         In float64: with float32 ``exp`` the emulated Cortex-A72/A76 differed from x86 in the last
         bits (NumPy's SIMD code differs per architecture); with float64 they agree bit for bit,
         which ``tests/test_pi.py`` checks."""
-        return self.to_probabilities(self.predict(x))
-
-    def to_probabilities(self, out: np.ndarray) -> np.ndarray:
-        """The softmax of :meth:`predict`'s output if the model outputs logits, else ``out``."""
         if self.output != "logits":
             return out
         return softmax(out.astype(np.float64)).astype(np.float32)

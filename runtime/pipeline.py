@@ -110,8 +110,8 @@ class Pipeline:
         backend: force a TFLite backend (see :mod:`edgeav.runtime.interpreter`).
         overlap: run the image model's invoke on a worker thread while the tick's thread
             computes the audio branch (features, audio model); the results are the same either
-            way. None (default): when both models are used and the machine
-            has at least two cores. False runs the branches one after the other on one thread.
+            way. None (default): when both models are used and the machine has at least two
+            cores. False runs the branches one after the other on one thread.
         log: called with one-line messages.
 
     Raises:
@@ -206,10 +206,10 @@ class Pipeline:
         self._stopped: float | None = None
         self._stop = threading.Event()
         self.end_reason = ""
-        if overlap is None:
-            overlap = len(self.models) == 2 and (os.cpu_count() or 1) >= 2
         #: whether the two branches of a tick run on two threads (see ``overlap``)
-        self.overlap = bool(overlap) and len(self.models) == 2
+        self.overlap = len(self.models) == 2 and (
+            (os.cpu_count() or 1) >= 2 if overlap is None else bool(overlap)
+        )
         self._worker: Worker | None = None  # started by the first overlapped tick
 
     def _check_shapes(self, label: str) -> None:
@@ -353,7 +353,9 @@ class Pipeline:
         overlap = use_image and use_audio and self.overlap
         if overlap and self._worker is None:
             self._worker = Worker("edgeav-image-invoke")
-        if self._worker is not None:  # an invoke whose wait was cut short must end first
+        if self._worker is not None:
+            # An invoke left running by an error or an interrupted wait ends before the image
+            # model is touched again (close() likewise waits for it).
             self._worker.drain()
         if use_image:
             t2 = clock()
@@ -369,17 +371,12 @@ class Pipeline:
                 probs["image"] = image_model.probabilities(x)
                 timings["image"] = (clock() - t3) * 1e3
         if use_audio:
-            try:
-                t3 = clock()
-                features = extract(window, self.feature_config)
-                t4 = clock()
-                timings["features"] = (t4 - t3) * 1e3
-                probs["audio"] = self.models["audio"].probabilities(features)
-                timings["audio"] = (clock() - t4) * 1e3
-            except BaseException:
-                if overlap:  # the image model is not touched again while it may still run
-                    self._worker.drain()
-                raise
+            t3 = clock()
+            features = extract(window, self.feature_config)
+            t4 = clock()
+            timings["features"] = (t4 - t3) * 1e3
+            probs["audio"] = self.models["audio"].probabilities(features)
+            timings["audio"] = (clock() - t4) * 1e3
         if overlap:
             invoke_ms = self._worker.result()
             t4 = clock()

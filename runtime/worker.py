@@ -7,8 +7,8 @@ and computes the audio branch meanwhile; only then does it read the image model'
 LiteRT's ``invoke`` runs without the GIL, so the two really overlap. Everything else that needs
 the GIL stays on the tick's thread: with the preprocessing on the worker too, the two threads
 took turns at the GIL and the tick was slower. On the demo bundle here a tick computed in
-0.93-1.00 ms overlapped against 1.12-1.15 ms serial (``python -m edgeav.benchmarks.runtime``
-measures both).
+0.93-1.04 ms overlapped against 1.12-1.23 ms serial over seven runs (``python -m
+edgeav.benchmarks.runtime`` measures both).
 
 Results come back in order and are matched to their job, so a wait cut short (Ctrl-C, SIGTERM)
 never hands a stale result to a later tick; an exception in the job is re-raised in the caller.
