@@ -77,7 +77,7 @@ def _source_args(bundle: Any, video: Path, wav: Path) -> list[str]:
 
 
 def cold_start(
-    bundle_path: Path, source_args: list[str], runs: int, threads: int | None
+    bundle_path: Path, source_args: list[str], runs: int, threads: int | None, pin: bool = True
 ) -> tuple[list[float], list[float]]:
     """Seconds from spawning ``edgeav run`` to its first JSON line, one per run, and the CPU
     seconds (user + system) of each whole one-tick run: on a busy machine the wall time includes
@@ -86,6 +86,8 @@ def cold_start(
     cmd += ["--json", "--no-realtime", "--duration", "1"]
     if threads:
         cmd += ["--threads", str(threads)]
+    if not pin:
+        cmd.append("--no-pin")
     times, cpu = [], []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -107,7 +109,7 @@ def cold_start(
 
 
 def tick_and_parts(
-    bundle: Any, video: Path, wav: Path, ticks: int, threads: int | None
+    bundle: Any, video: Path, wav: Path, ticks: int, threads: int | None, pin: bool = True
 ) -> dict[str, Any]:
     """Pipeline tick medians and the same parts timed standalone, on the same inputs."""
     from edgeav.features import extract  # noqa: PLC0415
@@ -128,7 +130,7 @@ def tick_and_parts(
             if has_audio
             else None
         )
-        return Pipeline(bundle, camera=cam, audio=audio, realtime=False, threads=threads)
+        return Pipeline(bundle, camera=cam, audio=audio, realtime=False, threads=threads, pin=pin)
 
     # the pipeline, ticking as fast as it can (the stream looped)
     pipe = make_pipeline(loop=True)
@@ -186,6 +188,7 @@ def tick_and_parts(
     alternating_serial: list[float] = []
     part_times: dict[str, list[float]] = {name: [] for name in calls}
     part_first: dict[str, list[float]] = {name: [] for name in calls}
+    pinned = None
     try:
         for k in range(warmup + ticks):
             pipe.overlap = can_overlap and k % 2 == 0
@@ -207,6 +210,7 @@ def tick_and_parts(
                 if k >= warmup:
                     part_first[name].append(times[0])
                     part_times[name].append(min(times))
+            pinned = pinned or pipe.pinned_cpus
             if k >= warmup:
                 if can_overlap and not pipe.overlap:
                     alternating_serial.append(record["timings_ms"]["compute"])
@@ -235,6 +239,7 @@ def tick_and_parts(
         "parts_first_call_sum_ms": sum(first.values()),
         "ratio_first_call": tick["compute (alternating)"] / sum(first.values()),
         "overlap": can_overlap,
+        "pinned_cpus": list(pinned) if pinned else None,
         "ratio_serial": serial_ms / sum(parts.values()),
         "ratio_serial_first_call": serial_ms / sum(first.values()),
         "ticks": len(records),
@@ -255,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=200, help="ticks timed (default 200)")
     parser.add_argument("--runs", type=int, default=3, help="cold-start runs (default 3)")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="leave the tick's two threads to the OS (as edgeav run --no-pin)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     try:
@@ -286,9 +297,9 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             if not Path(path).is_file():
                 raise EdgeAVError(f"input file {path} does not exist")
         cold, cold_cpu = cold_start(
-            args.bundle, _source_args(bundle, video, wav), args.runs, args.threads
+            args.bundle, _source_args(bundle, video, wav), args.runs, args.threads, args.pin
         )
-        ticks = tick_and_parts(bundle, video, wav, args.ticks, args.threads)
+        ticks = tick_and_parts(bundle, video, wav, args.ticks, args.threads, args.pin)
     cold_median = statistics.median(cold)
     return {
         "bundle": str(args.bundle),
@@ -311,6 +322,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "parts_first_call_sum_ms": ticks["parts_first_call_sum_ms"],
         "tick_to_parts_first_call_ratio": ticks["ratio_first_call"],
         "overlap": ticks["overlap"],
+        "pinned_cpus": ticks["pinned_cpus"],
         "serial_tick_to_parts_ratio": ticks["ratio_serial"],
         "serial_tick_to_parts_first_call_ratio": ticks["ratio_serial_first_call"],
         "ticks_per_second": ticks["ticks_per_second"],
@@ -327,6 +339,11 @@ def print_result(result: dict[str, Any]) -> None:
         title=f"edgeav runtime: {result['bundle']} ({'+'.join(result['modalities'])}, "
         f"{result['quantization']}, {result['backend']}, threads {result['threads'] or 'default'}"
         + (", image and audio branches overlapped" if result["overlap"] else ", serial")
+        + (
+            ", on CPUs {} and {}".format(*result["pinned_cpus"])
+            if result.get("pinned_cpus")
+            else ""
+        )
         + ")",
         title_justify="left",
     )

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from edgeav.errors import EdgeAVError
+from edgeav.runtime.affinity import helper_thread
 
 #: Seconds between reopen attempts of a failing device/stream: start, doubling up to the cap.
 BACKOFF_START = 0.5
@@ -106,11 +107,13 @@ def _default_opener(source: int | str) -> Any:
 
 def _yield_to_tick() -> None:
     """Lower the calling thread's scheduling priority (Linux threads have their own nice value):
-    a reader that works ahead should not take a core from the tick. Best effort."""
+    a reader that works ahead should not take a core from the tick; nor should it run on the
+    CPUs pinned for the tick (:mod:`edgeav.runtime.affinity`). Best effort."""
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     except (AttributeError, OSError):
         pass
+    helper_thread()
 
 
 class Camera:
@@ -427,6 +430,7 @@ class Camera:
             self._newest_used = False
 
     def _run(self) -> None:
+        helper_thread()  # off the CPUs pinned for the tick (its priority stays: live frames)
         start = self._replay_origin
         failures = 0
         backoff = self.backoff_start

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgeav.errors import EdgeAVError
+from edgeav.runtime.affinity import helper_thread
 
 #: Rates tried, in order, when a device supports neither the model's rate nor its own default.
 COMMON_RATES = (48000, 44100, 32000, 22050, 16000, 11025, 8000)
@@ -451,6 +452,7 @@ class AudioFile(_Buffered):
         return self
 
     def _run(self) -> None:
+        helper_thread()  # off the CPUs pinned for the tick
         start = self._origin
         try:
             while not self._stop.is_set():

@@ -23,7 +23,6 @@ hold at that instant).
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from edgeav.errors import EdgeAVError
+from edgeav.runtime.affinity import Pinned, pin_tick, process_cpus, tick_cpus
 from edgeav.runtime.camera import Camera
 from edgeav.runtime.interpreter import Model, load_interpreter
 from edgeav.runtime.microphone import AudioFile, Microphone
@@ -110,8 +110,12 @@ class Pipeline:
         backend: force a TFLite backend (see :mod:`edgeav.runtime.interpreter`).
         overlap: run the image model's invoke on a worker thread while the tick's thread
             computes the audio branch (features, audio model); the results are the same either
-            way. None (default): when both models are used and the machine has at least two
-            cores. False runs the branches one after the other on one thread.
+            way. None (default): when both models are used and the process may use at least
+            two CPUs. False runs the branches one after the other on one thread.
+        pin: when the branches overlap, pin the thread that runs the ticks and the worker to
+            two different CPUs (the last two the process may use; see
+            :mod:`edgeav.runtime.affinity`). The tick's thread gets its CPUs back at
+            :meth:`close`. False leaves thread placement to the OS.
         log: called with one-line messages.
 
     Raises:
@@ -133,6 +137,7 @@ class Pipeline:
         silence_dbfs: float = -60.0,
         backend: str | None = None,
         overlap: bool | None = None,
+        pin: bool = True,
         log: Callable[[str], None] | None = None,
     ) -> None:
         if camera is None and audio is None:
@@ -208,8 +213,12 @@ class Pipeline:
         self.end_reason = ""
         #: whether the two branches of a tick run on two threads (see ``overlap``)
         self.overlap = len(self.models) == 2 and (
-            (os.cpu_count() or 1) >= 2 if overlap is None else bool(overlap)
+            process_cpus() >= 2 if overlap is None else bool(overlap)
         )
+        self.pin = bool(pin)
+        #: (tick thread's CPU, worker's CPU) once an overlapped tick has pinned them, else None
+        self.pinned_cpus: tuple[int, int] | None = None
+        self._pinned: Pinned | None = None  # undone by close()
         self._worker: Worker | None = None  # started by the first overlapped tick
 
     def _check_shapes(self, label: str) -> None:
@@ -261,6 +270,9 @@ class Pipeline:
         if self._worker is not None:
             self._worker.close()
             self._worker = None
+        if self._pinned is not None:
+            self._pinned.undo()
+            self._pinned = None
         if self._stopped is None and self._started is not None:
             self._stopped = time.monotonic()
         for source in (self.camera, self.audio):
@@ -272,6 +284,15 @@ class Pipeline:
         self._stop.set()
 
     # --- one tick -----------------------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        """The invoke worker; with ``pin``, it and the calling (tick) thread on two CPUs."""
+        cpus = tick_cpus() if self.pin else None
+        self._worker = Worker("edgeav-image-invoke", cpu=cpus[1] if cpus else None)
+        if cpus is not None and self._worker.cpu is not None:
+            self._pinned = pin_tick(cpus[0], self._worker.native_id, cpus[1])
+        if self._pinned is not None:
+            self.pinned_cpus = self._pinned.cpus
 
     def _invoke_timed(self, model: Model) -> float:
         """``model.invoke()`` (on the worker thread); its milliseconds."""
@@ -352,7 +373,7 @@ class Pipeline:
         # audio branch; everything that needs the GIL stays on this thread.
         overlap = use_image and use_audio and self.overlap
         if overlap and self._worker is None:
-            self._worker = Worker("edgeav-image-invoke")
+            self._start_worker()
         if self._worker is not None:
             # An invoke left running by an error or an interrupted wait ends before the image
             # model is touched again (close() likewise waits for it).
@@ -467,6 +488,7 @@ class Pipeline:
             "backend": self.backend,
             "threads": self.threads,
             "overlap": self.overlap,
+            "pinned_cpus": list(self.pinned_cpus) if self.pinned_cpus else None,
             "latency_ms": self._timings.percentiles(),
             "modalities": self.modality_counts,
             "frames_dropped": self.camera.frames_dropped if self.camera is not None else 0,

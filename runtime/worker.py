@@ -6,9 +6,9 @@ the frame and sets the image model's input, hands the model's ``invoke`` to a :c
 and computes the audio branch meanwhile; only then does it read the image model's output.
 LiteRT's ``invoke`` runs without the GIL, so the two really overlap. Everything else that needs
 the GIL stays on the tick's thread: with the preprocessing on the worker too, the two threads
-took turns at the GIL and the tick was slower. On the demo bundle here a tick computed in
-0.93-1.04 ms overlapped against 1.12-1.23 ms serial over seven runs (``python -m
-edgeav.benchmarks.runtime`` measures both).
+took turns at the GIL and the tick was slower. The worker can be pinned to a CPU of its own
+(``cpu``; the pipeline pins the tick's thread to another, see :mod:`edgeav.runtime.affinity`).
+``python -m edgeav.benchmarks.runtime`` measures overlapped against serial ticks.
 
 Results come back in order and are matched to their job, so a wait cut short (Ctrl-C, SIGTERM)
 never hands a stale result to a later tick; an exception in the job is re-raised in the caller.
@@ -21,27 +21,39 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from edgeav.runtime.affinity import pin_current_thread
+
 __all__ = ["Worker"]
 
 
 class Worker:
     """A daemon thread that runs submitted callables one at a time.
 
-    ``submit(fn, *args)`` starts a job; ``result()`` waits for the job submitted last and returns
+    ``cpu`` pins the thread to that CPU (best effort, see :attr:`cpu`). ``submit(fn, *args)``
+    starts a job; ``result()`` waits for the job submitted last and returns
     its value or raises its exception (the result of a job whose wait was interrupted is dropped
     when it arrives). ``close()`` ends the thread (idempotent).
     """
 
-    def __init__(self, name: str = "edgeav-worker") -> None:
+    def __init__(self, name: str = "edgeav-worker", cpu: int | None = None) -> None:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._seq = 0  # number of the latest job submitted
         self._pending = False
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        #: the CPU the thread is pinned to (None: not asked, or the OS refused)
+        self.cpu: int | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(cpu,), name=name, daemon=True)
         self._thread.start()
+        self._started.wait()
+        #: the thread's id in the OS (for its CPU affinity)
+        self.native_id: int | None = self._thread.native_id
         self._closed = False
 
-    def _serve(self) -> None:
+    def _serve(self, cpu: int | None) -> None:
+        if cpu is not None and pin_current_thread(cpu):
+            self.cpu = cpu
+        self._started.set()
         while True:
             job = self._jobs.get()
             if job is None:

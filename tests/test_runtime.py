@@ -738,7 +738,8 @@ def test_run_json_no_realtime_and_no_heavy_imports(int8_bundle, stream):
     assert [r["t"] for r in records] == [float(k + 1) for k in range(len(SEQUENCE))]
     assert summary["ticks"] == len(SEQUENCE) and summary["end"] == "end of input"
     assert summary["threads"] == 1
-    assert summary["overlap"] is ((os.cpu_count() or 1) >= 2)
+    assert summary["overlap"] is (_usable_cpus() >= 2)
+    assert summary["pinned_cpus"] == _expected_pins()
     assert set(summary["latency_ms"]) >= {"capture", "features", "image", "audio", "fusion"}
     assert "Traceback" not in proc.stderr
 
@@ -754,6 +755,27 @@ def test_run_table_for_a_person(int8_bundle, stream):
     assert "overlapped" not in proc.stderr  # --serial: one thread
     assert "edgeav run" in proc.stdout and "bright" in proc.stdout
     assert "p95 ms" in proc.stdout and "3 ticks" in proc.stdout and "(duration)" in proc.stdout
+    assert "on CPUs" not in proc.stdout  # nothing to pin on one thread
+    # overlapped, but the threads left to the OS
+    proc = _edgeav(
+        "run", "--model", int8_bundle, "--camera", video, "--audio-file", wav, "--no-realtime",
+        "--duration", "3", "--no-pin", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.splitlines()[-1])["summary"]
+    assert summary["ticks"] == 3 and summary["pinned_cpus"] is None
+    assert summary["overlap"] is (_usable_cpus() >= 2)
+
+
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _expected_pins():
+    """The CPUs an overlapped tick pins its two threads to here: the last two usable ones."""
+    if not hasattr(os, "sched_setaffinity") or _usable_cpus() < 2:
+        return None
+    return sorted(os.sched_getaffinity(0))[-2:]
 
 
 def _bad_bundle(tmp_path):
@@ -864,15 +886,79 @@ def test_worker_returns_results_raises_errors_and_drops_interrupted_ones():
         worker.submit(print)
 
 
+def _affinity(tid: int) -> set[int]:
+    return set(os.sched_getaffinity(tid))
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or _usable_cpus() < 2, reason="needs two usable CPUs"
+)
+def test_tick_and_worker_are_pinned_apart_helpers_kept_off_and_all_undone():
+    from edgeav.runtime.affinity import helper_thread, pin_tick, tick_cpus
+    from edgeav.runtime.worker import Worker
+
+    process = _affinity(0)
+    tick_cpu, worker_cpu = tick_cpus()
+    assert [tick_cpu, worker_cpu] == sorted(process)[-2:]
+    # a helper (like the file decoder) that started before the pinning
+    helper_started, helper_go = threading.Event(), threading.Event()
+
+    def helper():
+        helper_thread()
+        helper_started.set()
+        helper_go.wait(10)
+
+    helper_t = threading.Thread(target=helper, name="edgeav-test-helper")
+    helper_t.start()
+    helper_started.wait(10)
+    seen = {}
+
+    def tick():  # on its own thread, so pytest's is never pinned
+        before = _affinity(0)
+        worker = Worker("edgeav-test-pinned", cpu=worker_cpu)
+        assert worker.cpu == worker_cpu
+        pinned = pin_tick(tick_cpu, worker.native_id, worker_cpu)
+        seen["pinned"] = (_affinity(0), _affinity(worker.native_id), _affinity(helper_t.native_id))
+        worker.submit(lambda: _affinity(0))
+        seen["job"] = worker.result()  # jobs run on the worker's CPU
+        pinned.undo()
+        pinned.undo()  # idempotent
+        seen["undone"] = (_affinity(0), _affinity(helper_t.native_id), before)
+        worker.close()
+        # an impossible CPU: the OS refuses, and the worker says so
+        refused = Worker("edgeav-test-refused", cpu=max(process) + 4096)
+        seen["refused"] = refused.cpu
+        refused.close()
+
+    t = threading.Thread(target=tick, name="edgeav-test-tick")
+    t.start()
+    t.join(30)
+    helper_go.set()
+    helper_t.join(10)
+    others = process - {tick_cpu, worker_cpu}
+    assert seen["pinned"] == ({tick_cpu}, {worker_cpu}, others or process - {worker_cpu})
+    assert seen["job"] == {worker_cpu}
+    tick_after, helper_after, tick_before = seen["undone"]
+    assert tick_after == tick_before and helper_after == process
+    assert seen["refused"] is None
+
+
 @pytest.mark.slow
 def test_pipeline_overlapped_branches_give_the_serial_records(int8_bundle, stream):
     video, wav = stream
+    before = _affinity(0) if hasattr(os, "sched_getaffinity") else None
     overlapped, summary = _run_pipeline(int8_bundle, video, wav, overlap=True)
+    if before is not None:
+        assert _affinity(0) == before  # close() gave the tick's thread its CPUs back
     serial, serial_summary = _run_pipeline(int8_bundle, video, wav, overlap=False)
+    unpinned, unpinned_summary = _run_pipeline(int8_bundle, video, wav, overlap=True, pin=False)
     assert summary["overlap"] is True and serial_summary["overlap"] is False
+    assert summary["pinned_cpus"] == _expected_pins()
+    assert serial_summary["pinned_cpus"] is None and unpinned_summary["pinned_cpus"] is None
     assert len(overlapped) == len(SEQUENCE)
     strip = [{k: v for k, v in r.items() if k != "timings_ms"} for r in overlapped]
     assert strip == [{k: v for k, v in r.items() if k != "timings_ms"} for r in serial]
+    assert strip == [{k: v for k, v in r.items() if k != "timings_ms"} for r in unpinned]
     for r in overlapped:  # every stage is timed in both modes
         assert {"preprocess", "image", "features", "audio", "fusion"} <= set(r["timings_ms"])
         assert r["timings_ms"]["image"] > 0

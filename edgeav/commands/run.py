@@ -68,6 +68,12 @@ def run(
         "(default: side by side on two threads when both are used and there are 2+ cores; "
         "the predictions are the same).",
     ),
+    no_pin: bool = typer.Option(
+        False,
+        "--no-pin",
+        help="With the branches side by side, leave the two threads' placement to the OS "
+        "(default: the tick's thread and the image worker each get one of the last two CPUs).",
+    ),
 ) -> None:
     """Classify what the camera sees and the microphone hears, fused, one prediction per tick.
 
@@ -117,6 +123,7 @@ def run(
                 realtime=not no_realtime,
                 duration=duration,
                 overlap=False if serial else None,
+                pin=not no_pin,
                 log=_log,
             )
         except BaseException:
@@ -245,6 +252,11 @@ def _print_summary(summary: dict[str, Any], json_out: bool) -> None:
     console.print(
         f"{summary['ticks']} ticks in {summary['seconds']:.1f} s ({summary['end']}); "
         f"skipped {summary['ticks_skipped']}; {used}; frames dropped {summary['frames_dropped']}; "
-        f"audio overflows {summary['audio_overflows']}",
+        f"audio overflows {summary['audio_overflows']}"
+        + (
+            "; tick and image worker on CPUs {}, {}".format(*summary["pinned_cpus"])
+            if summary.get("pinned_cpus")
+            else ""
+        ),
         highlight=False,
     )
