@@ -13,8 +13,10 @@ Three figures, measured in one run on file sources:
    called three times back to back: the headline uses the fastest (hot caches, the strictest
    baseline); the first call of each round (caches as the tick finds them) is shown too.
    Target: ratio <= 1.15. Where the pipeline overlaps the image invoke with the audio branch
-   (its default with both models and two or more cores), every other tick runs serially
-   (``--serial``) instead, and both ratios are printed, each against the same parts.
+   (its default with both models and two or more CPUs), every other tick runs serially
+   (``--serial``) instead, and both ratios are printed, each against the same parts. The
+   overlapped tick pins its two threads as ``edgeav run`` does; ``--no-pin`` measures it
+   without (the parts are timed on the tick's thread either way).
    Capture (decoding the file's frames on
    the file clock) is reported separately: with a live camera it happens in the reader thread.
 3. **Sustained ticks per second** with ``--no-realtime`` (capture included), the stream looped.

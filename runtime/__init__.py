@@ -7,6 +7,8 @@
 - :mod:`~edgeav.runtime.pipeline`: the fused-classification loop behind ``edgeav run``.
 - :mod:`~edgeav.runtime.worker`: the thread that runs a tick's image-model invoke beside its
   audio branch.
+- :mod:`~edgeav.runtime.affinity`: pins the tick's two threads to two CPUs of their own and keeps
+  the helper threads (decoder, readers) off them.
 
 Importing this package imports nothing heavy; OpenCV, sounddevice and soundfile are imported by
 the functions that open a source.

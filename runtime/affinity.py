@@ -7,9 +7,9 @@ CPU 0, which then stays with the drivers). Helper threads (the file decoder) cal
 :func:`helper_thread` when they start and are kept off those two CPUs; with only two CPUs they
 share the tick's (at a lower priority, so they work while the tick waits), never the worker's.
 
-Left to the scheduler, on this 2-vCPU VM the file decoder often ran beside the invoke and the
-overlapped tick of the demo bundle computed in 0.95-1.04 ms; pinned, in 0.85-0.89 ms
-(``python -m edgeav.benchmarks.runtime``; figures in the README). Every call is best effort: an
+Left to the scheduler, on this 2-vCPU VM the file decoder often ran beside the invoke: the
+overlapped tick of the demo bundle computed in 1.00-1.09 ms; pinned, in 0.89-0.96 ms (seven runs
+each of ``python -m edgeav.benchmarks.runtime``, with and without ``--no-pin``; README). Every call is best effort: an
 OS that refuses (a container's cpuset, an emulator) leaves the threads where they were.
 """
 
