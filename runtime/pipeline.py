@@ -291,6 +291,8 @@ class Pipeline:
         self._worker = Worker("edgeav-image-invoke", cpu=cpus[1] if cpus else None)
         if cpus is not None and self._worker.cpu is not None:
             self._pinned = pin_tick(cpus[0], self._worker.native_id, cpus[1])
+            if self._pinned is None:  # the worker was given this thread's CPUs instead
+                self._worker.cpu = None
         if self._pinned is not None:
             self.pinned_cpus = self._pinned.cpus
 
