@@ -2,8 +2,8 @@
 
 When a tick overlaps its branches (:mod:`edgeav.runtime.worker`), :func:`pin_tick` puts the
 thread that runs the tick and the worker that runs the image model's ``invoke`` on two CPUs of
-their own: the last two the process may use (a Raspberry Pi takes most device interrupts on
-CPU 0, which then stays with the drivers). Helper threads (the file decoder) call
+their own: the last two the process may use that are not SMT siblings (a Raspberry Pi takes
+most device interrupts on CPU 0, which then stays with the drivers). Helper threads (the file decoder) call
 :func:`helper_thread` when they start and are kept off those two CPUs; with only two CPUs they
 share the tick's (at a lower priority, so they work while the tick waits), never the worker's.
 
@@ -21,6 +21,7 @@ import weakref
 
 __all__ = [
     "Pinned",
+    "choose_tick_cpus",
     "helper_thread",
     "pin_current_thread",
     "pin_tick",
@@ -45,13 +46,39 @@ def process_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def tick_cpus() -> tuple[int, int] | None:
-    """(CPU for the tick's thread, CPU for the worker), or None with fewer than two CPUs or no
-    affinity calls."""
-    if _PROCESS_CPUS is None or len(_PROCESS_CPUS) < 2:
+def _siblings(cpu: int) -> frozenset[int]:
+    """The CPUs sharing ``cpu``'s core (SMT threads, Linux sysfs); just ``cpu`` if unknown."""
+    path = f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list"
+    try:
+        with open(path) as fh:
+            text = fh.read().strip()
+        out = set()
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    except (OSError, ValueError):
+        return frozenset({cpu})
+    return frozenset(out | {cpu})
+
+
+def choose_tick_cpus(cpus, siblings=_siblings) -> tuple[int, int] | None:
+    """(tick CPU, worker CPU) from ``cpus``: the worker gets the last, the tick the last one
+    left that is not an SMT sibling of it (two threads of one core would share its units);
+    the last two if every CPU shares the worker's core. None with fewer than two CPUs."""
+    order = sorted(cpus)
+    if len(order) < 2:
         return None
-    cpus = sorted(_PROCESS_CPUS)
-    return cpus[-2], cpus[-1]
+    worker = order[-1]
+    others = [c for c in order[:-1] if c not in siblings(worker)]
+    return (others[-1] if others else order[-2]), worker
+
+
+def tick_cpus() -> tuple[int, int] | None:
+    """(CPU for the tick's thread, CPU for the worker) among the process's CPUs (see
+    :func:`choose_tick_cpus`), or None with fewer than two CPUs or no affinity calls."""
+    if _PROCESS_CPUS is None:
+        return None
+    return choose_tick_cpus(_PROCESS_CPUS)
 
 
 def _set(tid: int, cpus: frozenset[int]) -> bool:

@@ -113,8 +113,8 @@ class Pipeline:
             way. None (default): when both models are used and the process may use at least
             two CPUs. False runs the branches one after the other on one thread.
         pin: when the branches overlap, pin the thread that runs the ticks and the worker to
-            two different CPUs (the last two the process may use; see
-            :mod:`edgeav.runtime.affinity`). The tick's thread gets its CPUs back at
+            two different CPUs (the last two the process may use, not two SMT threads of one
+            core; see :mod:`edgeav.runtime.affinity`). The tick's thread gets its CPUs back at
             :meth:`close`. False leaves thread placement to the OS.
         log: called with one-line messages.
 

@@ -772,10 +772,12 @@ def _usable_cpus() -> int:
 
 
 def _expected_pins():
-    """The CPUs an overlapped tick pins its two threads to here: the last two usable ones."""
+    """The CPUs an overlapped tick pins its two threads to here."""
     if not hasattr(os, "sched_setaffinity") or _usable_cpus() < 2:
         return None
-    return sorted(os.sched_getaffinity(0))[-2:]
+    from edgeav.runtime.affinity import tick_cpus
+
+    return list(tick_cpus())
 
 
 def _bad_bundle(tmp_path):
@@ -890,6 +892,23 @@ def _affinity(tid: int) -> set[int]:
     return set(os.sched_getaffinity(tid))
 
 
+def test_tick_cpus_are_the_last_two_that_are_not_one_core():
+    from edgeav.runtime.affinity import choose_tick_cpus
+
+    no_smt = lambda cpu: {cpu}  # noqa: E731
+    assert choose_tick_cpus({0, 1}, no_smt) == (0, 1)
+    assert choose_tick_cpus({0, 1, 2, 3}, no_smt) == (2, 3)  # a Pi: CPU 0 keeps the interrupts
+    assert choose_tick_cpus({3, 5}, no_smt) == (3, 5)  # a taskset mask
+    assert choose_tick_cpus({0}, no_smt) is None and choose_tick_cpus(set(), no_smt) is None
+    # x86 laptops number SMT threads either as pairs (2k, 2k+1) or as halves (k, k + n/2)
+    pairs = lambda cpu: {cpu - cpu % 2, cpu - cpu % 2 + 1}  # noqa: E731
+    assert choose_tick_cpus(range(8), pairs) == (5, 7)
+    halves = lambda cpu: {cpu % 4, cpu % 4 + 4}  # noqa: E731
+    assert choose_tick_cpus(range(8), halves) == (6, 7)
+    # one core's two threads only: better than nothing
+    assert choose_tick_cpus({0, 1}, pairs) == (0, 1)
+
+
 @pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity") or _usable_cpus() < 2, reason="needs two usable CPUs"
 )
@@ -899,7 +918,7 @@ def test_tick_and_worker_are_pinned_apart_helpers_kept_off_and_all_undone():
 
     process = _affinity(0)
     tick_cpu, worker_cpu = tick_cpus()
-    assert [tick_cpu, worker_cpu] == sorted(process)[-2:]
+    assert worker_cpu == max(process) and tick_cpu in process - {worker_cpu}
     # a helper (like the file decoder) that started before the pinning
     helper_started, helper_go = threading.Event(), threading.Event()
 

@@ -72,7 +72,8 @@ def run(
         False,
         "--no-pin",
         help="With the branches side by side, leave the two threads' placement to the OS "
-        "(default: the tick's thread and the image worker each get one of the last two CPUs).",
+        "(default: the tick's thread and the image worker each get one of the last two CPUs, "
+        "not two threads of one core).",
     ),
 ) -> None:
     """Classify what the camera sees and the microphone hears, fused, one prediction per tick.
