@@ -8,8 +8,8 @@ most device interrupts on CPU 0, which then stays with the drivers). Helper thre
 share the tick's (at a lower priority, so they work while the tick waits), never the worker's.
 
 Left to the scheduler, on this 2-vCPU VM the file decoder often ran beside the invoke: the
-overlapped tick of the demo bundle computed in 1.00-1.09 ms; pinned, in 0.89-0.96 ms (seven runs
-each of ``python -m edgeav.benchmarks.runtime``, with and without ``--no-pin``; README). Every call is best effort: an
+overlapped tick of the demo bundle computed in 1.00-1.18 ms; pinned, in 0.89-1.05 ms (fourteen
+runs each of ``python -m edgeav.benchmarks.runtime``, with and without ``--no-pin``; README). Every call is best effort: an
 OS that refuses (a container's cpuset, an emulator) leaves the threads where they were.
 """
 
