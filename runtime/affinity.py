@@ -3,14 +3,16 @@
 When a tick overlaps its branches (:mod:`edgeav.runtime.worker`), :func:`pin_tick` puts the
 thread that runs the tick and the worker that runs the image model's ``invoke`` on two CPUs of
 their own: the last two the process may use that are not SMT siblings (a Raspberry Pi takes
-most device interrupts on CPU 0, which then stays with the drivers). Helper threads (the file decoder) call
-:func:`helper_thread` when they start and are kept off those two CPUs; with only two CPUs they
-share the tick's (at a lower priority, so they work while the tick waits), never the worker's.
+most device interrupts on CPU 0, which then stays with the drivers). Helper threads (the file
+decoder, the live camera reader, the audio-file replay) call :func:`helper_thread` when they
+start and are kept off those two CPUs; with only two CPUs they share the tick's (the decoder at
+a lower priority, so it works while the tick waits), never the worker's.
 
 Left to the scheduler, on this 2-vCPU VM the file decoder often ran beside the invoke: the
 overlapped tick of the demo bundle computed in 1.00-1.18 ms; pinned, in 0.89-1.05 ms (fourteen
-runs each of ``python -m edgeav.benchmarks.runtime``, with and without ``--no-pin``; README). Every call is best effort: an
-OS that refuses (a container's cpuset, an emulator) leaves the threads where they were.
+runs each of ``python -m edgeav.benchmarks.runtime``, with and without ``--no-pin``; README).
+Every call is best effort: an OS that refuses (a container's cpuset, an emulator) leaves the
+threads where they were. Two pipelines pinned at once in one process share the same two CPUs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Callable, Collection, Iterable
 
 __all__ = [
     "Pinned",
@@ -61,7 +64,9 @@ def _siblings(cpu: int) -> frozenset[int]:
     return frozenset(out | {cpu})
 
 
-def choose_tick_cpus(cpus, siblings=_siblings) -> tuple[int, int] | None:
+def choose_tick_cpus(
+    cpus: Iterable[int], siblings: Callable[[int], Collection[int]] = _siblings
+) -> tuple[int, int] | None:
     """(tick CPU, worker CPU) from ``cpus``: the worker gets the last, the tick the last one
     left that is not an SMT sibling of it (two threads of one core would share its units);
     the last two if every CPU shares the worker's core. None with fewer than two CPUs."""
@@ -147,6 +152,8 @@ def pin_tick(tick_cpu: int, worker_tid: int, worker_cpu: int) -> Pinned | None:
     try:
         before = frozenset(os.sched_getaffinity(0))
     except OSError:
+        if _PROCESS_CPUS is not None:
+            _set(worker_tid, _PROCESS_CPUS)
         return None
     if not _set(0, frozenset({tick_cpu})):
         _set(worker_tid, before)
