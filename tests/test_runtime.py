@@ -935,7 +935,7 @@ def test_tick_and_worker_are_pinned_apart_helpers_kept_off_and_all_undone():
     def tick():  # on its own thread, so pytest's is never pinned
         before = _affinity(0)
         worker = Worker("edgeav-test-pinned", cpu=worker_cpu)
-        assert worker.cpu == worker_cpu
+        seen["worker_cpu"] = worker.cpu
         pinned = pin_tick(tick_cpu, worker.native_id, worker_cpu)
         seen["pinned"] = (_affinity(0), _affinity(worker.native_id), _affinity(helper_t.native_id))
         worker.submit(lambda: _affinity(0))
@@ -954,6 +954,8 @@ def test_tick_and_worker_are_pinned_apart_helpers_kept_off_and_all_undone():
     t.join(30)
     helper_go.set()
     helper_t.join(10)
+    assert not t.is_alive() and "refused" in seen, f"the tick thread failed: {seen}"
+    assert seen["worker_cpu"] == worker_cpu
     others = process - {tick_cpu, worker_cpu}
     assert seen["pinned"] == ({tick_cpu}, {worker_cpu}, others or process - {worker_cpu})
     assert seen["job"] == {worker_cpu}
