@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _if_interrupted()
-        typer.echo("edgeav: interrupted", err=True)
+        interrupts.announce(130)
         _exit_now(130)
     except interrupts.Terminated:
-        typer.echo("edgeav: terminated", err=True)
+        interrupts.announce(143)
         _exit_now(143)
     except SystemExit as exc:
         _if_interrupted()  # typer turns Ctrl-C into Exit(130)
@@ -119,5 +119,5 @@ def _if_interrupted() -> None:
     """After SIGINT / SIGTERM: say so on one line and exit 130 / 143, whatever was raised."""
     code = interrupts.pending()
     if code is not None:
-        typer.echo(f"edgeav: {'interrupted' if code == 130 else 'terminated'}", err=True)
+        interrupts.announce(code)
         _exit_now(code)

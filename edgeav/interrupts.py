@@ -9,7 +9,8 @@ cover code that does not unwind promptly -- third-party code that swallows the e
 - :func:`check` raises the pending interrupt again; :mod:`edgeav.fileio` calls it before it
   renames a finished temporary file, so an output is never committed after a signal;
 - a watchdog thread, started by the first signal, removes the temporary files still registered
-  (:func:`track`) and ends the process after :data:`GRACE` seconds if it is still running.
+  (:func:`track`) and ends the process after :data:`GRACE` seconds if it is still running,
+  saying why on the last line of stderr as the CLI would (:func:`announce`: once per process).
 
 Standard library only (the device path imports :mod:`edgeav.fileio`).
 """
@@ -35,6 +36,7 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 _pending: int | None = None
 _temps: set[Path] = set()
 _lock = threading.Lock()
+_announced = False
 
 
 class Terminated(BaseException):
@@ -52,6 +54,27 @@ def check() -> None:
         raise KeyboardInterrupt
     if _pending is not None:
         raise Terminated
+
+
+def message(code: int | None = None) -> str:
+    """The CLI's last line for a stop by signal: ``edgeav: interrupted`` or ``terminated``."""
+    code = _pending if code is None else code
+    return f"edgeav: {'interrupted' if code == EXIT_STATUS[signal.SIGINT] else 'terminated'}"
+
+
+def announce(code: int | None = None) -> None:
+    """Print :func:`message` on stderr, unless this process already has (the CLI's handlers
+    and the watchdog may both get there)."""
+    global _announced
+    with _lock:
+        if _announced:
+            return
+        _announced = True
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        os.write(2, (message(code) + "\n").encode())
 
 
 def track(path: Path) -> None:
@@ -79,6 +102,7 @@ def _remove_temps() -> None:
 def _watchdog() -> None:
     time.sleep(GRACE)
     _remove_temps()
+    announce()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
