@@ -73,13 +73,23 @@ app.command("bench")(_bench.bench)
 app.command("demo")(_demo.demo)
 
 
-def _exit_now(code: int) -> None:
-    """Exit at once after an interrupt: outputs are already cleaned up by the unwinding, and
-    the interpreter's normal shutdown takes seconds once TensorFlow is loaded."""
+def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+
+
+def _exit_now(code: int) -> None:
+    """Exit at once after an interrupt: outputs are already cleaned up by the unwinding, and
+    the interpreter's normal shutdown takes seconds once TensorFlow is loaded."""
+    _flush()
     os._exit(code)
+
+
+def _announce(code: int) -> None:
+    """The last line after a signal (once, whoever gets there first: see interrupts)."""
+    _flush()
+    interrupts.announce(code)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,10 +110,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _if_interrupted()
-        interrupts.announce(130)
+        _announce(130)
         _exit_now(130)
     except interrupts.Terminated:
-        interrupts.announce(143)
+        _announce(143)
         _exit_now(143)
     except SystemExit as exc:
         _if_interrupted()  # typer turns Ctrl-C into Exit(130)
@@ -119,5 +129,5 @@ def _if_interrupted() -> None:
     """After SIGINT / SIGTERM: say so on one line and exit 130 / 143, whatever was raised."""
     code = interrupts.pending()
     if code is not None:
-        interrupts.announce(code)
+        _announce(code)
         _exit_now(code)

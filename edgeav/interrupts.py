@@ -37,6 +37,7 @@ _pending: int | None = None
 _temps: set[Path] = set()
 _lock = threading.Lock()
 _announced = False
+_stderr_fd: int | None = None  # the process's stderr as install() found it (see announce)
 
 
 class Terminated(BaseException):
@@ -63,18 +64,34 @@ def message(code: int | None = None) -> str:
 
 
 def announce(code: int | None = None) -> None:
-    """Print :func:`message` on stderr, unless this process already has (the CLI's handlers
-    and the watchdog may both get there)."""
+    """Write :func:`message` to stderr, unless this process already has: the CLI's handlers and
+    the watchdog may both get here. Flush Python's streams first if they should come before it.
+
+    It goes past Python's buffers to a duplicate of file descriptor 2 taken by :func:`install`:
+    while native code's output is captured (:mod:`edgeav.native_stderr`), fd 2 is a temporary
+    file, and a watchdog that ends the process then must still reach the terminal.
+    """
     global _announced
-    with _lock:
+    with _lock:  # the flag and the write together: whoever sets it has written the line
         if _announced:
             return
         _announced = True
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    with contextlib.suppress(OSError):
-        os.write(2, (message(code) + "\n").encode())
+        with contextlib.suppress(OSError):
+            os.write(2 if _stderr_fd is None else _stderr_fd, (message(code) + "\n").encode())
+
+
+def _flush_streams(timeout: float) -> None:
+    """Flush stdout and stderr, waiting at most ``timeout`` s (another thread may hold a
+    stream's lock while it writes into a full pipe)."""
+
+    def flush() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+
+    t = threading.Thread(target=flush, name="edgeav-interrupt-flush", daemon=True)
+    t.start()
+    t.join(timeout)
 
 
 def track(path: Path) -> None:
@@ -102,10 +119,8 @@ def _remove_temps() -> None:
 def _watchdog() -> None:
     time.sleep(GRACE)
     _remove_temps()
+    _flush_streams(0.2)  # what the command printed, then why it stopped, last
     announce()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
     os._exit(_pending or 1)
 
 
@@ -126,6 +141,10 @@ def install() -> None:
     SIGINT is handled even when the process started with it ignored (``cmd &`` in a script),
     so ``kill -INT`` stops any edgeav command.
     """
+    global _stderr_fd
     with contextlib.suppress(ValueError):  # not the main thread
         for sig in EXIT_STATUS:
             signal.signal(sig, _handler)
+    if _stderr_fd is None:
+        with contextlib.suppress(OSError):
+            _stderr_fd = os.dup(2)  # not inherited by child processes (PEP 446)

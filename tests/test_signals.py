@@ -220,3 +220,77 @@ def test_a_swallowed_interrupt_still_ends_the_process_and_commits_nothing(sig, c
     _check(proc, out, err, took, code)
     assert "finished" not in out
     assert not out_path.exists() and os.listdir(tmp_path) == []
+
+
+_BLOCKED_STDOUT = """
+import sys, time
+from edgeav import interrupts
+
+
+class FullPipe:  # a stdout whose flush blocks, as a write into a pipe nobody reads
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        time.sleep(30)
+
+
+sys.stdout = FullPipe()
+interrupts.install()
+said, end = False, time.monotonic() + 20
+while time.monotonic() < end:  # swallows the interrupt, so the watchdog has to end it
+    try:
+        if not said:  # inside the loop: a signal that lands during the print is swallowed too
+            said = print("ready", file=sys.stderr, flush=True) or True
+        time.sleep(0.01)
+    except BaseException:
+        pass
+"""
+
+
+@pytest.mark.parametrize("sig, code", SIGNALS)
+def test_the_watchdog_ends_the_process_and_says_why_even_if_a_stream_is_stuck(sig, code, tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BLOCKED_STDOUT],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr.readline().strip() == "ready"
+    out, err, took = _interrupt(proc, sig)
+    _check(proc, out, err, took, code)
+
+
+_CAPTURED_STDERR = """
+import time
+from edgeav import interrupts
+from edgeav.native_stderr import captured_native_stderr
+
+interrupts.install()
+said, end = False, time.monotonic() + 20
+with captured_native_stderr():  # fd 2 is a temporary file, as during a TFLite conversion
+    while time.monotonic() < end:  # swallows the interrupt, so the watchdog has to end it
+        try:
+            if not said:
+                said = print("ready", flush=True) or True
+            time.sleep(0.01)
+        except BaseException:
+            pass
+"""
+
+
+@pytest.mark.parametrize("sig, code", SIGNALS)
+def test_the_watchdog_says_why_on_the_real_stderr_while_native_output_is_captured(
+    sig, code, tmp_path
+):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CAPTURED_STDERR],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    out, err, took = _interrupt(proc, sig)
+    _check(proc, out, err, took, code)
