@@ -190,7 +190,6 @@ def tick_and_parts(
     alternating_serial: list[float] = []
     part_times: dict[str, list[float]] = {name: [] for name in calls}
     part_first: dict[str, list[float]] = {name: [] for name in calls}
-    pinned = None
     try:
         for k in range(warmup + ticks):
             pipe.overlap = can_overlap and k % 2 == 0
@@ -212,7 +211,6 @@ def tick_and_parts(
                 if k >= warmup:
                     part_first[name].append(times[0])
                     part_times[name].append(min(times))
-            pinned = pinned or pipe.pinned_cpus
             if k >= warmup:
                 if can_overlap and not pipe.overlap:
                     alternating_serial.append(record["timings_ms"]["compute"])
@@ -241,7 +239,7 @@ def tick_and_parts(
         "parts_first_call_sum_ms": sum(first.values()),
         "ratio_first_call": tick["compute (alternating)"] / sum(first.values()),
         "overlap": can_overlap,
-        "pinned_cpus": list(pinned) if pinned else None,
+        "pinned_cpus": list(pipe.pinned_cpus) if pipe.pinned_cpus else None,
         "ratio_serial": serial_ms / sum(parts.values()),
         "ratio_serial_first_call": serial_ms / sum(first.values()),
         "ticks": len(records),

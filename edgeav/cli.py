@@ -7,7 +7,6 @@ TensorFlow.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -73,22 +72,16 @@ app.command("bench")(_bench.bench)
 app.command("demo")(_demo.demo)
 
 
-def _flush() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-
-
 def _exit_now(code: int) -> None:
     """Exit at once after an interrupt: outputs are already cleaned up by the unwinding, and
     the interpreter's normal shutdown takes seconds once TensorFlow is loaded."""
-    _flush()
+    interrupts.flush_streams()
     os._exit(code)
 
 
 def _announce(code: int) -> None:
     """The last line after a signal (once, whoever gets there first: see interrupts)."""
-    _flush()
+    interrupts.flush_streams()
     interrupts.announce(code)
 
 

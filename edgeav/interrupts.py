@@ -80,15 +80,19 @@ def announce(code: int | None = None) -> None:
             os.write(2 if _stderr_fd is None else _stderr_fd, (message(code) + "\n").encode())
 
 
-def _flush_streams(timeout: float) -> None:
-    """Flush stdout and stderr, waiting at most ``timeout`` s (another thread may hold a
-    stream's lock while it writes into a full pipe)."""
+def flush_streams(timeout: float | None = None) -> None:
+    """Flush stdout and stderr (errors ignored). With ``timeout``, in a helper thread, waiting
+    at most that many seconds: another thread may hold a stream's lock while it writes into a
+    full pipe, and the watchdog must still end the process."""
 
     def flush() -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
 
+    if timeout is None:
+        flush()
+        return
     t = threading.Thread(target=flush, name="edgeav-interrupt-flush", daemon=True)
     t.start()
     t.join(timeout)
@@ -119,7 +123,7 @@ def _remove_temps() -> None:
 def _watchdog() -> None:
     time.sleep(GRACE)
     _remove_temps()
-    _flush_streams(0.2)  # what the command printed, then why it stopped, last
+    flush_streams(0.2)  # what the command printed, then why it stopped, last
     announce()
     os._exit(_pending or 1)
 

@@ -61,6 +61,17 @@ def _interrupt(proc: subprocess.Popen, sig: int) -> tuple[str, str, float]:
     return out, err, time.monotonic() - sent
 
 
+def _start_script(code: str, cwd: Path, *args: str) -> subprocess.Popen:
+    """``python -c code *args`` with both pipes (the scripts below, not the CLI)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _leftovers(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if ".part" in p.name)
 
@@ -206,13 +217,7 @@ print("finished", flush=True)
 @pytest.mark.parametrize("sig, code", SIGNALS)
 def test_a_swallowed_interrupt_still_ends_the_process_and_commits_nothing(sig, code, tmp_path):
     out_path = tmp_path / "out.txt"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SWALLOWER, str(out_path)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_script(_SWALLOWER, tmp_path, str(out_path))
     assert proc.stdout.readline().strip() == "ready"
     assert _leftovers(tmp_path)  # the temporary file exists while "working"
     out, err, took = _interrupt(proc, sig)
@@ -250,13 +255,7 @@ while time.monotonic() < end:  # swallows the interrupt, so the watchdog has to 
 
 @pytest.mark.parametrize("sig, code", SIGNALS)
 def test_the_watchdog_ends_the_process_and_says_why_even_if_a_stream_is_stuck(sig, code, tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _BLOCKED_STDOUT],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_script(_BLOCKED_STDOUT, tmp_path)
     assert proc.stderr.readline().strip() == "ready"
     out, err, took = _interrupt(proc, sig)
     _check(proc, out, err, took, code)
@@ -284,13 +283,7 @@ with captured_native_stderr():  # fd 2 is a temporary file, as during a TFLite c
 def test_the_watchdog_says_why_on_the_real_stderr_while_native_output_is_captured(
     sig, code, tmp_path
 ):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CAPTURED_STDERR],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _start_script(_CAPTURED_STDERR, tmp_path)
     assert proc.stdout.readline().strip() == "ready"
     out, err, took = _interrupt(proc, sig)
     _check(proc, out, err, took, code)
