@@ -45,10 +45,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -87,6 +88,36 @@ _CONTRAST_TOP_DB = 80.0  # spectral_contrast calls power_to_db with its defaults
 _MAX_CHANNELS = 8
 _MAX_PEAK = 2.0**200  # larger inputs are scaled down so the power spectrum cannot overflow
 _MAX_RESAMPLE_PEAK = 2.0**100  # likewise before resampling
+
+
+def _load_kernel() -> tuple[Any, str | None]:
+    """The C kernel ``edgeav._features`` (or None) and, if ``EDGEAV_FEATURES`` asks for what
+    cannot be had, the error :func:`extract` raises."""
+    choice = os.environ.get("EDGEAV_FEATURES", "auto").strip().lower() or "auto"
+    if choice not in ("auto", "c", "numpy"):
+        return None, f"EDGEAV_FEATURES must be auto, c or numpy, got {choice!r}"
+    if choice == "numpy":
+        return None, None
+    try:
+        from edgeav import _features
+    except ImportError as exc:
+        if choice == "c":
+            return None, (
+                f"EDGEAV_FEATURES=c but the C feature kernel is not built ({exc}); reinstall "
+                "edgeav with a C compiler, or unset EDGEAV_FEATURES to use NumPy"
+            )
+        return None, None
+    return _features, None
+
+
+_KERNEL, _KERNEL_ERROR = _load_kernel()
+
+
+def backend() -> str:
+    """``"c"`` when :func:`extract` runs its per-frame work in the C kernel ``edgeav._features``
+    (built at install when a C compiler is present), ``"numpy"`` otherwise (or with
+    ``EDGEAV_FEATURES=numpy``). Both give the same features within about 1e-12."""
+    return "numpy" if _KERNEL is None else "c"
 
 
 #: Input sample rates accepted for resampling (telephone audio up to 8x 96 kHz studio rates).
@@ -326,6 +357,8 @@ class _Plan:
     band_step: int  # 1 when the bands tile the bins (then starts = lo), else 2 (lo, hi pairs)
     # bands averaging more than one value per side: (band, lo, hi, quantile count)
     wide_bands: tuple[tuple[int, int, int, int], ...]
+    # the C kernel's tables, or None when it cannot take this config (see _kernel_tables)
+    kernel: _KernelTables | None
 
     @functools.cached_property
     def float32(self) -> _Plan:
@@ -344,6 +377,73 @@ class _Plan:
         )
 
 
+class _KernelTables(NamedTuple):
+    """What ``edgeav._features.frames`` takes after the signal and the window (see
+    ``edgeav/_features.c``): float64 and int32, C-contiguous."""
+
+    twr: np.ndarray  # (M/2,) cos and -sin of 2 pi k / M, M = n_fft / 2 (the complex FFT)
+    twi: np.ndarray
+    rtr: np.ndarray  # (M + 1,) cos and -sin of 2 pi k / n_fft (the real split)
+    rti: np.ndarray
+    bitrev: np.ndarray  # (M,) int32
+    mel_lo: np.ndarray  # (n_mels,) int32: filter m's nonzero bins [lo, hi) ...
+    mel_hi: np.ndarray
+    mel_off: np.ndarray  # ... and where their weights start in mel_w
+    mel_w: np.ndarray
+    chroma: np.ndarray  # (n_chroma, n_bins)
+    band_lo: np.ndarray  # (n_bands + 1,) int32
+    band_hi: np.ndarray
+    band_q: np.ndarray
+
+
+_KERNEL_MAX_Q = 16  # QMAX in _features.c
+
+
+def _kernel_tables(
+    config: FeatureConfig, mel: np.ndarray, chroma_basis: np.ndarray, lo, hi, q
+) -> _KernelTables | None:
+    """Tables for the C kernel; None (NumPy does the work) unless n_fft is a power of two of at
+    least 16 and every contrast band averages at most 16 values per side."""
+    n_fft = config.n_fft
+    if n_fft < 16 or n_fft & (n_fft - 1) or int(np.max(q)) > _KERNEL_MAX_Q:
+        return None
+    m = n_fft // 2
+    k = np.arange(m // 2)
+    k1 = np.arange(m + 1)
+    bits = m.bit_length() - 1
+    idx = np.arange(m)
+    rev = np.zeros(m, dtype=np.int64)
+    for b in range(bits):
+        rev |= ((idx >> b) & 1) << (bits - 1 - b)
+    nonzero = mel > 0
+    any_nz = nonzero.any(axis=1)
+    mel_lo = np.where(any_nz, nonzero.argmax(axis=1), 0)
+    mel_hi = np.where(any_nz, mel.shape[1] - nonzero[:, ::-1].argmax(axis=1), 0)
+    sizes = mel_hi - mel_lo
+    mel_off = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    mel_w = np.concatenate([mel[i, mel_lo[i] : mel_hi[i]] for i in range(mel.shape[0])] + [[0.0]])
+    i32 = functools.partial(np.ascontiguousarray, dtype=np.int32)
+    f64 = functools.partial(np.ascontiguousarray, dtype=np.float64)
+    tables = _KernelTables(
+        twr=f64(np.cos(2 * np.pi * k / m)),
+        twi=f64(-np.sin(2 * np.pi * k / m)),
+        rtr=f64(np.cos(2 * np.pi * k1 / n_fft)),
+        rti=f64(-np.sin(2 * np.pi * k1 / n_fft)),
+        bitrev=i32(rev),
+        mel_lo=i32(mel_lo),
+        mel_hi=i32(mel_hi),
+        mel_off=i32(mel_off),
+        mel_w=f64(mel_w),
+        chroma=f64(chroma_basis),
+        band_lo=i32(lo),
+        band_hi=i32(hi),
+        band_q=i32(q),
+    )
+    for arr in tables:
+        arr.setflags(write=False)
+    return tables
+
+
 @functools.lru_cache(maxsize=32)
 def _plan(config: FeatureConfig) -> _Plan:
     fft_freqs = np.fft.rfftfreq(config.n_fft, d=1.0 / config.sample_rate)
@@ -352,9 +452,10 @@ def _plan(config: FeatureConfig) -> _Plan:
     tiled = bool(np.all(hi[:-1] == lo[1:]))  # true unless a bin sits exactly on a band edge
     # reduceat reduces [i_j, i_j+1); the last band runs to the last bin, so it needs no end.
     starts = lo if tiled else np.ravel(np.column_stack([lo, hi]))[:-1]
+    chroma_basis = _chroma_basis(config)
     arrays = dict(
         window=_window(config),
-        chroma_t=np.ascontiguousarray(_chroma_basis(config).T),
+        chroma_t=np.ascontiguousarray(chroma_basis.T),
         dct_t=np.ascontiguousarray(_dct_ortho(config.n_mfcc, config.n_mels).T),
         band_lo=lo,
         band_hi=hi,
@@ -365,7 +466,11 @@ def _plan(config: FeatureConfig) -> _Plan:
         arr.setflags(write=False)
     wide = tuple((int(k), int(lo[k]), int(hi[k]), int(q[k])) for k in np.flatnonzero(q > 1))
     return _Plan(
-        mel_blocks=_mel_blocks(mel), band_step=1 if tiled else 2, wide_bands=wide, **arrays
+        mel_blocks=_mel_blocks(mel),
+        band_step=1 if tiled else 2,
+        wide_bands=wide,
+        kernel=_kernel_tables(config, mel, chroma_basis, lo, hi, q),
+        **arrays,
     )
 
 
@@ -651,6 +756,19 @@ def _n_frames(n_samples: int, config: FeatureConfig) -> int:
     return 1 + (padded - config.n_fft) // config.hop_length
 
 
+def _padded(x: np.ndarray, config: FeatureConfig, scratch: bool) -> np.ndarray:
+    """``x`` with ``n_fft // 2`` zeros each side when ``config.center`` (librosa's zero padding),
+    C-contiguous float64 (in this thread's workspace with ``scratch=True``)."""
+    if config.center:
+        half = config.n_fft // 2
+        padded = _WS.get("padded", (x.size + 2 * half,)) if scratch else np.empty(x.size + 2 * half)
+        padded[:half] = 0.0
+        padded[half : half + x.size] = x
+        padded[half + x.size :] = 0.0
+        return padded
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
 def _stft_frames_first(
     x: np.ndarray, config: FeatureConfig, scratch: bool = False, plan: _Plan | None = None
 ) -> np.ndarray:
@@ -660,13 +778,7 @@ def _stft_frames_first(
     """
     n_fft, half = config.n_fft, config.n_fft // 2
     n_frames = _n_frames(x.size, config)
-    if config.center:
-        padded = _WS.get("padded", (x.size + 2 * half,)) if scratch else np.empty(x.size + 2 * half)
-        padded[:half] = 0.0
-        padded[half : half + x.size] = x
-        padded[half + x.size :] = 0.0
-        x = padded
-    x = np.ascontiguousarray(x)
+    x = _padded(x, config, scratch)
     step = x.itemsize  # overlapping frames as a read-only view (as_strided, 10x cheaper here)
     frames = np.ndarray(
         (n_frames, n_fft), x.dtype, buffer=x, strides=(step * config.hop_length, step)
@@ -722,8 +834,12 @@ def _mel(power: np.ndarray, plan: _Plan, out: np.ndarray | None = None) -> np.nd
 
 def _chroma(power: np.ndarray, plan: _Plan, out: np.ndarray | None = None) -> np.ndarray:
     """STFT chroma ``(n_frames, n_chroma)``, each frame divided by its maximum (if not ~0)."""
-    raw = _small_matmul(power, plan.chroma_t)
-    length = np.maximum.reduce(raw, axis=1, keepdims=True)  # raw >= 0
+    return _normalise_chroma(_small_matmul(power, plan.chroma_t), out=out)
+
+
+def _normalise_chroma(raw: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Each frame's chroma (a row of ``raw >= 0``) divided by its maximum, if that is not ~0."""
+    length = np.maximum.reduce(raw, axis=1, keepdims=True)
     length[length < np.finfo(np.float64).tiny] = 1.0
     return np.divide(raw, length, out=out)
 
@@ -770,6 +886,14 @@ def _contrast(
         if power:  # back to power units, so that every column takes the same route to dB
             valley[:, k] *= valley[:, k]
             peak[:, k] *= peak[:, k]
+    return _contrast_db(peak, valley, power, out=out)
+
+
+def _contrast_db(
+    peak: np.ndarray, valley: np.ndarray, power: bool, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Contrast in dB from the bands' peaks and valleys (magnitudes, or powers with ``power``);
+    ``peak`` and ``valley`` are overwritten."""
     peak_db = _to_db(peak, _CONTRAST_TOP_DB, power, out=peak)
     return np.subtract(peak_db, _to_db(valley, _CONTRAST_TOP_DB, power, out=valley), out=out)
 
@@ -802,11 +926,16 @@ def _frames_matrix(
     linear, so a caller that wants only the mean takes the DCT of the mean log-mel instead.
     """
     plan, dtype = _plan(config), np.float64
-    spectrum = _stft_frames_first(x, config, scratch=scratch, plan=plan)
-    n_frames, n_bins = spectrum.shape
 
     def buf(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         return _WS.get(name, shape, dtype) if scratch else np.empty(shape, dtype)
+
+    if _KERNEL_ERROR is not None:
+        raise FeatureError(_KERNEL_ERROR)
+    if _KERNEL is not None and plan.kernel is not None:
+        return _frames_matrix_c(x, config, plan, buf, mfcc)
+    spectrum = _stft_frames_first(x, config, scratch=scratch, plan=plan)
+    n_frames, n_bins = spectrum.shape
 
     power = _abs2(spectrum, out=buf("power", (n_frames, n_bins), np.float64))
     if scratch and _FLOAT32_POWER[0] < power.max() < _FLOAT32_POWER[1]:
@@ -827,6 +956,36 @@ def _frames_matrix(
         _small_matmul(mel_db, plan.dct_t, out=cols["mfcc"])
     _chroma(power, plan, out=cols["chroma"])
     _contrast(power, plan, power=True, out=cols["contrast"])
+    return out
+
+
+def _frames_matrix_c(x: np.ndarray, config: FeatureConfig, plan: _Plan, buf, mfcc: bool):
+    """:func:`_frames_matrix` with the per-frame work (window, FFT, power, the mel bank, chroma
+    products, contrast peaks and valleys) in the C kernel, float64 throughout; the logarithms,
+    chroma normalisation and the DCT are the NumPy path's own functions."""
+    n_frames = _n_frames(x.size, config)
+    padded = _padded(x, config, scratch=True)  # read by the kernel only, so always scratch
+    t = plan.kernel
+    n_bands = t.band_lo.size
+    f64 = np.float64
+    mel = buf("k_mel", (n_frames, config.n_mels), f64)
+    raw_chroma = buf("k_chroma", (n_frames, config.n_chroma), f64)
+    peak = buf("k_peak", (n_frames, n_bands), f64)
+    valley = buf("k_valley", (n_frames, n_bands), f64)
+    _KERNEL.frames(
+        padded, n_frames, config.hop_length, plan.window, *t, mel, raw_chroma, peak, valley
+    )
+    out = buf("frames", (n_frames, sum(config.sizes.values())), f64)
+    cols = {name: out[:, where] for name, where in _columns(config).items()}
+    if not config.mel_db:
+        cols["mel"][...] = mel
+    mel_db = _to_db(mel, config.top_db, False, out=mel)
+    if config.mel_db:
+        cols["mel"][...] = mel_db
+    if mfcc:
+        _small_matmul(mel_db, plan.dct_t, out=cols["mfcc"])
+    _normalise_chroma(raw_chroma, out=cols["chroma"])
+    _contrast_db(peak, valley, power=True, out=cols["contrast"])
     return out
 
 
