@@ -17,12 +17,13 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LANES 8
+#define LANES 8 /* transpose8() below is written for eight */
 #define QMAX 16 /* widest quantile (values per side) a contrast band may average here */
 
 typedef double vd __attribute__((vector_size(LANES * sizeof(double))));
@@ -37,6 +38,34 @@ typedef int64_t vl __attribute__((vector_size(LANES * sizeof(double))));
 #define CLONES
 #endif
 
+/* unaligned vector loads of LANES doubles */
+typedef double vdu __attribute__((vector_size(LANES * sizeof(double)), aligned(sizeof(double))));
+
+#if defined(__clang__)
+#define SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SHUFFLE(a, b, ...) __builtin_shuffle(a, b, (vl){__VA_ARGS__})
+#endif
+
+/* r[j][l] <- r[l][j]: an 8 x 8 transpose in three rounds of two-input shuffles. */
+static inline void transpose8(vd r[LANES]) {
+    vd t[LANES];
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = SHUFFLE(r[k], r[k + 1], 0, 8, 2, 10, 4, 12, 6, 14);
+        t[k + 1] = SHUFFLE(r[k], r[k + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+    }
+    for (int k = 0; k < 8; k += 4)
+        for (int m = 0; m < 2; m++) {
+            r[k + m] = SHUFFLE(t[k + m], t[k + m + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+            r[k + m + 2] = SHUFFLE(t[k + m], t[k + m + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    for (int m = 0; m < 4; m++) {
+        t[m] = SHUFFLE(r[m], r[m + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        t[m + 4] = SHUFFLE(r[m], r[m + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+    for (int m = 0; m < 8; m++) r[m] = t[m];
+}
+
 static inline vd vmin(vd a, vd b) {
     const vl m = a < b;
     return (vd)((m & (vl)a) | (~m & (vl)b));
@@ -47,8 +76,8 @@ static inline vd vmax(vd a, vd b) {
 }
 
 typedef struct {
-    const double *x;
-    Py_ssize_t n_frames, hop, n_fft;
+    const double *x; /* n_x samples; frame f starts at f * hop - pad (zeros outside x) */
+    Py_ssize_t n_x, n_frames, hop, pad, n_fft;
     const double *window;
     const double *twr, *twi; /* M/2 twiddles exp(-2 pi i k / M) of the M = n_fft/2 point FFT */
     const double *rtr, *rti; /* M + 1 twiddles exp(-2 pi i k / n_fft) of the real split */
@@ -61,40 +90,84 @@ typedef struct {
     Py_ssize_t n_bands;
     const int32_t *band_lo, *band_hi, *band_q;
     double *mel_out, *chroma_out, *peak_out, *valley_out; /* frames-first, row-major */
-    vd *work;                                             /* 3 M + 1 vectors */
+    vd *work;        /* 3 M + 1 vectors */
+    double *edge;    /* LANES x n_fft: frames that reach past either end of x, zero-padded */
+    vd mel_max, peak_max, valley_max; /* running maxima (lanes past the end repeat a frame) */
 } Args;
 
-CLONES static void frame_group(const Args *a, Py_ssize_t f0, int lanes) {
+CLONES static void frame_group(Args *a, Py_ssize_t f0, int lanes) {
     const Py_ssize_t M = a->n_fft / 2, n_bins = M + 1;
     vd *zr = a->work, *zi = zr + M, *P = zi + M;
 
-    /* Load: window, pack even/odd samples as real/imaginary parts, bit-reverse. Lanes past the
-     * last frame repeat frame f0 (computed, never stored). */
+    /* Load: window, pack even/odd samples as real/imaginary parts, bit-reverse. Eight
+     * samples of eight frames at a time, transposed so that a vector holds one sample of
+     * every frame. Lanes past the last frame repeat frame f0 (computed, never stored). */
     const double *src[LANES];
-    for (int l = 0; l < LANES; l++) src[l] = a->x + (f0 + (l < lanes ? l : 0)) * a->hop;
-    for (Py_ssize_t n = 0; n < M; n++) {
-        const int32_t r = a->bitrev[n];
-        const double w0 = a->window[2 * n], w1 = a->window[2 * n + 1];
-        for (int l = 0; l < LANES; l++) {
-            zr[r][l] = src[l][2 * n] * w0;
-            zi[r][l] = src[l][2 * n + 1] * w1;
+    for (int l = 0; l < LANES; l++) {
+        const Py_ssize_t start = (f0 + (l < lanes ? l : 0)) * a->hop - a->pad;
+        if (start >= 0 && start + a->n_fft <= a->n_x) {
+            src[l] = a->x + start;
+            continue;
+        }
+        double *e = a->edge + l * a->n_fft;
+        for (Py_ssize_t n = 0; n < a->n_fft; n++)
+            e[n] = start + n >= 0 && start + n < a->n_x ? a->x[start + n] : 0.0;
+        src[l] = e;
+    }
+    for (Py_ssize_t n = 0; n < a->n_fft; n += LANES) {
+        vd r[LANES];
+        for (int l = 0; l < LANES; l++) r[l] = *(const vdu *)(src[l] + n);
+        transpose8(r);
+        for (int j = 0; j < LANES; j += 2) {
+            const int32_t at = a->bitrev[(n + j) / 2];
+            zr[at] = r[j] * a->window[n + j];
+            zi[at] = r[j + 1] * a->window[n + j + 1];
         }
     }
 
-    /* M-point complex FFT, radix-2 decimation in time. */
-    for (Py_ssize_t len = 2; len <= M; len <<= 1) {
-        const Py_ssize_t half = len >> 1, step = M / len;
-        for (Py_ssize_t i = 0; i < M; i += len) {
-            for (Py_ssize_t j = 0; j < half; j++) {
-                const double wr = a->twr[j * step], wi = a->twi[j * step];
-                const vd br = zr[i + j + half], bi = zi[i + j + half];
-                const vd tr = br * wr - bi * wi, ti = br * wi + bi * wr;
-                const vd ar = zr[i + j], ai = zi[i + j];
-                zr[i + j + half] = ar - tr;
-                zi[i + j + half] = ai - ti;
-                zr[i + j] = ar + tr;
-                zi[i + j] = ai + ti;
+    /* M-point complex FFT, decimation in time: pairs of radix-2 stages fused into one pass
+     * (radix 2^2: half the loads and stores, and the second stage's odd twiddle is -i times
+     * its even one), then a last radix-2 stage when log2(M) is odd. */
+    Py_ssize_t len = 1; /* the transforms done so far have this length */
+    for (; 4 * len <= M; len *= 4) {
+        const Py_ssize_t h = len, step1 = M / (2 * h), step2 = M / (4 * h);
+        for (Py_ssize_t i = 0; i < M; i += 4 * h) {
+            for (Py_ssize_t j = 0; j < h; j++) {
+                const double w1r = a->twr[j * step1], w1i = a->twi[j * step1];
+                const double w2r = a->twr[j * step2], w2i = a->twi[j * step2];
+                vd *r0 = zr + i + j, *i0 = zi + i + j;
+                const vd ar = r0[0], ai = i0[0], br = r0[h], bi = i0[h];
+                const vd cr = r0[2 * h], ci = i0[2 * h], dr = r0[3 * h], di = i0[3 * h];
+                /* first stage: (a, b) and (c, d) with w1 */
+                const vd tbr = br * w1r - bi * w1i, tbi = br * w1i + bi * w1r;
+                const vd tdr = dr * w1r - di * w1i, tdi = dr * w1i + di * w1r;
+                const vd a1r = ar + tbr, a1i = ai + tbi, b1r = ar - tbr, b1i = ai - tbi;
+                const vd c1r = cr + tdr, c1i = ci + tdi, d1r = cr - tdr, d1i = ci - tdi;
+                /* second stage: (a1, c1) with w2, (b1, d1) with -i w2 */
+                const vd tcr = c1r * w2r - c1i * w2i, tci = c1r * w2i + c1i * w2r;
+                const vd ter = d1r * w2r - d1i * w2i, tei = d1r * w2i + d1i * w2r;
+                /* -i (ter + i tei) = tei - i ter */
+                r0[0] = a1r + tcr;
+                i0[0] = a1i + tci;
+                r0[2 * h] = a1r - tcr;
+                i0[2 * h] = a1i - tci;
+                r0[h] = b1r + tei;
+                i0[h] = b1i - ter;
+                r0[3 * h] = b1r - tei;
+                i0[3 * h] = b1i + ter;
             }
+        }
+    }
+    if (len < M) { /* one radix-2 stage left: len = M / 2 */
+        for (Py_ssize_t j = 0; j < len; j++) {
+            const double wr = a->twr[j], wi = a->twi[j];
+            const vd br = zr[j + len], bi = zi[j + len];
+            const vd tr = br * wr - bi * wi, ti = br * wi + bi * wr;
+            const vd ar = zr[j], ai = zi[j];
+            zr[j + len] = ar - tr;
+            zi[j + len] = ai - ti;
+            zr[j] = ar + tr;
+            zi[j] = ai + ti;
         }
     }
 
@@ -116,6 +189,7 @@ CLONES static void frame_group(const Args *a, Py_ssize_t f0, int lanes) {
         vd acc = {0};
         const double *w = a->mel_w + a->mel_off[m] - a->mel_lo[m];
         for (int32_t b = a->mel_lo[m]; b < a->mel_hi[m]; b++) acc += w[b] * P[b];
+        a->mel_max = vmax(a->mel_max, acc);
         for (int l = 0; l < lanes; l++) a->mel_out[(f0 + l) * a->n_mels + m] = acc[l];
     }
 
@@ -145,6 +219,13 @@ CLONES static void frame_group(const Args *a, Py_ssize_t f0, int lanes) {
         const double *w = a->chroma + c * n_bins;
         for (Py_ssize_t b = 0; b < n_bins; b++) s += w[b] * P[b];
         for (int l = 0; l < lanes; l++) a->chroma_out[(f0 + l) * a->n_chroma + c] = s[l];
+    }
+    /* each frame's chroma divided by its maximum, unless that is below DBL_MIN (~0) */
+    for (int l = 0; l < lanes; l++) {
+        double *o = a->chroma_out + (f0 + l) * a->n_chroma, top = o[0];
+        for (Py_ssize_t j = 1; j < a->n_chroma; j++) top = o[j] > top ? o[j] : top;
+        if (top < DBL_MIN) top = 1.0;
+        for (Py_ssize_t j = 0; j < a->n_chroma; j++) o[j] /= top;
     }
 
     /* Spectral contrast: per band the mean magnitude of its q lowest and q highest bins, in
@@ -196,6 +277,8 @@ CLONES static void frame_group(const Args *a, Py_ssize_t f0, int lanes) {
             valley = sl * sl;
             peak = sh * sh;
         }
+        a->valley_max = vmax(a->valley_max, valley);
+        a->peak_max = vmax(a->peak_max, peak);
         for (int l = 0; l < lanes; l++) {
             a->valley_out[(f0 + l) * a->n_bands + k] = valley[l];
             a->peak_out[(f0 + l) * a->n_bands + k] = peak[l];
@@ -225,7 +308,8 @@ static int check(const Args *a, const Py_buffer *b) {
             return fail("a buffer's size is not a whole number of items");
     if (N < 16 || (N & (N - 1))) return fail("n_fft must be a power of two >= 16");
     if (a->n_frames < 1 || a->hop < 1) return fail("n_frames and hop must be positive");
-    if (N_OF(X, 8) < N || (a->n_frames - 1) > (N_OF(X, 8) - N) / a->hop)
+    if (a->pad < 0 || a->pad > N) return fail("pad must be in [0, n_fft]");
+    if (a->n_x + 2 * a->pad < N || (a->n_frames - 1) > (a->n_x + 2 * a->pad - N) / a->hop)
         return fail("x is shorter than n_frames frames");
     if (N_OF(TWR, 8) != M / 2 || N_OF(TWI, 8) != M / 2) return fail("bad FFT twiddles");
     if (N_OF(RTR, 8) != M + 1 || N_OF(RTI, 8) != M + 1) return fail("bad split twiddles");
@@ -255,25 +339,25 @@ static int check(const Args *a, const Py_buffer *b) {
 }
 
 PyDoc_STRVAR(frames_doc,
-             "frames(x, n_frames, hop, window, twr, twi, rtr, rti, bitrev, mel_lo, mel_hi, "
+             "frames(x, n_frames, hop, pad, window, twr, twi, rtr, rti, bitrev, mel_lo, mel_hi, "
              "mel_off, mel_w, chroma, band_lo, band_hi, band_q, mel_out, chroma_out, peak_out, "
-             "valley_out) -> n_frames\n\n"
+             "valley_out) -> (max mel, max peak, max valley)\n\n"
              "Private to edgeav.features: C-contiguous float64 (int32 for the index tables) "
              "buffers; see edgeav/_features.c.");
 
 static PyObject *frames(PyObject *self, PyObject *args) {
     Py_buffer b[N_BUFFERS];
-    Py_ssize_t n_frames, hop;
+    Py_ssize_t n_frames, hop, pad;
     PyObject *result = NULL;
     memset(b, 0, sizeof b);
-    if (!PyArg_ParseTuple(args, "y*nn" "y*y*y*y*y*y*y*" "y*y*y*y*y*y*y*" "w*w*w*w*", &b[X], &n_frames,
-                          &hop, &b[WINDOW], &b[TWR], &b[TWI], &b[RTR], &b[RTI], &b[BITREV],
+    if (!PyArg_ParseTuple(args, "y*nnn" "y*y*y*y*y*y*y*" "y*y*y*y*y*y*y*" "w*w*w*w*", &b[X], &n_frames,
+                          &hop, &pad, &b[WINDOW], &b[TWR], &b[TWI], &b[RTR], &b[RTI], &b[BITREV],
                           &b[MEL_LO], &b[MEL_HI], &b[MEL_OFF], &b[MEL_W], &b[CHROMA],
                           &b[BAND_LO], &b[BAND_HI], &b[BAND_Q], &b[MEL_OUT], &b[CHROMA_OUT],
                           &b[PEAK_OUT], &b[VALLEY_OUT]))
         goto done; /* the buffers parsed before the failing one are released below */
     Args a = {
-        .x = b[X].buf, .n_frames = n_frames, .hop = hop,
+        .x = b[X].buf, .n_x = b[X].len / 8, .n_frames = n_frames, .hop = hop, .pad = pad,
         .window = b[WINDOW].buf, .n_fft = b[WINDOW].len / 8,
         .twr = b[TWR].buf, .twi = b[TWI].buf, .rtr = b[RTR].buf, .rti = b[RTI].buf,
         .bitrev = b[BITREV].buf,
@@ -288,17 +372,26 @@ static PyObject *frames(PyObject *self, PyObject *args) {
     a.n_chroma = b[CHROMA].len / 8 / (a.n_fft / 2 + 1);
     if (check(&a, b) < 0) goto done;
     void *work = NULL;
-    if (posix_memalign(&work, 64, (size_t)(3 * (a.n_fft / 2) + 1) * sizeof(vd))) {
+    const size_t work_size = (size_t)(3 * (a.n_fft / 2) + 1) * sizeof(vd);
+    if (posix_memalign(&work, 64, work_size + (size_t)LANES * a.n_fft * sizeof(double))) {
         PyErr_NoMemory();
         goto done;
     }
     a.work = work;
+    a.edge = (double *)((char *)work + work_size);
+    a.mel_max = a.peak_max = a.valley_max = (vd){0} - INFINITY;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t f0 = 0; f0 < a.n_frames; f0 += LANES)
         frame_group(&a, f0, (int)(a.n_frames - f0 < LANES ? a.n_frames - f0 : LANES));
     Py_END_ALLOW_THREADS
     free(work);
-    result = PyLong_FromSsize_t(a.n_frames);
+    double mel_max = -INFINITY, peak_max = -INFINITY, valley_max = -INFINITY;
+    for (int l = 0; l < LANES; l++) {
+        mel_max = a.mel_max[l] > mel_max ? a.mel_max[l] : mel_max;
+        peak_max = a.peak_max[l] > peak_max ? a.peak_max[l] : peak_max;
+        valley_max = a.valley_max[l] > valley_max ? a.valley_max[l] : valley_max;
+    }
+    result = Py_BuildValue("(ddd)", mel_max, peak_max, valley_max);
 done:
     for (int i = 0; i < N_BUFFERS; i++)
         if (b[i].obj) PyBuffer_Release(&b[i]);

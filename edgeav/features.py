@@ -844,20 +844,22 @@ def _normalise_chroma(raw: np.ndarray, out: np.ndarray | None = None) -> np.ndar
     return np.divide(raw, length, out=out)
 
 
-def _to_db(s: np.ndarray, top_db: float | None, half: bool, out: np.ndarray) -> np.ndarray:
+def _to_db(
+    s: np.ndarray, top_db: float | None, half: bool, out: np.ndarray, peak: float | None = None
+) -> np.ndarray:
     """``power_to_db`` of ``s`` (``half=False``), or of ``sqrt(s)`` (``half=True``: the same as
     ``5 * log10(max(amin**2, s))``, so a magnitude's dB comes from its power without a root).
 
     The ``top_db`` floor (that far below the array's maximum) is applied to the power before
-    the logarithm, together with ``amin``: three passes instead of five.
+    the logarithm, together with ``amin``: three passes instead of five. ``peak`` is
+    ``s.max()`` when the caller knows it.
     """
     amin = _AMIN * _AMIN if half else _AMIN
     floor = amin
     if top_db is not None and s.size:
         # max(s, amin) in dB, less top_db, back in power units
-        floor = max(
-            amin, float(np.maximum.reduce(s, axis=None)) * 10.0 ** (-top_db / (5 if half else 10))
-        )
+        top = float(np.maximum.reduce(s, axis=None)) if peak is None else peak
+        floor = max(amin, top * 10.0 ** (-top_db / (5 if half else 10)))
     np.maximum(s, floor, out=out)
     np.log(out, out=out)
     out *= _DB / 2 if half else _DB
@@ -933,7 +935,12 @@ def _frames_matrix(
     if _KERNEL_ERROR is not None:
         raise FeatureError(_KERNEL_ERROR)
     if _KERNEL is not None and plan.kernel is not None:
-        return _frames_matrix_c(x, config, plan, buf, mfcc)
+        parts = _kernel_parts(x, config, plan, buf, mfcc)
+        out = buf("frames", (parts["mel"].shape[0], sum(config.sizes.values())), dtype)
+        for name, where in _columns(config).items():
+            if name in parts:
+                out[:, where] = parts[name]
+        return out
     spectrum = _stft_frames_first(x, config, scratch=scratch, plan=plan)
     n_frames, n_bins = spectrum.shape
 
@@ -959,34 +966,43 @@ def _frames_matrix(
     return out
 
 
-def _frames_matrix_c(x: np.ndarray, config: FeatureConfig, plan: _Plan, buf, mfcc: bool):
-    """:func:`_frames_matrix` with the per-frame work (window, FFT, power, the mel bank, chroma
-    products, contrast peaks and valleys) in the C kernel, float64 throughout; the logarithms,
-    chroma normalisation and the DCT are the NumPy path's own functions."""
-    n_frames = _n_frames(x.size, config)
-    padded = _padded(x, config, scratch=True)  # read by the kernel only, so always scratch
+def _kernel_parts(
+    x: np.ndarray, config: FeatureConfig, plan: _Plan, buf, mfcc: bool
+) -> dict[str, np.ndarray]:
+    """The features frame by frame, name -> C-contiguous float64 ``(n_frames, size)``, with the
+    per-frame work (window, FFT, power, the mel bank, chroma, contrast peaks and valleys) in the
+    C kernel; the logarithms and the DCT in NumPy. ``mfcc=False`` leaves the MFCCs out."""
+    n_frames, f64 = _n_frames(x.size, config), np.float64
     t = plan.kernel
-    n_bands = t.band_lo.size
-    f64 = np.float64
     mel = buf("k_mel", (n_frames, config.n_mels), f64)
-    raw_chroma = buf("k_chroma", (n_frames, config.n_chroma), f64)
-    peak = buf("k_peak", (n_frames, n_bands), f64)
-    valley = buf("k_valley", (n_frames, n_bands), f64)
-    _KERNEL.frames(
-        padded, n_frames, config.hop_length, plan.window, *t, mel, raw_chroma, peak, valley
-    )
-    out = buf("frames", (n_frames, sum(config.sizes.values())), f64)
-    cols = {name: out[:, where] for name, where in _columns(config).items()}
+    chroma = buf("k_chroma", (n_frames, config.n_chroma), f64)
+    bands = buf("k_bands", (2, n_frames, t.band_lo.size), f64)  # peaks, valleys (power)
+    pad = config.n_fft // 2 if config.center else 0
+    mel_max, peak_max, valley_max = _KERNEL.frames(
+        np.ascontiguousarray(x, dtype=f64), n_frames, config.hop_length, pad, plan.window,
+        *t, mel, chroma, bands[0], bands[1],
+    )  # fmt: skip
+    parts = {"chroma": chroma}
+    mel_db = mel if config.mel_db else buf("k_mel_db", mel.shape, f64)
     if not config.mel_db:
-        cols["mel"][...] = mel
-    mel_db = _to_db(mel, config.top_db, False, out=mel)
+        parts["mel"] = mel
+    _to_db(mel, config.top_db, False, out=mel_db, peak=mel_max)
     if config.mel_db:
-        cols["mel"][...] = mel_db
+        parts["mel"] = mel_db
     if mfcc:
-        _small_matmul(mel_db, plan.dct_t, out=cols["mfcc"])
-    _normalise_chroma(raw_chroma, out=cols["chroma"])
-    _contrast_db(peak, valley, power=True, out=cols["contrast"])
-    return out
+        parts["mfcc"] = _small_matmul(
+            mel_db, plan.dct_t, out=buf("k_mfcc", (n_frames, config.n_mfcc), f64)
+        )
+    # contrast: both halves to dB at once, each floored _CONTRAST_TOP_DB below its own maximum
+    # (_to_db with half=True: 5 log10 of the power is 10 log10 of the magnitude)
+    floors = np.array([peak_max, valley_max]) * 10.0 ** (-_CONTRAST_TOP_DB / 5)
+    np.maximum(floors, _AMIN * _AMIN, out=floors)
+    np.maximum(bands, floors[:, None, None], out=bands)
+    np.log(bands, out=bands)
+    contrast = np.subtract(bands[0], bands[1], out=buf("k_contrast", bands.shape[1:], f64))
+    contrast *= _DB / 2
+    parts["contrast"] = contrast
+    return parts
 
 
 def frame_features(
@@ -1017,6 +1033,17 @@ def extract(
     config = _default_config() if config is None else config
     x = prepare_audio(y, config, sr)
     mean_only = config.statistics == ("mean",) and config.mel_db
+    plan = _plan(config)
+    if mean_only and _KERNEL is not None and plan.kernel is not None:
+        # the means straight from the kernel's per-feature arrays (MFCC: DCT of the mean log-mel)
+        parts = _kernel_parts(x, config, plan, _WS.get, mfcc=False)
+        mean = np.empty(config.dim)
+        for name, where in _columns(config).items():
+            if name != "mfcc":
+                np.add.reduce(parts[name], axis=0, out=mean[where])
+        mean /= parts["mel"].shape[0]
+        mean[: config.n_mfcc] = mean[_columns(config)["mel"]] @ plan.dct_t
+        return mean.astype(np.float32)
     frames = _frames_matrix(x, config, scratch=True, mfcc=not mean_only)
     n, n_mfcc = frames.shape[0], config.n_mfcc
     if mean_only:  # the MFCC columns are unset: their mean is the DCT of the mean log-mel
