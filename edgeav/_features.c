@@ -24,7 +24,7 @@
 #include <string.h>
 
 #define LANES 8 /* transpose8() below is written for eight */
-#define QMAX 16 /* widest quantile (values per side) a contrast band may average here */
+#define QMAX 64 /* widest quantile (values per side) a contrast band may average here */
 
 typedef double vd __attribute__((vector_size(LANES * sizeof(double))));
 typedef int64_t vl __attribute__((vector_size(LANES * sizeof(double))));

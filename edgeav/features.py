@@ -396,14 +396,14 @@ class _KernelTables(NamedTuple):
     band_q: np.ndarray
 
 
-_KERNEL_MAX_Q = 16  # QMAX in _features.c
+_KERNEL_MAX_Q = 64  # QMAX in _features.c
 
 
 def _kernel_tables(
     config: FeatureConfig, mel: np.ndarray, chroma_basis: np.ndarray, lo, hi, q
 ) -> _KernelTables | None:
     """Tables for the C kernel; None (NumPy does the work) unless n_fft is a power of two of at
-    least 16 and every contrast band averages at most 16 values per side."""
+    least 16 and every contrast band averages at most 64 values per side."""
     n_fft = config.n_fft
     if n_fft < 16 or n_fft & (n_fft - 1) or int(np.max(q)) > _KERNEL_MAX_Q:
         return None

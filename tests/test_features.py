@@ -9,9 +9,14 @@ parameters on both sides (``tuning=0.0`` for chroma: see edgeav.features).
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
+import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import threading
 
@@ -21,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from edgeav import features
 from edgeav.errors import EdgeAVError
 from edgeav.features import (
     FEATURE_NAMES,
@@ -42,6 +48,30 @@ RTOL = 1e-4
 ESPEAK_RATE = 22050
 
 # ---------------------------------------------------------------------------------- fixtures
+
+BACKENDS = ["c", "numpy"]
+NO_KERNEL = "the C feature kernel edgeav._features is not built here (no C compiler at install?)"
+
+
+@contextlib.contextmanager
+def using(backend: str):
+    """Run extract and frame_features through the C kernel or NumPy only."""
+    saved = features._KERNEL
+    if backend == "c" and saved is None:
+        pytest.skip(NO_KERNEL)
+    features._KERNEL = saved if backend == "c" else None
+    try:
+        yield
+    finally:
+        features._KERNEL = saved
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each test that takes this runs once through the C kernel and once through NumPy."""
+    with using(request.param):
+        yield request.param
+
 
 _ESPEAK_CHILD = r"""
 import ctypes, os, sys
@@ -183,7 +213,7 @@ SIGNALS = ["speech", "noise", "tone", "tone440", "chirp", "silence"]
 
 @pytest.mark.parametrize("sr", [16000, 22050])
 @pytest.mark.parametrize("kind", SIGNALS)
-def test_parity_with_librosa_frame_by_frame_and_averaged(kind, sr, speech, librosa_oracle):
+def test_parity_with_librosa_frame_by_frame_and_averaged(kind, sr, speech, librosa_oracle, backend):
     config = FeatureConfig(sample_rate=sr)
     ours_in, ref_in = _signal(kind, sr, speech)
     ref = librosa_frames(ref_in, config)
@@ -200,7 +230,7 @@ def test_parity_with_librosa_frame_by_frame_and_averaged(kind, sr, speech, libro
     assert_parity(averaged, ref_mean, f"{kind} at {sr} Hz, averaged")
 
 
-def test_parity_with_other_parameters(speech, librosa_oracle):
+def test_parity_with_other_parameters(speech, librosa_oracle, backend):
     """Every knob reaches the computation: window, win_length, center, mel range, no top_db,
     power mel, tuning, contrast settings, and a shorter hop."""
     config = FeatureConfig(
@@ -231,7 +261,7 @@ def test_parity_with_other_parameters(speech, librosa_oracle):
     assert_parity(averaged, ref_mean, "speech, other parameters, averaged")
 
 
-def test_parity_when_contrast_band_edges_fall_on_fft_bins(speech, librosa_oracle):
+def test_parity_when_contrast_band_edges_fall_on_fft_bins(speech, librosa_oracle, backend):
     """At 16 kHz with n_fft=512 the bins are 31.25 Hz apart, so 250 * 2**k Hz are bins: librosa
     then counts the edge bin in two bands (the non-tiling branch of edgeav's contrast)."""
     config = FeatureConfig(contrast_fmin=250.0, contrast_bands=5, contrast_quantile=0.1)
@@ -278,7 +308,7 @@ def test_resampling_matches_resampling_first(speech):
         extract(y, config, sr=-5)
 
 
-def test_statistics_beyond_the_mean(speech):
+def test_statistics_beyond_the_mean(speech, backend):
     config = FeatureConfig(statistics=("mean", "std", "min", "max"))
     assert config.dim == 4 * 187
     vec = extract(speech, config, sr=ESPEAK_RATE)
@@ -356,7 +386,7 @@ def test_short_input_is_zero_padded_to_one_window():
     assert frame_features(rng.standard_normal(24000))["mel"].shape == (128, 151)
 
 
-def test_silence_and_empty_input_give_finite_features():
+def test_silence_and_empty_input_give_finite_features(backend):
     for y in (np.zeros(16000), np.zeros(0), np.zeros(0, dtype=np.int16), np.zeros((0, 2))):
         vec = extract(y)
         assert vec.shape == (187,) and np.all(np.isfinite(vec))
@@ -368,9 +398,15 @@ def test_silence_and_empty_input_give_finite_features():
 
 
 def test_float32_and_float64_routes_agree(speech):
-    """extract works in float32 after the FFT unless the level is extreme; the quiet copy of the
-    same speech takes the float64 route, and level-free features (chroma, and the contrast of
-    bands above amin) come out the same either way."""
+    """Without the C kernel, extract works in float32 after the FFT unless the level is extreme;
+    the quiet copy of the same speech takes the float64 route, and level-free features (chroma,
+    and the contrast of bands above amin) come out the same either way."""
+
+    with using("numpy"):
+        _float32_and_float64_routes_agree(speech)
+
+
+def _float32_and_float64_routes_agree(speech):
     from edgeav.features import _FLOAT32_POWER
 
     config = FeatureConfig()
@@ -391,7 +427,7 @@ def test_float32_and_float64_routes_agree(speech):
         assert rel_err(loud[s[f"mean/{name}"]], ref) <= 1e-6, name
 
 
-def test_absurdly_loud_input_stays_finite():
+def test_absurdly_loud_input_stays_finite(backend):
     y = np.full(16000, 1e300)
     y[::2] = -1e300
     assert np.all(np.isfinite(extract(y)))
@@ -414,9 +450,194 @@ finite_audio = st.one_of(
 @settings(max_examples=30, deadline=None)
 @given(finite_audio)
 def test_any_finite_audio_gives_finite_features_of_the_right_shape(y):
-    vec = extract(y)
-    assert vec.shape == (187,) and vec.dtype == np.float32
-    assert np.all(np.isfinite(vec))
+    """... through either backend, and the two agree (C: float64 throughout; NumPy: float32 after
+    the FFT at ordinary levels)."""
+    vectors = {}
+    for name in BACKENDS if features._KERNEL is not None else ["numpy"]:
+        with using(name):
+            vec = vectors[name] = extract(y)
+        assert vec.shape == (187,) and vec.dtype == np.float32
+        assert np.all(np.isfinite(vec))
+    if len(vectors) == 2:
+        assert_close_per_feature(vectors["c"], vectors["numpy"], FeatureConfig(), 1e-5)
+
+
+def assert_close_per_feature(a, b, config: FeatureConfig, rtol: float) -> None:
+    """Every statistic of each feature within ``rtol`` of that feature's largest magnitude in
+    ``b`` over all its statistics (a float32 std of a large mean is only good to the mean's
+    precision), with a tiny floor for all-zero features."""
+    slices = config.slices()
+    for key, where in slices.items():
+        name = key.split("/")[1]
+        scale = max(
+            max(float(np.max(np.abs(b[w]))) for k, w in slices.items() if k.endswith(f"/{name}")),
+            1e-6,
+        )
+        err = float(np.max(np.abs(a[where].astype(np.float64) - b[where])))
+        assert err <= rtol * scale, f"{key}: {err:.3g} > {rtol:g} * {scale:.3g}"
+
+
+# ---------------------------------------------------------------------------------- C kernel
+
+KERNEL_CONFIGS = {
+    "default": FeatureConfig(),
+    "22.05 kHz": FeatureConfig(sample_rate=22050),
+    "smallest FFT": FeatureConfig(
+        n_fft=16, hop_length=8, n_mels=4, n_mfcc=4, contrast_bands=2, contrast_fmin=1000.0
+    ),
+    "large FFT, odd log2": FeatureConfig(
+        sample_rate=22050, n_fft=2048, hop_length=512, contrast_quantile=0.005
+    ),
+    "other parameters": FeatureConfig(
+        sample_rate=22050, n_fft=1024, hop_length=256, win_length=800, window="hamming",
+        center=False, n_mels=64, fmin=50.0, fmax=8000.0, mel_db=False, top_db=None, n_mfcc=20,
+        n_chroma=24, chroma_tuning=-0.3, contrast_bands=5, contrast_fmin=150.0,
+        contrast_quantile=0.05, statistics=("mean", "std", "min", "max"),
+    ),
+    "band edges on bins, widest quantile": FeatureConfig(
+        contrast_fmin=250.0, contrast_bands=5, contrast_quantile=0.15, n_chroma=7
+    ),
+    "hop longer than the FFT": FeatureConfig(hop_length=700, window="blackman"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(KERNEL_CONFIGS))
+def test_c_kernel_matches_numpy_frame_by_frame(name, speech):
+    """The C kernel and the NumPy path (float64 throughout in frame_features) agree to about
+    1e-12 on speech, noise, a tone, silence and short input, for every kind of config it takes
+    (contrast to 1e-7: a pure tone's valleys are FFT rounding noise, 1e-16 of its peak);
+    extract (NumPy: float32 after the FFT) to 1e-5."""
+    if features._KERNEL is None:
+        pytest.skip(NO_KERNEL)
+    config = KERNEL_CONFIGS[name]
+    assert _plan(config).kernel is not None
+    sr = config.sample_rate
+    rng = np.random.default_rng(11)
+    t = np.arange(int(1.3 * sr)) / sr
+    signals = {
+        "speech": _signal("speech", sr, speech)[0] if sr in (16000, 22050) else None,
+        "noise": 0.1 * rng.standard_normal(t.size),
+        "tone": 0.5 * np.sin(2 * np.pi * 440.0 * t),
+        "silence": np.zeros(t.size),
+        "short": 0.1 * rng.standard_normal(100),
+    }
+    tol = {"mfcc": 1e-11, "chroma": 1e-11, "mel": 1e-11, "contrast": 1e-7}
+    for kind, y in signals.items():
+        with using("c"):
+            fc, vc = frame_features(y, config), extract(y, config)
+        with using("numpy"):
+            fn, vn = frame_features(y, config), extract(y, config)
+        for feat in FEATURE_NAMES:
+            assert fc[feat].shape == fn[feat].shape
+            assert rel_err(fc[feat], fn[feat]) <= tol[feat], (kind, feat)
+        assert_close_per_feature(vc, vn, config, 1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n_fft": 400, "hop_length": 160},
+        {"sample_rate": 22050, "n_fft": 2048, "hop_length": 512, "contrast_quantile": 0.2},
+    ],
+    ids=["n_fft not a power of two", "contrast quantile over 64 values"],
+)
+def test_configs_the_kernel_cannot_take_use_numpy(kwargs, speech):
+    config = FeatureConfig(**kwargs)
+    assert _plan(config).kernel is None
+    vec = extract(speech, config, sr=ESPEAK_RATE)  # NumPy does it all, with or without the kernel
+    with using("numpy"):
+        np.testing.assert_array_equal(vec, extract(speech, config, sr=ESPEAK_RATE))
+
+
+def _kernel_args(config: FeatureConfig, y: np.ndarray) -> list:
+    plan = _plan(config)
+    n = features._n_frames(y.size, config)
+    outs = [
+        np.empty((n, config.n_mels)),
+        np.empty((n, config.n_chroma)),
+        np.empty((n, plan.kernel.band_lo.size)),
+        np.empty((n, plan.kernel.band_lo.size)),
+    ]
+    return [y, n, config.hop_length, config.n_fft // 2, plan.window, *plan.kernel, *outs]
+
+
+def test_c_kernel_checks_every_buffer_against_the_others():
+    """Inconsistent tables or buffers are a ValueError before any memory is touched."""
+    if features._KERNEL is None:
+        pytest.skip(NO_KERNEL)
+    frames = features._KERNEL.frames
+    config = FeatureConfig()
+    y = np.random.default_rng(0).standard_normal(16000)
+    good = _kernel_args(config, y)
+    mel_max, peak_max, valley_max = frames(*good)
+    assert mel_max == good[-4].max() and peak_max == good[-2].max()
+    assert valley_max == good[-1].max()
+    t = _plan(config).kernel
+    i32 = lambda a: np.asarray(a, dtype=np.int32)  # noqa: E731
+    bad = {
+        "x is shorter": {0: y[:15000]},
+        "n_frames and hop must be positive": {1: 0},
+        "pad must be": {3: -1},
+        "n_fft must be a power of two": {4: np.hanning(500)},
+        "bad FFT twiddles": {5: t.twr[:-1]},
+        "bad bit-reversal table": {9: i32(np.r_[t.bitrev[:-1], 256])},
+        "bad mel tables": {11: i32(np.r_[t.mel_hi[:-1], 258])},
+        "bad chroma basis": {14: t.chroma.ravel()[:-1]},
+        "bad contrast bands": {17: i32(np.r_[t.band_q[:-1], 54])},
+        "bad output buffers": {18: np.empty((100, config.n_mels))},
+        "whole number of items": {0: y.astype(np.float32)[:-1]},
+    }
+    for message, changes in bad.items():
+        args = list(good)
+        for i, value in changes.items():
+            args[i] = value
+        with pytest.raises(ValueError, match=message):
+            frames(*args)
+    with pytest.raises(TypeError):
+        frames(*good[:-1])
+    with pytest.raises(TypeError):  # outputs must be writable
+        frames(*good[:-1], good[-1].tobytes())
+
+
+def test_c_kernel_is_built_where_a_compiler_is():
+    """make test installs edgeav with its C kernel when the machine has a compiler (the build is
+    optional, so a broken build would otherwise pass unnoticed on the NumPy path)."""
+    if os.environ.get("EDGEAV_NO_EXTENSIONS", "") not in ("", "0"):
+        pytest.skip("EDGEAV_NO_EXTENSIONS is set")
+    if os.environ.get("EDGEAV_FEATURES", "auto") == "numpy":
+        pytest.skip("EDGEAV_FEATURES=numpy")
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    headers = os.path.join(sysconfig.get_paths()["include"], "Python.h")
+    if shutil.which(compiler) is None or not os.path.exists(headers):
+        pytest.skip(f"no C compiler ({compiler}) or no Python headers here")
+    assert features.backend() == "c"
+
+
+@pytest.mark.parametrize(
+    ("value", "expect"),
+    [("numpy", "numpy"), ("auto", None), ("C", "c"), ("fast", "EDGEAV_FEATURES must be")],
+)
+def test_edgeav_features_environment_variable(value, expect):
+    code = (
+        "import numpy as np\n"
+        "from edgeav import features\n"
+        "try:\n"
+        "    features.extract(np.zeros(16000))\n"
+        "    print(features.backend())\n"
+        "except features.FeatureError as exc:\n"
+        "    print('error:', exc)\n"
+    )
+    env = {**os.environ, "EDGEAV_FEATURES": value}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    built = importlib.util.find_spec("edgeav._features") is not None
+    if expect is None:
+        expect = "c" if built else "numpy"
+    elif expect == "c" and not built:
+        expect = "error: EDGEAV_FEATURES=c but the C feature kernel is not built"
+    elif expect.startswith("EDGEAV"):
+        expect = "error: EDGEAV_FEATURES must be auto, c or numpy, got 'fast'"
+    assert proc.stdout.strip().startswith(expect)
 
 
 # ---------------------------------------------------------------------------------- config
