@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+EXT    := $(VENV)/.extension
 DEB_PACKAGES := libportaudio2 libsndfile1
 
 .PHONY: test test-fast test-pi demo install deb lint clean
@@ -18,7 +19,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
 
-install: deb $(STAMP)
+# The optional C feature kernel (edgeav/_features.c), rebuilt in place when its source changes;
+# without a compiler the build only warns and edgeav computes features with NumPy.
+$(EXT): edgeav/_features.c setup.py $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(EXT)
+
+install: deb $(STAMP) $(EXT)
 
 # Debian packages the runtime and tests need (skipped when already installed).
 deb:

@@ -6,7 +6,8 @@ For 1 s windows at the default :class:`~edgeav.features.FeatureConfig` (16 kHz),
 
 - **warm** time per window (``--runs`` calls in 5 blocks after a warm-up; the fastest block,
   timeit's convention, with the median block and CPU time beside it): ``edgeav.features.extract``
-  against librosa computing the same four features *from one shared STFT*, as a careful user
+  (with its C kernel when it is built, see :func:`edgeav.features.backend`; NumPy alone is
+  timed too, as on a machine without a compiler at install) against librosa computing the same four features *from one shared STFT*, as a careful user
   of the seed would (``stft`` once; ``melspectrogram``, ``power_to_db``, ``mfcc``,
   ``chroma_stft``, ``spectral_contrast`` on it; means over frames). That is librosa's fastest
   route; four independent calls from ``y`` (each its own STFT) are timed too, for reference.
@@ -34,6 +35,7 @@ import time
 
 import numpy as np
 
+from edgeav import features
 from edgeav.features import FeatureConfig, extract
 
 
@@ -159,6 +161,15 @@ def _first_call_s(which: str, y: np.ndarray) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
+def _extract_numpy(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """extract without the C kernel (edgeav's NumPy route)."""
+    kernel, features._KERNEL = features._KERNEL, None
+    try:
+        return extract(y, config)
+    finally:
+        features._KERNEL = kernel
+
+
 def run(runs: int = 200, cold: bool = True) -> dict:
     """Measure everything; returns the dict ``--json`` prints."""
     config = FeatureConfig()
@@ -167,15 +178,18 @@ def run(runs: int = 200, cold: bool = True) -> dict:
     # edgeav first: after a librosa call OpenBLAS's threads spin for a while, and that CPU
     # time (not edgeav's) would be counted in edgeav's CPU figure
     edgeav_warm = _warm(extract, y, config, runs)
+    numpy_warm = _warm(_extract_numpy, y, config, runs) if features.backend() == "c" else None
     theirs = librosa_features(y, config)
     rel = float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)))
     result = {
+        "backend": features.backend(),
         "config": config.to_dict(),
         "dim": config.dim,
         "window_seconds": config.window_seconds,
         "runs": runs,
         "warm": {
             "edgeav": edgeav_warm,
+            **({"edgeav_numpy": numpy_warm} if numpy_warm else {}),
             "librosa_shared_stft": _warm(librosa_features, y, config, max(runs // 4, _BLOCKS)),
             "librosa_four_calls": _warm(
                 librosa_features_four_calls, y, config, max(runs // 4, _BLOCKS)
@@ -196,6 +210,10 @@ def run(runs: int = 200, cold: bool = True) -> dict:
     result["warm_ratio_four_calls_cpu"] = (
         warm["librosa_four_calls"]["cpu_best_ms"] / warm["edgeav"]["cpu_best_ms"]
     )
+    if numpy_warm:  # what a machine without the kernel gets
+        result["warm_ratio_numpy"] = (
+            warm["librosa_shared_stft"]["best_ms"] / warm["edgeav_numpy"]["best_ms"]
+        )
     if cold:
         cold_runs = {side: _first_call_s(side, y) for side in ("edgeav", "librosa")}
         result["first_call_s"] = {side: wall for side, (wall, _) in cold_runs.items()}
@@ -217,12 +235,16 @@ def _print_table(r: dict) -> None:
         side: f"{wall:.3f} ({r['first_call_cpu_s'][side]:.3f})"
         for side, wall in r.get("first_call_s", {}).items()
     }
+    backend = {"c": "C kernel + NumPy", "numpy": "NumPy"}[r["backend"]]
     rows = (
-        ("edgeav (NumPy)", "edgeav", first.get("edgeav")),
+        (f"edgeav ({backend})", "edgeav", first.get("edgeav")),
+        ("edgeav, NumPy only", "edgeav_numpy", None),
         ("librosa, one shared STFT", "librosa_shared_stft", first.get("librosa")),
         ("librosa, four calls from y", "librosa_four_calls", None),
     )
     for label, key, cold in rows:
+        if key not in r["warm"]:
+            continue
         w = r["warm"][key]
         table.add_row(
             label,
@@ -240,6 +262,10 @@ def _print_table(r: dict) -> None:
         f"{r['warm_ratio_four_calls_cpu']:.1f}x vs four calls\n"
         f"max relative difference of the vectors: {r['max_rel_diff_vs_librosa']:.1e}"
     )
+    if "warm_ratio_numpy" in r:
+        console.print(
+            f"NumPy only (no C kernel): {r['warm_ratio_numpy']:.1f}x vs one shared STFT (wall)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,11 @@ hand::
 
 Steps (each skipped when its result is already cached):
 
-1. installs Debian's ``qemu-user-static`` and ``mmdebstrap`` if missing (root + apt-get);
-2. builds an arm64 Debian 12 (bookworm) sysroot with ``python3.11`` and ``libportaudio2`` with
+1. installs Debian's ``qemu-user-static`` and ``mmdebstrap`` if missing (root + apt-get), and
+   the cross compiler ``gcc-aarch64-linux-gnu`` (optional: without it the emulated Pi computes
+   features with NumPy only);
+2. builds an arm64 Debian 12 (bookworm) sysroot with ``python3.11``, its C headers
+   (``libpython3.11-dev``, for the cross-compiled feature kernel) and ``libportaudio2`` with
    ``mmdebstrap --variant=extract`` (extraction only, so no binfmt is needed) from the machine's
    configured Debian sources, into a temporary folder renamed when complete, and places a
    Raspberry Pi 4 ``/proc/cpuinfo`` in it (qemu-user reads ``<QEMU_LD_PREFIX>/proc/cpuinfo``
@@ -21,7 +24,8 @@ Steps (each skipped when its result is already cached):
    the same libraries) and installs them into a target folder keyed by a hash of pyproject.toml
    and the requirement list;
 4. builds a wheel of edgeav from the working tree and installs it into ``--work`` (not cached:
-   the sources change).
+   the sources change), with its C feature kernel ``edgeav/_features.c`` cross-compiled for
+   aarch64 with the same flags as ``setup.py``.
 
 The cache lives in ``$EDGEAV_PI_CACHE`` (default ``/var/cache/edgeav-pi``), outside the repository,
 so a session and a later CI run on the same machine share it. A lock serialises concurrent runs.
@@ -54,11 +58,11 @@ CPUINFO = HERE / "cpuinfo-pi4"
 CACHE = Path(os.environ.get("EDGEAV_PI_CACHE", "/var/cache/edgeav-pi"))
 
 SUITE = "bookworm"
-INCLUDE = ("python3.11", "libportaudio2")
+INCLUDE = ("python3.11", "libpython3.11-dev", "libportaudio2")
 PYTHON = "/usr/bin/python3.11"
 PY_VERSION = "3.11"
 #: Bump when the sysroot recipe changes (invalidates the cached sysroot).
-SYSROOT_RECIPE = 2
+SYSROOT_RECIPE = 3
 #: Bookworm's glibc is 2.36: any manylinux tag up to that runs on a Pi with 64-bit Raspberry Pi OS.
 PLATFORMS = (
     "manylinux2014_aarch64",
@@ -66,6 +70,9 @@ PLATFORMS = (
     "linux_aarch64",
 )
 CPUS = ("cortex-a72", "cortex-a76")  # Raspberry Pi 4, Raspberry Pi 5
+CROSS_CC = "aarch64-linux-gnu-gcc"
+#: setup.py's flags for edgeav._features (kept in step by tests/test_pi.py)
+KERNEL_FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno")
 SKIP = 77
 
 
@@ -88,6 +95,30 @@ def _tail(text: str, lines: int = 6) -> str:
 # --- 1. tools -------------------------------------------------------------------------------
 
 
+def _apt_install(packages: list[str]) -> subprocess.CompletedProcess:
+    log(f"installing Debian packages: {' '.join(packages)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    upd = _run(["apt-get", "update", "-qq"], env=env)
+    res = _run(
+        ["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300", *packages], env=env
+    )
+    if res.returncode != 0 and not res.stderr.strip():
+        res.stderr = res.stdout or upd.stderr
+    return res
+
+
+def ensure_cross_compiler() -> tuple[str | None, str]:
+    """(path of aarch64-linux-gnu-gcc or None, why not): apt-get installs it when it can."""
+    if shutil.which(CROSS_CC) is None:
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            return None, f"{CROSS_CC} missing (apt-get install gcc-aarch64-linux-gnu as root)"
+        res = _apt_install(["gcc-aarch64-linux-gnu"])
+        if res.returncode != 0:
+            return None, f"apt-get install gcc-aarch64-linux-gnu failed: {_tail(res.stderr)}"
+    path = shutil.which(CROSS_CC)
+    return path, "" if path else f"{CROSS_CC} still missing after apt-get"
+
+
 def ensure_tools() -> dict[str, str]:
     """Find (or apt-get install) qemu-aarch64-static and mmdebstrap."""
     wanted = {"qemu-aarch64-static": "qemu-user-static", "mmdebstrap": "mmdebstrap"}
@@ -100,17 +131,9 @@ def ensure_tools() -> dict[str, str]:
                 f"{' and '.join(missing)} missing and not root "
                 f"(apt-get install {' '.join(missing)})"
             )
-        log(f"installing Debian packages: {' '.join(missing)}")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        upd = _run(["apt-get", "update", "-qq"], env=env)
-        res = _run(
-            ["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300", *missing], env=env
-        )
+        res = _apt_install(missing)
         if res.returncode != 0:
-            raise Skip(
-                f"apt-get install {' '.join(missing)} failed: "
-                f"{_tail(res.stderr or res.stdout) or _tail(upd.stderr)}"
-            )
+            raise Skip(f"apt-get install {' '.join(missing)} failed: {_tail(res.stderr)}")
     paths = {exe: shutil.which(exe) for exe in wanted}
     if None in paths.values():
         raise Skip(f"still missing after apt-get: {[k for k, v in paths.items() if v is None]}")
@@ -309,8 +332,32 @@ def requirements(pyproject: Path) -> list[str]:
     return sorted(out, key=str.lower)
 
 
-def _pip(*args: str) -> subprocess.CompletedProcess:
-    return _run([sys.executable, "-m", "pip", *args, "--disable-pip-version-check"])
+def build_kernel(cc: str, sysroot: Path, site: Path) -> Path:
+    """Cross-compile edgeav/_features.c into the installed package, as setup.py builds it."""
+    out = site / "edgeav" / f"_features.cpython-{PY_VERSION.replace('.', '')}-aarch64-linux-gnu.so"
+    include = sysroot / "usr" / "include"
+    cmd = [
+        cc,
+        *KERNEL_FLAGS,
+        "-fPIC",
+        "-shared",
+        f"-I{include / f'python{PY_VERSION}'}",
+        # Debian's pyconfig.h includes <aarch64-linux-gnu/python3.11/pyconfig.h>; searched after
+        # the cross compiler's own headers, so its C library headers come first
+        f"-idirafter{include}",
+        str(REPO / "edgeav" / "_features.c"),
+        "-o",
+        str(out),
+    ]
+    res = _run(cmd)
+    if res.returncode != 0:
+        raise RuntimeError(f"cross-compiling edgeav/_features.c failed: {_tail(res.stderr, 12)}")
+    return out
+
+
+def _pip(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = None if env is None else {**os.environ, **env}
+    return _run([sys.executable, "-m", "pip", *args, "--disable-pip-version-check"], env=full_env)
 
 
 def _platform_args() -> list[str]:
@@ -404,14 +451,14 @@ def ensure_deps() -> tuple[Path, list[str], list[str]]:
 
 
 def install_edgeav(work: Path) -> Path:
-    """Build a wheel of the working tree (from a clean copy, so nothing is written into the repo)
-    and install it into ``work/edgeav-site``."""
+    """Build a (pure Python) wheel of the working tree (from a clean copy, so nothing is written
+    into the repo) and install it into ``work/edgeav-site``."""
     src = work / "edgeav-src"
     site = work / "edgeav-site"
     for p in (src, site):
         shutil.rmtree(p, ignore_errors=True)
     src.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "*.so")
     for name in ("pyproject.toml", "README.md", "LICENSE", "setup.py", "setup.cfg", "MANIFEST.in"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, src / name)
@@ -422,11 +469,13 @@ def install_edgeav(work: Path) -> Path:
     for d in sorted(package_dirs):
         shutil.copytree(REPO / d, src / d, ignore=ignore)
     # pip builds the wheel (setuptools, the package-dir mapping) and installs it in one go.
+    # The host's compiler would build the kernel for the host: leave it out here (see below).
+    env = {"EDGEAV_NO_EXTENSIONS": "1"}
     args = ["install", "-q", "--no-deps", "--no-index", "--target", str(site), str(src)]
-    res = _pip(*args[:3], "--no-build-isolation", *args[3:])
+    res = _pip(*args[:3], "--no-build-isolation", *args[3:], env=env)
     if res.returncode != 0:
         log("wheel build without build isolation failed; retrying with it")
-        res = _pip("install", "-q", "--no-deps", "--target", str(site), str(src))
+        res = _pip("install", "-q", "--no-deps", "--target", str(site), str(src), env=env)
     if res.returncode != 0:
         raise RuntimeError(f"building/installing the edgeav wheel failed: {_tail(res.stderr)}")
     shutil.rmtree(src, ignore_errors=True)
@@ -480,12 +529,14 @@ def prepare(work: Path) -> dict:
     with _locked():
         t = step("lock", t0)
         tools = ensure_tools()
+        cc, no_cc = ensure_cross_compiler()
         t = step("tools", t)
         sysroot = ensure_sysroot(tools)
         t = step("sysroot", t)
         deps, reqs, wheels = ensure_deps()
         t = step("wheels", t)
     edgeav_site = install_edgeav(work)
+    kernel = str(build_kernel(cc, sysroot, edgeav_site)) if cc else None
     step("edgeav", t)
     wheels_dir = deps.parent / deps.name.replace("site-", "wheels-")
     return {
@@ -494,6 +545,8 @@ def prepare(work: Path) -> dict:
         "python": str(sysroot / PYTHON.lstrip("/")),
         "deps": str(deps),
         "edgeav": str(edgeav_site),
+        "kernel": kernel,  # the cross-compiled edgeav._features, or None ...
+        "no_kernel_reason": no_cc,  # ... and why
         "shim": str(SHIM_DIR),
         "requirements": reqs,
         "wheels": wheels,
