@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
 
-# The optional C feature kernel (edgeav/_features.c), rebuilt in place when its source changes;
+# The optional C extensions (edgeav/_features.c, edgeav/_spin.c), rebuilt in place when they change;
 # without a compiler the build only warns and edgeav computes features with NumPy.
-$(EXT): edgeav/_features.c setup.py $(STAMP)
+$(EXT): edgeav/_features.c edgeav/_spin.c setup.py $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(EXT)
 

@@ -218,6 +218,8 @@ class Pipeline:
         self.pin = bool(pin)
         #: (tick thread's CPU, worker's CPU) once an overlapped tick has pinned them, else None
         self.pinned_cpus: tuple[int, int] | None = None
+        #: whether the tick and its worker spin at their hand-overs (see edgeav.runtime.worker)
+        self.spin = False
         self._pinned: Pinned | None = None  # undone by close()
         self._worker: Worker | None = None  # started by the first overlapped tick
 
@@ -295,6 +297,9 @@ class Pipeline:
                 self._worker.cpu = None
         if self._pinned is not None:
             self.pinned_cpus = self._pinned.cpus
+        # Spinning at the hand-overs pays only with each thread on a CPU of its own: unpinned,
+        # a spinning thread can hold the very CPU the other one needs.
+        self._worker.spin = self.spin = self._worker.spin and self._pinned is not None
 
     def _invoke_timed(self, model: Model) -> float:
         """``model.invoke()`` (on the worker thread); its milliseconds."""
@@ -315,6 +320,8 @@ class Pipeline:
         clock = time.perf_counter
         timings: dict[str, float] = {}
         t0 = clock()
+        if self._worker is not None and self.overlap:
+            self._worker.arm()  # it spins, awake, while this tick captures and preprocesses
         now = time.monotonic() if now is None else now
         flags: dict[str, str] = {}
         frame = None
@@ -491,6 +498,7 @@ class Pipeline:
             "threads": self.threads,
             "overlap": self.overlap,
             "pinned_cpus": list(self.pinned_cpus) if self.pinned_cpus else None,
+            "spin": self.spin,
             "latency_ms": self._timings.percentiles(),
             "modalities": self.modality_counts,
             "frames_dropped": self.camera.frames_dropped if self.camera is not None else 0,

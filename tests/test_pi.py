@@ -199,6 +199,7 @@ def test_feature_kernel_under_emulation_matches_host(pi, host_kernel, cpu, tmp_p
     with np.load(tmp_path / "k.npz") as f:
         got = {k: f[k] for k in f.files}
     assert str(got["backend"]) == "c"
+    assert str(got["spin"]) == "(True, False)"  # edgeav._spin: a change seen, a timeout
     assert set(got) == set(host_kernel)
     kernel_keys = [k for k in got if "/kernel/" in k]
     assert len(kernel_keys) == 4 * 3

@@ -907,6 +907,78 @@ def test_worker_returns_results_raises_errors_and_drops_interrupted_ones():
         worker.submit(print)
 
 
+def _spin_module():
+    try:
+        from edgeav import _spin
+    except ImportError:
+        pytest.skip("edgeav._spin is not built here (no C compiler at install?)")
+    return _spin
+
+
+def test_spin_wait_sees_another_threads_write_and_times_out_otherwise():
+    wait_changed = _spin_module().wait_changed
+    flags = np.zeros(2, dtype=np.int64)
+    t0 = time.perf_counter()
+    assert wait_changed(flags, 1, 0, 0.05) is False  # nothing changes: the timeout
+    assert time.perf_counter() - t0 >= 0.05
+    assert wait_changed(flags, 0, 7, 0.0) is True  # already different: returns at once
+    writer = threading.Timer(0.05, flags.__setitem__, (1, 42))
+    writer.start()
+    try:
+        t0 = time.perf_counter()
+        assert wait_changed(flags, 1, 0, 30.0) is True
+        assert time.perf_counter() - t0 < 20  # woke on the write, not at the timeout
+    finally:
+        writer.join()
+    # the GIL is released while it spins: another Python thread gets work done meanwhile
+    counted = []
+    counter = threading.Thread(target=lambda: counted.extend(range(100_000)))
+    counter.start()
+    wait_changed(flags, 0, 0, 0.2)
+    counter.join()
+    assert len(counted) == 100_000
+    for bad in ((flags, 2, 0, 0.1), (flags, -1, 0, 0.1), (flags, 0, 0, -1.0), (flags, 0, 0, 1e9)):
+        with pytest.raises(ValueError, match="int64 buffer"):
+            wait_changed(*bad)
+    with pytest.raises(ValueError, match="int64 buffer"):
+        wait_changed(np.zeros(3, dtype=np.uint8), 0, 0, 0.1)  # not whole int64s
+    with pytest.raises(TypeError):
+        wait_changed(b"\0" * 8, 0, 0, 0.1)  # read-only
+
+
+@pytest.mark.parametrize("spin", [True, False], ids=["spinning", "blocking"])
+def test_worker_hand_overs_spinning_or_blocking_give_the_same_results(spin):
+    """With edgeav._spin the worker spins for an armed job and result() for the job's end; the
+    answers, the errors and the dropping of interrupted results are the same as blocking."""
+    from edgeav.runtime.worker import Worker
+
+    if spin:
+        _spin_module()
+    worker = Worker("edgeav-test-spin")
+    worker.spin = spin
+    try:
+        for k in range(50):
+            worker.arm()
+            if k % 3 == 0:
+                time.sleep(0.001)  # the job comes a little later
+            worker.submit(lambda a, b: a * b, k, 2)
+            assert worker.result() == 2 * k
+        worker.arm()
+        time.sleep(0.02)  # armed, no job comes: the spin ends, the worker blocks again
+        worker.arm()
+        worker.arm()  # one arm at a time: a second is not queued behind the first
+        assert worker._jobs.qsize() <= 1
+        worker.submit(lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            worker.result()
+        worker.submit(lambda: time.sleep(0.05) or "stale")  # outlasts result()'s spin
+        worker.submit(lambda: "fresh")
+        assert worker.result() == "fresh"
+    finally:
+        worker.close()
+    assert not [t for t in threading.enumerate() if t.name == "edgeav-test-spin"]
+
+
 def _affinity(tid: int) -> set[int]:
     return set(os.sched_getaffinity(tid))
 
@@ -993,6 +1065,11 @@ def test_pipeline_overlapped_branches_give_the_serial_records(int8_bundle, strea
     assert summary["overlap"] is True and serial_summary["overlap"] is False
     assert summary["pinned_cpus"] == _expected_pins()
     assert serial_summary["pinned_cpus"] is None and unpinned_summary["pinned_cpus"] is None
+    # hand-overs spin only with the two threads pinned apart (and edgeav._spin built)
+    from edgeav.runtime.worker import wait_changed
+
+    assert summary["spin"] is (wait_changed is not None and summary["pinned_cpus"] is not None)
+    assert serial_summary["spin"] is False and unpinned_summary["spin"] is False
     assert len(overlapped) == len(SEQUENCE)
     strip = [{k: v for k, v in r.items() if k != "timings_ms"} for r in overlapped]
     assert strip == [{k: v for k, v in r.items() if k != "timings_ms"} for r in serial]

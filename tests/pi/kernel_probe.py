@@ -5,7 +5,8 @@
 For three feature configs and one fixed signal (a chirp in noise): ``extract`` through each
 backend there is (the C kernel ``edgeav._features`` when it is built, and NumPy), and the C
 kernel's own per-frame arrays (mel power, normalised chroma, contrast peaks and valleys) before
-NumPy takes any logarithm. ``backend`` in the file says which backend ``extract`` chose.
+NumPy takes any logarithm. ``backend`` in the file says which backend ``extract`` chose;
+``spin`` whether the runtime's spin-wait ``edgeav._spin`` loaded and saw a change (or None).
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ def signal(sr: int) -> np.ndarray:
 def main(argv: list[str]) -> int:
     kernel = features._KERNEL
     arrays = {"backend": np.array(features.backend())}
+    try:
+        from edgeav._spin import wait_changed
+    except ImportError:
+        arrays["spin"] = np.array("none")
+    else:
+        flags = np.zeros(2, dtype=np.int64)
+        flags[1] = 5
+        seen = wait_changed(flags, 1, 0, 1.0), wait_changed(flags, 0, 0, 0.01)
+        arrays["spin"] = np.array(repr(seen))
     for name, kwargs in CONFIGS.items():
         config = features.FeatureConfig(**kwargs)
         y = signal(config.sample_rate)

@@ -24,8 +24,9 @@ Steps (each skipped when its result is already cached):
    the same libraries) and installs them into a target folder keyed by a hash of pyproject.toml
    and the requirement list;
 4. builds a wheel of edgeav from the working tree and installs it into ``--work`` (not cached:
-   the sources change), with its C feature kernel ``edgeav/_features.c`` cross-compiled for
-   aarch64 with the same flags as ``setup.py``.
+   the sources change), with its C extensions (the feature kernel ``edgeav/_features.c`` and
+   the runtime's spin-wait ``edgeav/_spin.c``) cross-compiled for aarch64 with the same flags
+   as ``setup.py``.
 
 The cache lives in ``$EDGEAV_PI_CACHE`` (default ``/var/cache/edgeav-pi``), outside the repository,
 so a session and a later CI run on the same machine share it. A lock serialises concurrent runs.
@@ -332,27 +333,36 @@ def requirements(pyproject: Path) -> list[str]:
     return sorted(out, key=str.lower)
 
 
-def build_kernel(cc: str, sysroot: Path, site: Path) -> Path:
-    """Cross-compile edgeav/_features.c into the installed package, as setup.py builds it."""
-    out = site / "edgeav" / f"_features.cpython-{PY_VERSION.replace('.', '')}-aarch64-linux-gnu.so"
+#: edgeav's C extensions (setup.py): module name -> source
+EXTENSIONS = {"_features": "edgeav/_features.c", "_spin": "edgeav/_spin.c"}
+
+
+def build_kernel(cc: str, sysroot: Path, site: Path) -> list[Path]:
+    """Cross-compile edgeav's C extensions into the installed package, as setup.py builds
+    them."""
     include = sysroot / "usr" / "include"
-    cmd = [
-        cc,
-        *KERNEL_FLAGS,
-        "-fPIC",
-        "-shared",
-        f"-I{include / f'python{PY_VERSION}'}",
-        # Debian's pyconfig.h includes <aarch64-linux-gnu/python3.11/pyconfig.h>; searched after
-        # the cross compiler's own headers, so its C library headers come first
-        f"-idirafter{include}",
-        str(REPO / "edgeav" / "_features.c"),
-        "-o",
-        str(out),
-    ]
-    res = _run(cmd)
-    if res.returncode != 0:
-        raise RuntimeError(f"cross-compiling edgeav/_features.c failed: {_tail(res.stderr, 12)}")
-    return out
+    tag = f"cpython-{PY_VERSION.replace('.', '')}-aarch64-linux-gnu"
+    built = []
+    for name, source in EXTENSIONS.items():
+        out = site / "edgeav" / f"{name}.{tag}.so"
+        cmd = [
+            cc,
+            *KERNEL_FLAGS,
+            "-fPIC",
+            "-shared",
+            f"-I{include / f'python{PY_VERSION}'}",
+            # Debian's pyconfig.h includes <aarch64-linux-gnu/python3.11/pyconfig.h>; searched
+            # after the cross compiler's own headers, so its C library headers come first
+            f"-idirafter{include}",
+            str(REPO / source),
+            "-o",
+            str(out),
+        ]
+        res = _run(cmd)
+        if res.returncode != 0:
+            raise RuntimeError(f"cross-compiling {source} failed: {_tail(res.stderr, 12)}")
+        built.append(out)
+    return built
 
 
 def _pip(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -536,7 +546,7 @@ def prepare(work: Path) -> dict:
         deps, reqs, wheels = ensure_deps()
         t = step("wheels", t)
     edgeav_site = install_edgeav(work)
-    kernel = str(build_kernel(cc, sysroot, edgeav_site)) if cc else None
+    kernel = [str(p) for p in build_kernel(cc, sysroot, edgeav_site)] if cc else None
     step("edgeav", t)
     wheels_dir = deps.parent / deps.name.replace("site-", "wheels-")
     return {
@@ -545,7 +555,7 @@ def prepare(work: Path) -> dict:
         "python": str(sysroot / PYTHON.lstrip("/")),
         "deps": str(deps),
         "edgeav": str(edgeav_site),
-        "kernel": kernel,  # the cross-compiled edgeav._features, or None ...
+        "kernel": kernel,  # the cross-compiled edgeav._features and _spin, or None ...
         "no_kernel_reason": no_cc,  # ... and why
         "shim": str(SHIM_DIR),
         "requirements": reqs,
