@@ -600,8 +600,8 @@ def test_c_kernel_checks_every_buffer_against_the_others():
 
 
 def test_c_kernel_is_built_where_a_compiler_is():
-    """make test installs edgeav with its C kernel when the machine has a compiler (the build is
-    optional, so a broken build would otherwise pass unnoticed on the NumPy path)."""
+    """make test installs edgeav with its C extensions when the machine has a compiler (the
+    build is optional, so a broken build would otherwise pass unnoticed on the NumPy path)."""
     if os.environ.get("EDGEAV_NO_EXTENSIONS", "") not in ("", "0"):
         pytest.skip("EDGEAV_NO_EXTENSIONS is set")
     if os.environ.get("EDGEAV_FEATURES", "auto") == "numpy":
@@ -611,6 +611,7 @@ def test_c_kernel_is_built_where_a_compiler_is():
     if shutil.which(compiler) is None or not os.path.exists(headers):
         pytest.skip(f"no C compiler ({compiler}) or no Python headers here")
     assert features.backend() == "c"
+    assert importlib.util.find_spec("edgeav._spin") is not None  # the runtime's spin-wait
 
 
 @pytest.mark.parametrize(
