@@ -240,6 +240,7 @@ def tick_and_parts(
         "ratio_first_call": tick["compute (alternating)"] / sum(first.values()),
         "overlap": can_overlap,
         "pinned_cpus": list(pipe.pinned_cpus) if pipe.pinned_cpus else None,
+        "spin": pipe.spin,
         "ratio_serial": serial_ms / sum(parts.values()),
         "ratio_serial_first_call": serial_ms / sum(first.values()),
         "ticks": len(records),
@@ -323,6 +324,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "tick_to_parts_first_call_ratio": ticks["ratio_first_call"],
         "overlap": ticks["overlap"],
         "pinned_cpus": ticks["pinned_cpus"],
+        "spin": ticks["spin"],
         "serial_tick_to_parts_ratio": ticks["ratio_serial"],
         "serial_tick_to_parts_first_call_ratio": ticks["ratio_serial_first_call"],
         "ticks_per_second": ticks["ticks_per_second"],
@@ -344,6 +346,7 @@ def print_result(result: dict[str, Any]) -> None:
             if result.get("pinned_cpus")
             else ""
         )
+        + (", spinning hand-overs" if result.get("spin") else "")
         + ")",
         title_justify="left",
     )

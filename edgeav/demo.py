@@ -657,6 +657,10 @@ def next_commands(summary: dict[str, Any]) -> list[tuple[str, str]]:
     video, wav = summary["paths"]["video"], summary["paths"]["wav"]
     return [
         ("copy the bundle to a Raspberry Pi (64-bit OS)", f"scp {bundle} pi@raspberrypi.local:"),
+        (
+            "on the Pi: PortAudio, and Python's headers for the C feature kernel",
+            "sudo apt install libportaudio2 python3-dev",
+        ),
         ("on the Pi: install the runtime", 'pip install "edgeav[runtime]"'),
         (
             "on the Pi: classify camera + microphone",
