@@ -1,4 +1,5 @@
-"""The soak benchmark (issue 9): ``python -m edgeav.benchmarks.soak`` runs and reports its figures.
+"""The soak benchmark (issue 9): ``python -m edgeav.benchmarks.soak`` runs and reports its figures;
+and the runtime benchmark (issue 6), ``python -m edgeav.benchmarks.runtime``, likewise.
 
 A short soak (300 ticks) on the session's real int8 bundle with the sources it generates itself;
 the figures are checked for presence and sense, and the error count must be 0. The memory target
@@ -8,6 +9,7 @@ the figures are checked for presence and sense, and the error count must be 0. T
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -49,3 +51,33 @@ def test_soak_table_for_a_person_and_bad_bundle(tiny_bundle, tmp_path):
     assert proc.returncode == 3
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "bad.edgeav" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_runtime_benchmark_reports_its_figures(tiny_bundle):
+    """python -m edgeav.benchmarks.runtime: cold start, tick against its parts (overlapped and
+    serial) and throughput, measured (the targets are for the note, not asserted here)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeav.benchmarks.runtime", str(tiny_bundle), "--json"]
+        + ["--ticks", "20", "--runs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert res["cold_start_s"]["median"] > 0 and len(res["cold_start_s"]["runs"]) == 1
+    assert res["parts_sum_ms"] > 0 and res["tick_to_parts_ratio"] > 0
+    assert res["ticks_per_second"] > 0
+    two_cpus = len(os.sched_getaffinity(0)) >= 2 if hasattr(os, "sched_getaffinity") else False
+    assert res["overlap"] is two_cpus
+    if res["overlap"]:
+        assert res["serial_tick_to_parts_ratio"] > 0
+    assert isinstance(res["spin"], bool) and (res["spin"] is False or res["pinned_cpus"])
+    bad = subprocess.run(
+        [sys.executable, "-m", "edgeav.benchmarks.runtime", "no-such.edgeav"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0 and "no-such.edgeav" in bad.stderr
+    assert "Traceback" not in bad.stderr
