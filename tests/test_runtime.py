@@ -741,6 +741,9 @@ def test_run_json_no_realtime_and_no_heavy_imports(int8_bundle, stream):
     assert summary["overlap"] is (_usable_cpus() >= 2)
     assert summary["pinned_cpus"] == _expected_pins()
     assert set(summary["latency_ms"]) >= {"capture", "features", "image", "audio", "fusion"}
+    from edgeav.features import backend
+
+    assert f"features in {'C' if backend() == 'c' else 'NumPy'}" in proc.stderr  # says which
     assert "Traceback" not in proc.stderr
 
 

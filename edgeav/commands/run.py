@@ -133,11 +133,17 @@ def run(
                     source.close()
             raise
         modalities = "+".join(pipe.models)
+        features = ""
+        if "audio" in pipe.models:
+            from edgeav.features import backend  # noqa: PLC0415 (imported by the pipeline)
+
+            features = ", features in " + {"c": "C", "numpy": "NumPy"}[backend()]
         _log(
             f"run: {model} ({modalities}), {pipe.backend}, "
             f"{threads or 'default'} thread(s), {rate:g} Hz"
             + (", branches overlapped" if pipe.overlap else "")
             + (", files' own clock" if no_realtime else "")
+            + features
         )
         if json_out:
             _emit_json(pipe)
