@@ -195,23 +195,36 @@ def test_bench_on_signal_leaves_no_csv(sig, code, tiny_bundle, tmp_path):
 
 # --- the guards, deterministically: code that swallows the interrupt ------------------------------
 
-_SWALLOWER = """
+# The start of each script below: third-party code that swallows KeyboardInterrupt for 20 s, so
+# the watchdog has to end the process. "ready" is printed inside the loop: a signal that lands
+# during the print is swallowed too.
+_SWALLOWING = """
 import sys, time
 from edgeav import interrupts
+
+
+def swallow_interrupts(ready_to=None):
+    said, end = False, time.monotonic() + 20
+    while time.monotonic() < end:
+        try:
+            if not said:
+                said = print("ready", file=ready_to, flush=True) or True
+            time.sleep(0.01)
+        except BaseException:
+            pass
+"""
+
+_SWALLOWER = (
+    _SWALLOWING
+    + """
 from edgeav.fileio import atomic_path
 interrupts.install()
 with atomic_path(sys.argv[1]) as tmp:
     tmp.write_text("half")
-    said, end = False, time.monotonic() + 20
-    while time.monotonic() < end:  # third-party code that swallows KeyboardInterrupt
-        try:
-            if not said:
-                said = print("ready", flush=True) or True
-            time.sleep(0.01)
-        except BaseException:
-            pass
+    swallow_interrupts()
 print("finished", flush=True)
 """
+)
 
 
 @pytest.mark.parametrize("sig, code", SIGNALS)
@@ -227,10 +240,9 @@ def test_a_swallowed_interrupt_still_ends_the_process_and_commits_nothing(sig, c
     assert not out_path.exists() and os.listdir(tmp_path) == []
 
 
-_BLOCKED_STDOUT = """
-import sys, time
-from edgeav import interrupts
-
+_BLOCKED_STDOUT = (
+    _SWALLOWING
+    + """
 
 class FullPipe:  # a stdout whose flush blocks, as a write into a pipe nobody reads
     def write(self, text):
@@ -242,15 +254,9 @@ class FullPipe:  # a stdout whose flush blocks, as a write into a pipe nobody re
 
 sys.stdout = FullPipe()
 interrupts.install()
-said, end = False, time.monotonic() + 20
-while time.monotonic() < end:  # swallows the interrupt, so the watchdog has to end it
-    try:
-        if not said:  # inside the loop: a signal that lands during the print is swallowed too
-            said = print("ready", file=sys.stderr, flush=True) or True
-        time.sleep(0.01)
-    except BaseException:
-        pass
+swallow_interrupts(ready_to=sys.stderr)
 """
+)
 
 
 @pytest.mark.parametrize("sig, code", SIGNALS)
@@ -261,22 +267,16 @@ def test_the_watchdog_ends_the_process_and_says_why_even_if_a_stream_is_stuck(si
     _check(proc, out, err, took, code)
 
 
-_CAPTURED_STDERR = """
-import time
-from edgeav import interrupts
+_CAPTURED_STDERR = (
+    _SWALLOWING
+    + """
 from edgeav.native_stderr import captured_native_stderr
 
 interrupts.install()
-said, end = False, time.monotonic() + 20
 with captured_native_stderr():  # fd 2 is a temporary file, as during a TFLite conversion
-    while time.monotonic() < end:  # swallows the interrupt, so the watchdog has to end it
-        try:
-            if not said:
-                said = print("ready", flush=True) or True
-            time.sleep(0.01)
-        except BaseException:
-            pass
+    swallow_interrupts()
 """
+)
 
 
 @pytest.mark.parametrize("sig, code", SIGNALS)
