@@ -169,11 +169,8 @@ def _first_call_s(which: str, y: np.ndarray) -> tuple[float, float]:
 
 def _extract_numpy(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """extract without the C kernel (edgeav's NumPy route)."""
-    kernel, features._KERNEL = features._KERNEL, None
-    try:
+    with features._numpy_only():
         return extract(y, config)
-    finally:
-        features._KERNEL = kernel
 
 
 def run(runs: int = 200, cold: bool = True) -> dict:

@@ -56,6 +56,7 @@ analysed whole (every frame is averaged). NaN or infinite samples raise :class:`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -126,6 +127,18 @@ def _load_kernel() -> tuple[Any, str | None]:
 
 
 _KERNEL, _KERNEL_ERROR = _load_kernel()
+
+
+@contextlib.contextmanager
+def _numpy_only():
+    """Within the block, extract and frame_features run without the C kernel (for benchmarks and
+    tests that compare the two; not thread-safe: it swaps a module global)."""
+    global _KERNEL
+    saved, _KERNEL = _KERNEL, None
+    try:
+        yield
+    finally:
+        _KERNEL = saved
 
 
 def backend() -> str:
@@ -907,12 +920,19 @@ def _contrast(
 
 
 def _contrast_db(
-    peak: np.ndarray, valley: np.ndarray, power: bool, out: np.ndarray | None = None
+    peak: np.ndarray,
+    valley: np.ndarray,
+    power: bool,
+    out: np.ndarray | None = None,
+    maxima: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Contrast in dB from the bands' peaks and valleys (magnitudes, or powers with ``power``);
-    ``peak`` and ``valley`` are overwritten."""
-    peak_db = _to_db(peak, _CONTRAST_TOP_DB, power, out=peak)
-    return np.subtract(peak_db, _to_db(valley, _CONTRAST_TOP_DB, power, out=valley), out=out)
+    ``peak`` and ``valley`` are overwritten. ``maxima``: their maxima, when the caller knows
+    them."""
+    top_peak, top_valley = (None, None) if maxima is None else maxima
+    peak_db = _to_db(peak, _CONTRAST_TOP_DB, power, out=peak, peak=top_peak)
+    valley_db = _to_db(valley, _CONTRAST_TOP_DB, power, out=valley, peak=top_valley)
+    return np.subtract(peak_db, valley_db, out=out)
 
 
 def _columns(config: FeatureConfig) -> dict[str, slice]:
@@ -1008,15 +1028,13 @@ def _kernel_parts(
         parts["mfcc"] = _small_matmul(
             mel_db, plan.dct_t, out=buf("k_mfcc", (n_frames, config.n_mfcc), f64)
         )
-    # contrast: both halves to dB at once, each floored _CONTRAST_TOP_DB below its own maximum
-    # (_to_db with half=True: 5 log10 of the power is 10 log10 of the magnitude)
-    floors = np.array([peak_max, valley_max]) * 10.0 ** (-_CONTRAST_TOP_DB / 5)
-    np.maximum(floors, _AMIN * _AMIN, out=floors)
-    np.maximum(bands, floors[:, None, None], out=bands)
-    np.log(bands, out=bands)
-    contrast = np.subtract(bands[0], bands[1], out=buf("k_contrast", bands.shape[1:], f64))
-    contrast *= _DB / 2
-    parts["contrast"] = contrast
+    parts["contrast"] = _contrast_db(
+        bands[0],
+        bands[1],
+        power=True,
+        out=buf("k_contrast", bands.shape[1:], f64),
+        maxima=(peak_max, valley_max),
+    )
     return parts
 
 
@@ -1052,12 +1070,12 @@ def extract(
     if mean_only and _KERNEL is not None and plan.kernel is not None:
         # the means straight from the kernel's per-feature arrays (MFCC: DCT of the mean log-mel)
         parts = _kernel_parts(x, config, plan, _WS.get, mfcc=False)
-        mean = np.empty(config.dim)
-        for name, where in _columns(config).items():
+        columns, mean = _columns(config), np.empty(config.dim)
+        for name, where in columns.items():
             if name != "mfcc":
                 np.add.reduce(parts[name], axis=0, out=mean[where])
         mean /= parts["mel"].shape[0]
-        mean[: config.n_mfcc] = mean[_columns(config)["mel"]] @ plan.dct_t
+        mean[: config.n_mfcc] = mean[columns["mel"]] @ plan.dct_t
         return mean.astype(np.float32)
     frames = _frames_matrix(x, config, scratch=True, mfcc=not mean_only)
     n, n_mfcc = frames.shape[0], config.n_mfcc

@@ -46,11 +46,8 @@ def main(argv: list[str]) -> int:
         config = features.FeatureConfig(**kwargs)
         y = signal(config.sample_rate)
         arrays[f"{name}/extract/{features.backend()}"] = features.extract(y, config)
-        features._KERNEL = None
-        try:
+        with features._numpy_only():
             arrays[f"{name}/extract/numpy"] = features.extract(y, config)
-        finally:
-            features._KERNEL = kernel
         if kernel is None:
             continue
         plan = features._plan(config)
