@@ -18,13 +18,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgeav.benchmarks.report import ms
 from edgeav.benchmarks.timer import time_tflite
 from edgeav.errors import EdgeAVError
+
+if TYPE_CHECKING:
+    from edgeav.bundle import Accuracy
 
 #: The stages of one pipeline tick, in order.
 STAGES = ("features", "preprocess", "image", "audio", "fusion", "total")
@@ -33,19 +36,9 @@ STAGES = ("features", "preprocess", "image", "audio", "fusion", "total")
 FRAME_SHAPE = (480, 640, 3)
 
 
-def _accuracy(manifest: Any, modality: str) -> float | None:
-    """The converted model's accuracy recorded in the manifest (a fraction), if any."""
-    acc = getattr(manifest, "accuracy", None) or {}
-    for stage in ("tflite", "keras"):
-        section = acc.get(stage)
-        if not isinstance(section, dict):
-            continue
-        value = section.get(modality)
-        if isinstance(value, dict):
-            value = value.get("accuracy")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value) / 100.0 if value > 1.0 else float(value)
-    return None
+def _accuracy(accuracy: Accuracy, name: str) -> float | None:
+    """The accuracy the bundle records for ``name`` (a model or "fused"): TFLite's, else Keras's."""
+    return accuracy.tflite.get(name, accuracy.keras.get(name))
 
 
 def _stats(times_ms: Sequence[float]) -> dict[str, float]:
@@ -216,7 +209,7 @@ def bench_bundle(
                     "params": entry.params,
                     "macs": None,
                     "quant": manifest.quantization,
-                    "accuracy": _accuracy(manifest, modality),
+                    "accuracy": _accuracy(manifest.accuracy, modality),
                 }
                 row.update(result)
                 model_rows.append(row)
@@ -241,7 +234,7 @@ def bench_bundle(
                     "p99_ms": total["p99_ms"],
                     "mean_ms": total["mean_ms"],
                     "runs": runs,
-                    "accuracy": _accuracy(manifest, "fused"),
+                    "accuracy": _accuracy(manifest.accuracy, "fused"),
                     "backend": mine[0]["backend"] if mine else None,
                 }
             )

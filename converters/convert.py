@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -33,6 +33,11 @@ from edgeav.converters.validate import (
     tflite_predict,
 )
 from edgeav.errors import EdgeAVError
+
+if TYPE_CHECKING:
+    from edgeav.features import FeatureConfig
+    from edgeav.fusion import FusionWeights
+    from edgeav.preprocess import ImageSpec
 
 MODALITIES = ("image", "audio")
 
@@ -194,9 +199,9 @@ def convert_models(
     models: dict[str, Any],
     *,
     classes: list[str],
-    image_spec,
-    feature_config,
-    fusion,
+    image_spec: ImageSpec,
+    feature_config: FeatureConfig,
+    fusion: FusionWeights,
     train: SplitArrays,
     test: SplitArrays,
     out: str | Path,
@@ -294,9 +299,8 @@ def convert_models(
         progress.stage("fused: comparing on paired test samples")
         ii, ai = paired_indices(test.image_labels, test.audio_labels, seed=0)
         if len(ii):
-            fusion_dict = fusion.to_dict()
-            k = fused_probs(keras_probs["image"][ii], keras_probs["audio"][ai], fusion_dict)
-            t = fused_probs(tflite_probs["image"][ii], tflite_probs["audio"][ai], fusion_dict)
+            k = fused_probs(keras_probs["image"][ii], keras_probs["audio"][ai], fusion)
+            t = fused_probs(tflite_probs["image"][ii], tflite_probs["audio"][ai], fusion)
             fused = compare(k, t, np.asarray(test.image_labels)[ii])
 
     checks = {m: r.comparison for m, r in results.items()}
@@ -320,14 +324,16 @@ def convert_models(
             params=r.params,
             output=r.output,
         )
-    accuracy: dict[str, Any] = {"split": "test", "keras": {}, "tflite": {}, "agreement": {}}
-    for name, c in checks.items():
-        accuracy["keras"][name] = round(c.keras_accuracy, 6)
-        accuracy["tflite"][name] = round(c.tflite_accuracy, 6)
-        accuracy["agreement"][name] = round(c.agreement, 6)
-    accuracy["samples"] = {name: c.samples for name, c in checks.items()}
-    if options.pruning:
-        accuracy["keras_pruned"] = {m: r.keras_pruned_accuracy for m, r in results.items()}
+    accuracy = bundle_mod.Accuracy(
+        split="test",
+        keras={name: round(c.keras_accuracy, 6) for name, c in checks.items()},
+        tflite={name: round(c.tflite_accuracy, 6) for name, c in checks.items()},
+        agreement={name: round(c.agreement, 6) for name, c in checks.items()},
+        samples={name: c.samples for name, c in checks.items()},
+        keras_pruned=(
+            {m: r.keras_pruned_accuracy for m, r in results.items()} if options.pruning else {}
+        ),
+    )
     sparsity = None
     if options.pruning:
         sparsity = {
@@ -339,9 +345,9 @@ def convert_models(
         classes=list(classes),
         image=entries.get("image"),
         audio=entries.get("audio"),
-        image_spec=image_spec.to_dict(),
-        feature_config=feature_config.to_dict(),
-        fusion=fusion.to_dict(),
+        image_spec=image_spec,
+        feature_config=feature_config,
+        fusion=fusion,
         quantization=options.quantize,
         sparsity=sparsity,
         accuracy=accuracy,
@@ -359,29 +365,15 @@ def convert_models(
     )
 
 
-def newest_run(base: str | Path = "runs") -> Path:
-    """The most recently written run folder (one holding ``run.json``) under ``base``."""
-    base = Path(base)
-    if not base.is_dir():
-        raise EdgeAVError(
-            f"no run folder given and {base}/ does not exist; train first (edgeav train DATA) "
-            "or pass the run folder"
-        )
-    runs = [p.parent for p in base.glob("*/run.json") if p.is_file()]
-    if not runs:
-        raise EdgeAVError(f"no training run (a folder with run.json) under {base}/")
-    return max(runs, key=lambda p: ((p / "run.json").stat().st_mtime, p.name))
-
-
 def locate_run(run_dir: str | Path | None, data_dir: str | Path | None = None):
     """Load the run (default: newest under ``runs/``) and find its data set: ``(run, data)``.
 
     Cheap (no TensorFlow), so the command fails fast on a wrong folder.
     """
-    from edgeav.train import load_run  # noqa: PLC0415
+    from edgeav.run_folder import newest_run, read_run  # noqa: PLC0415
 
     run_path = Path(run_dir) if run_dir is not None else newest_run()
-    run = load_run(run_path)
+    run = read_run(run_path)
     data = Path(data_dir) if data_dir is not None else run.data_dir
     if data is None or not data.is_dir():
         raise EdgeAVError(

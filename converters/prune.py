@@ -8,29 +8,27 @@ stripped. The schedule's step numbers come from the actual number of training st
 happens often enough (``frequency``) that the target is reached even on a small data set. What is
 reported is the sparsity *measured* in the stripped weights, per layer, never the requested one.
 
-Facts measured here that shape this (issue #5; tfmot 0.8, TFLite int8, gzip -9):
+Why it is built this way:
 
 - tfmot's registry prunes only a SeparableConv2D's pointwise kernel and lists DepthwiseConv2D with
   no prunable weight. edgeav exposes the depthwise kernels too (``get_prunable_weights`` on the
-  layer, tfmot's own mechanism for custom layers). In the demo's image model they are 1 % of the
-  weight bytes: pruning them gained about 1 point of the compressed size and cost 0.3 to 1.5
-  points of image accuracy; one magnitude threshold per kernel zeroed 41 % of the depthwise
-  channels entirely (their BatchNorm rescales them, so small weights there are not unimportant).
-  So they stay dense unless ``depthwise=True``.
-- Unstructured 50 % magnitude pruning of the demo models left the gzipped int8 models at 74 % of
-  the unpruned ones, not 50 %: deflate codes a byte that is zero half the time with about one bit,
-  and its LZ77 stage wastes bits on short false matches in random int8 data (the pruned kernels
-  reached 70 % gzipped where their byte entropy says 62 %); the quantisation parameters, biases
-  and graph (about 13 % of the gzipped image model) do not shrink at all.
+  layer, tfmot's own mechanism for custom layers), but they are a small share of the weight bytes,
+  pruning them barely shrinks the compressed model and costs accuracy, and one magnitude threshold
+  per kernel zeroes whole depthwise channels (their BatchNorm rescales them, so small weights there
+  are not unimportant). So they stay dense unless ``depthwise=True``.
+- Unstructured magnitude pruning shrinks a gzipped int8 model far less than its sparsity: deflate
+  codes a byte that is zero half the time with about one bit, its LZ77 stage wastes bits on short
+  false matches in random int8 data, and the quantisation parameters, biases and graph do not
+  shrink at all.
 - Pruning in blocks of ``block`` consecutive input channels of one output channel (tfmot's
   ``block_size``, magnitudes averaged over the block) lays the zeros out in runs in the ``.tflite``
   (TFLite stores FULLY_CONNECTED weights as [out, in] and CONV_2D ones as [out, h, w, in]), which
-  deflate does compress: blocks of 4 took the demo models to 66 % (image) and 64 % (audio) at the
-  same measured 50 % sparsity, for 0.3 to 1 point of accuracy. Blocks apply to kernels that are
-  2-D once squeezed (Dense, 1x1 convolutions, SeparableConv pointwise kernels) and have more input
-  channels than ``block``; the others (depthwise kernels, kxk convolutions, a 3-channel first
-  layer) are pruned element by element. tfmot itself accepts blocks only for rank-2 variables; a
-  1x1 kernel is [1, 1, in, out], so :func:`_block_wrapper` lets its blocks apply to those too.
+  deflate compresses better, at the same measured sparsity (the README's measured results give the
+  sizes). Blocks apply to kernels that are 2-D once squeezed (Dense, 1x1 convolutions,
+  SeparableConv pointwise kernels) and have more input channels than ``block``; the others
+  (depthwise kernels, kxk convolutions, a 3-channel first layer) are pruned element by element.
+  tfmot itself accepts blocks only for rank-2 variables; a 1x1 kernel is [1, 1, in, out], so
+  :func:`_block_wrapper` lets its blocks apply to those too.
 - Int8 weights are quantised symmetrically per channel (zero point 0): a pruned 0.0 stays an
   exact int8 0.
 - ``2:4`` structured sparsity (two zeros in every four consecutive input channels) is tfmot's

@@ -60,9 +60,8 @@ def without_softmax(model):
     """``(model, "logits")`` with a final softmax removed, or ``(model, "probabilities")``.
 
     int8 outputs have 256 levels: a softmax output in int8 rounds every probability below
-    1/512 to 0, and the log-linear fusion reads exactly those (on the demo run the int8
-    probabilities cost 1.2 points of fused accuracy while each modality lost at most 0.1).
-    Logits quantise evenly over their range, and the runtime takes the softmax in float. A final
+    1/512 to 0, and the log-linear fusion reads exactly those. Logits quantise evenly over
+    their range, and the runtime takes the softmax in float. A final
     ``Dense(..., activation="softmax")`` becomes the same Dense (same weights) without it; a
     final ``Softmax`` or ``Activation("softmax")`` layer is dropped. Anything else is left as
     it is.

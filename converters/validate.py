@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from edgeav.errors import EdgeAVError
+from edgeav.fusion import FusionWeights, fuse
 
 
 class AccuracyDropError(EdgeAVError):
@@ -83,11 +84,8 @@ def compare(keras_probs: np.ndarray, tflite_probs: np.ndarray, labels: np.ndarra
     )
 
 
-def fused_probs(p_image: np.ndarray, p_audio: np.ndarray, fusion: dict[str, Any]) -> np.ndarray:
-    """Fused probabilities with ``edgeav.fusion.fuse`` and the run's weights (a dict)."""
-    from edgeav.fusion import FusionWeights, fuse  # noqa: PLC0415
-
-    weights = FusionWeights.from_dict(fusion)
+def fused_probs(p_image: np.ndarray, p_audio: np.ndarray, weights: FusionWeights) -> np.ndarray:
+    """Fused probabilities with ``edgeav.fusion.fuse`` and the run's weights."""
     fused, _used = fuse({"image": p_image, "audio": p_audio}, weights)
     return np.asarray(fused, dtype=np.float32)
 

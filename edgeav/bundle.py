@@ -12,8 +12,14 @@ Format version 2 (this edgeav; it reads version 1 too) adds each model entry's `
 ``"logits"`` when the converter removed the model's final softmax (it does for every model that
 ends in one) and the runtime takes the softmax in float, or ``"probabilities"`` (version 1's
 only kind). An int8 softmax output has steps of 1/256, so every probability below 0.2 % becomes
-0; log-linear fusion weighs exactly those small probabilities, and on the demo run they were
-worth 1.2 points of fused accuracy. int8 logits keep them.
+0; log-linear fusion weighs exactly those small probabilities. int8 logits keep them.
+
+The manifest is parsed once, into :class:`Manifest`. Its four structured sections become typed
+objects through one helper, :func:`_section`: the image spec
+(:class:`edgeav.preprocess.ImageSpec`), the audio feature config
+(:class:`edgeav.features.FeatureConfig`), the fusion weights (:class:`edgeav.fusion.FusionWeights`)
+and the accuracy (:class:`Accuracy`). Code that reads a bundle uses those objects and never looks
+at the JSON again.
 
 :func:`read_bundle` trusts nothing in the file: it checks the format version, every field's type,
 member names (no ``..``, no absolute paths, no symlinks, nothing unlisted), sizes (declared and
@@ -22,8 +28,8 @@ number of labels matches each model's output size and that each model's input ma
 spec or the audio feature size. Every failure is a :class:`BundleError` naming the bundle.
 Nothing in a bundle is executed or unpickled.
 
-This module needs only the standard library (and NumPy through ``edgeav.preprocess``): the
-device runtime imports it. When LiteRT's flatbuffer schema is installed (``ai-edge-litert``),
+This module needs only the standard library and NumPy (through the typed sections' modules):
+the device runtime imports it. When LiteRT's flatbuffer schema is installed (``ai-edge-litert``),
 the ``.tflite`` members' real input/output tensors are checked against the manifest as well.
 """
 
@@ -37,15 +43,20 @@ import stat
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edgeav import __version__
 from edgeav.errors import EdgeAVError
 from edgeav.fileio import write_bytes_atomic
+from edgeav.fusion import FusionWeights
 from edgeav.preprocess import ImageSpec
+
+if TYPE_CHECKING:
+    from edgeav.features import FeatureConfig
 
 #: The bundle format this code writes (it reads :data:`READABLE_VERSIONS`).
 FORMAT_VERSION = 2
@@ -58,6 +69,8 @@ MANIFEST_NAME = "manifest.json"
 MODALITIES = ("image", "audio")
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 DTYPES = ("float32", "float16", "int8", "uint8", "int16", "int32")
+#: The names an accuracy section holds figures for.
+ACCURACY_MODELS = ("image", "audio", "fused")
 
 #: Caps against hostile or broken files.
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
@@ -124,23 +137,97 @@ class ModelEntry:
         )
 
 
+@dataclass(frozen=True)
+class Accuracy(Mapping[str, Any]):
+    """What the converter measured on one split (``split``, normally "test"), as fractions.
+
+    ``keras``, ``tflite`` and ``agreement`` (top-1 agreement of the two) map "image", "audio"
+    and "fused" to a fraction; ``keras_pruned`` holds the pruned Keras models' (pruned bundles
+    only); ``samples`` how many examples each figure counts. A section that is empty was not
+    measured and is left out of the JSON.
+
+    It is also a read-only mapping shaped like manifest.json's ``accuracy`` object, so
+    ``accuracy["tflite"]["image"]`` reads as it does in the file.
+    """
+
+    split: str | None = None
+    keras: dict[str, float] = field(default_factory=dict)
+    tflite: dict[str, float] = field(default_factory=dict)
+    agreement: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+    keras_pruned: dict[str, float] = field(default_factory=dict)
+
+    _FRACTIONS = ("keras", "tflite", "agreement", "keras_pruned")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {} if self.split is None else {"split": self.split}
+        for name in ("keras", "tflite", "agreement", "samples", "keras_pruned"):
+            if getattr(self, name):
+                out[name] = dict(getattr(self, name))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "manifest.accuracy") -> Accuracy:
+        obj = _expect(data, dict, where)
+        _no_unknown(obj, {"split", "samples", *cls._FRACTIONS}, where)
+        split = _get(obj, "split", str, where) if "split" in obj else None
+        sections: dict[str, dict[str, Any]] = {}
+        for name in (*cls._FRACTIONS, "samples"):
+            if name not in obj:
+                continue
+            section = _get(obj, name, dict, where)
+            _no_unknown(section, set(ACCURACY_MODELS), f"{where}.{name}")
+            for model, value in section.items():
+                at = f"{where}.{name}.{model}"
+                if name == "samples":
+                    _nonneg_int(_expect(value, int, at), at)
+                elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise BundleError(f"{at} must be a number, got {type(value).__name__}")
+                elif not 0 <= value <= 1:
+                    raise BundleError(f"{at} must be a fraction between 0 and 1, got {value!r}")
+            sections[name] = dict(section)
+        return cls(split=split, **sections)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
 @dataclass
 class Manifest:
-    """The bundle's ``manifest.json`` (see the module docstring)."""
+    """The bundle's ``manifest.json`` (see the module docstring).
+
+    The four structured sections are typed. Given as their JSON objects (as :meth:`from_dict`
+    and a caller holding ``to_dict()`` output pass them), they are parsed on construction with
+    the checks a bundle on disk gets.
+    """
 
     classes: list[str]
     image: ModelEntry | None
     audio: ModelEntry | None
-    image_spec: dict[str, Any]
-    feature_config: dict[str, Any]
-    fusion: dict[str, Any]
+    image_spec: ImageSpec
+    feature_config: FeatureConfig
+    fusion: FusionWeights
     quantization: str
     sparsity: dict[str, Any] | None = None
-    accuracy: dict[str, Any] = field(default_factory=dict)
+    accuracy: Accuracy = field(default_factory=Accuracy)
     members: dict[str, str] = field(default_factory=dict)
     created: str = ""
     edgeav_version: str = __version__
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        from edgeav.features import FeatureConfig  # noqa: PLC0415  (NumPy only)
+
+        self.image_spec = _section(self.image_spec, "image_spec", ImageSpec)
+        self.feature_config = _section(self.feature_config, "feature_config", FeatureConfig)
+        self.fusion = _section(self.fusion, "fusion", FusionWeights)
+        self.accuracy = _section(self.accuracy, "accuracy", Accuracy)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -151,12 +238,12 @@ class Manifest:
             "classes": list(self.classes),
             "image": self.image.to_dict() if self.image else None,
             "audio": self.audio.to_dict() if self.audio else None,
-            "image_spec": self.image_spec,
-            "feature_config": self.feature_config,
-            "fusion": self.fusion,
+            "image_spec": self.image_spec.to_dict(),
+            "feature_config": self.feature_config.to_dict(),
+            "fusion": self.fusion.to_dict(),
             "quantization": self.quantization,
             "sparsity": self.sparsity,
-            "accuracy": self.accuracy,
+            "accuracy": self.accuracy.to_dict(),
             "members": dict(self.members),
         }
 
@@ -260,19 +347,15 @@ class Bundle:
 
     @property
     def image_spec(self) -> ImageSpec:
-        return ImageSpec.from_dict(self.manifest.image_spec)
+        return self.manifest.image_spec
 
     @property
-    def feature_config(self):  # -> edgeav.features.FeatureConfig
-        from edgeav.features import FeatureConfig  # noqa: PLC0415
-
-        return FeatureConfig.from_dict(self.manifest.feature_config)
+    def feature_config(self) -> FeatureConfig:
+        return self.manifest.feature_config
 
     @property
-    def fusion(self):  # -> edgeav.fusion.FusionWeights
-        from edgeav.fusion import FusionWeights  # noqa: PLC0415
-
-        return FusionWeights.from_dict(self.manifest.fusion)
+    def fusion(self) -> FusionWeights:
+        return self.manifest.fusion
 
     def member_sizes(self) -> dict[str, int]:
         return {name: len(data) for name, data in self._members.items()}
@@ -451,19 +534,10 @@ def _read_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
 
 
 def _check_consistency(manifest: Manifest, members: dict[str, bytes]) -> None:
-    spec = ImageSpec.from_dict(manifest.image_spec)
     n_classes = len(manifest.classes)
     files = [e.file for e in (manifest.image, manifest.audio) if e is not None]
     if len(set(files)) != len(files):
         raise BundleError("image and audio entries name the same file")
-    feature_dim = None
-    if manifest.audio is not None:
-        from edgeav.features import FeatureConfig  # noqa: PLC0415  (NumPy only)
-
-        try:
-            feature_dim = FeatureConfig.from_dict(manifest.feature_config).dim
-        except (TypeError, ValueError, KeyError) as exc:
-            raise BundleError(f"manifest.feature_config is invalid: {exc}") from None
     for modality in MODALITIES:
         entry = manifest.entry(modality)
         if entry is None:
@@ -476,9 +550,9 @@ def _check_consistency(manifest: Manifest, members: dict[str, bytes]) -> None:
                 f"{n_classes} labels"
             )
         if modality == "image":
-            expected = [1, *spec.shape]
+            expected = [1, *manifest.image_spec.shape]
         else:
-            expected = [1, feature_dim]
+            expected = [1, manifest.feature_config.dim]
         if list(entry.input_shape) != expected:
             raise BundleError(
                 f"{modality} model input shape {entry.input_shape} does not match the "
@@ -512,6 +586,23 @@ def _check_tflite(modality: str, entry: ModelEntry, data: bytes) -> None:
 
 
 # --- small validators -------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+def _section(value: Any, key: str, typ: type[_T]) -> _T:
+    """The manifest's ``key`` section as a ``typ``: ``value`` itself if it is one, else the JSON
+    object ``value`` parsed by ``typ.from_dict``; any failure is a :class:`BundleError`."""
+    if isinstance(value, typ):
+        return value
+    where = f"manifest.{key}"
+    _expect(value, dict, where)
+    try:
+        return typ.from_dict(value)  # type: ignore[attr-defined]
+    except BundleError:
+        raise
+    except (EdgeAVError, TypeError, ValueError, KeyError) as exc:
+        raise BundleError(f"{where} is invalid: {exc}") from None
 
 
 def _is_hex(text: str) -> bool:

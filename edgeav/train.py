@@ -1,6 +1,6 @@
-"""Two-step training of the image and audio classifiers, their fusion, and the run folder.
+"""Two-step training of the image and audio classifiers and their fusion (``edgeav train``).
 
-For each modality (DESIGN.md; the seed's recipe):
+For each modality (the seed's recipe):
 
 1. **cross-entropy**: encoder + softmax head (Adam);
 2. **triplet**: the encoder is fine-tuned with the semi-hard triplet loss
@@ -12,35 +12,32 @@ The image model is a zoo variant (:func:`edgeav.models.registry.build_variant`, 
 and Gaussian noise each epoch. The audio model is the zoo's ``audio-mlp`` over
 :func:`edgeav.features.extract` vectors (mean, standard deviation and maximum over frames),
 its ``Normalization`` layer set to the training features' statistics; extra training vectors
-are computed beforehand from the training clips with random speed, background noise and gain.
+are computed beforehand from the training clips with random speed, background noise and gain
+(both augmentations: :mod:`edgeav.augment`).
 
 After each step both models are evaluated on ``val``, ``test`` and ``test-noisy`` (when present),
 alone and fused (:mod:`edgeav.fusion`, weights fit on ``val``; images and clips paired by class
-with :func:`edgeav.data.loader.paired_indices`). The run folder (CONTRACTS.md) is written
-atomically::
-
-    RUN/run.json  RUN/image.keras  RUN/audio.keras  RUN/metrics.json
+with :func:`edgeav.data.loader.paired_indices`). The run folder is written atomically by
+:func:`edgeav.run_folder.write_run`.
 
 TensorFlow is imported inside functions only (:mod:`edgeav.tf`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeav.augment import Augment, augmented_audio_features, image_augmenter
 from edgeav.errors import EdgeAVError
 from edgeav.fusion import FusionWeights, fit_weights, fuse
 from edgeav.preprocess import ImageSpec
 
-RUN_FORMAT = "edgeav-run/1"
 DEFAULT_IMAGE_MODEL = "resnet-sep-tiny"
 EVAL_SPLITS = ("val", "test", "test-noisy")
 STEPS = ("step1", "step2")
@@ -51,7 +48,7 @@ class TrainConfig:
     """Everything ``edgeav train`` can set (the CLI's defaults are these)."""
 
     image_model: str = DEFAULT_IMAGE_MODEL
-    input_size: int = 48  # the 32x32 variant reads digits better at 48x48 (97-98 % vs 97 %)
+    input_size: int = 48  # the default variant reads digits better at 48x48 than at 32x32
     channels: int = 3
     epochs: int = 15  # step 1, image
     audio_epochs: int = 40  # step 1, audio (an MLP on feature vectors: cheap)
@@ -68,8 +65,8 @@ class TrainConfig:
     shift: int = 3  # random image shift in pixels (each direction)
     degrade: float = 0.4  # fraction of training images given cutout + noise each epoch
     audio_augment: int = 3  # augmented copies of each training clip (speed, noise, gain)
-    # Statistics of the audio features over frames. The mean alone (the seed's 187 values) gave
-    # 86-88 % on unseen voices here; mean+std 90-95 %; mean+std+max (561 values) 93-94 %.
+    # Statistics of the audio features over frames. mean+std+max (561 values) generalises to
+    # unseen voices better than the seed's mean alone (187 values; README, measured results).
     feature_statistics: tuple[str, ...] = ("mean", "std", "max")
     audio_hidden: tuple[int, ...] = (256, 128)
     audio_embedding_dim: int = 64
@@ -109,112 +106,6 @@ class TrainConfig:
         d["audio_hidden"] = list(self.audio_hidden)
         d["feature_statistics"] = list(self.feature_statistics)
         return d
-
-
-# --- the run folder ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    """A training run folder, as :func:`load_run` reads it (what the converter needs)."""
-
-    path: Path
-    classes: list[str]
-    data_dir: Path | None
-    image_spec: ImageSpec
-    feature_config: Any  # edgeav.features.FeatureConfig
-    image_model_path: Path
-    audio_model_path: Path
-    image_variant: str
-    fusion: FusionWeights
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-    def load_image_model(self):
-        """The image classifier (tf_keras Model, input -> softmax probabilities)."""
-        return _load_keras(self.image_model_path)
-
-    def load_audio_model(self):
-        """The audio classifier (tf_keras Model, raw feature vector -> softmax probabilities)."""
-        return _load_keras(self.audio_model_path)
-
-
-def _load_keras(path: Path):
-    from edgeav.tf import keras as _keras  # noqa: PLC0415
-
-    keras = _keras()
-    try:
-        return keras.models.load_model(str(path), compile=False)
-    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EdgeAVError(f"cannot load Keras model {path}: {detail}") from exc
-
-
-def load_run(run_dir: str | os.PathLike[str]) -> Run:
-    """Read and check a run folder written by ``edgeav train``.
-
-    Raises:
-        EdgeAVError: naming the folder or file that is missing or malformed.
-    """
-    from edgeav.features import FeatureConfig  # noqa: PLC0415
-
-    root = Path(run_dir)
-    if not root.is_dir():
-        raise EdgeAVError(f"run folder {root} does not exist")
-    meta_path = root / "run.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EdgeAVError(f"{root} is not a training run: {meta_path} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EdgeAVError(f"cannot read {meta_path}: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise EdgeAVError(f"{meta_path} is not an {RUN_FORMAT} file (format {found!r})")
-    needed = ("classes", "image_spec", "feature_config", "image_model", "audio_model", "fusion")
-    for key in needed:
-        if key not in meta:
-            raise EdgeAVError(f"{meta_path} lacks {key!r}")
-    classes = meta["classes"]
-    if (
-        not isinstance(classes, list)
-        or len(classes) < 2
-        or not all(isinstance(c, str) and c for c in classes)
-    ):
-        raise EdgeAVError(f"{meta_path}: 'classes' must be a list of at least two names")
-    paths = {}
-    for key in ("image_model", "audio_model"):
-        name = meta[key]
-        if not isinstance(name, str) or not name or Path(name).name != name:
-            raise EdgeAVError(f"{meta_path}: {key!r} must be a file name in the run folder")
-        paths[key] = root / name
-        if not paths[key].is_file():
-            raise EdgeAVError(f"{paths[key]} is missing (named in {meta_path})")
-    try:
-        image_spec = ImageSpec.from_dict(meta["image_spec"])
-        feature_config = FeatureConfig.from_dict(meta["feature_config"])
-        fusion = FusionWeights.from_dict(meta["fusion"])
-    except (EdgeAVError, TypeError, ValueError) as exc:
-        raise EdgeAVError(f"{meta_path}: {exc}") from exc
-    data_dir = meta.get("data_dir")
-    metrics = meta.get("metrics", {})
-    return Run(
-        path=root,
-        classes=list(classes),
-        data_dir=Path(data_dir) if isinstance(data_dir, str) else None,
-        image_spec=image_spec,
-        feature_config=feature_config,
-        image_model_path=paths["image_model"],
-        audio_model_path=paths["audio_model"],
-        image_variant=str(meta.get("image_variant", "")),
-        fusion=fusion,
-        metrics=metrics if isinstance(metrics, dict) else {},
-    )
-
-
-def default_run_dir(base: str | os.PathLike[str] = "runs") -> Path:
-    """``runs/<UTC timestamp>`` (the folder ``edgeav convert`` looks in for the newest run)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return Path(base) / stamp
 
 
 # --- progress -----------------------------------------------------------------------------------
@@ -298,142 +189,6 @@ def _fmt(logs: dict[str, float] | None) -> str:
     return "  ".join(f"{k} {v:.3f}" for k, v in (logs or {}).items())
 
 
-# --- augmentation -------------------------------------------------------------------------------
-
-
-def random_shift(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
-    """Shift each image by up to ``max_shift`` pixels in x and y (edges repeated)."""
-    if max_shift <= 0:
-        return x
-    n, h, w = x.shape[:3]
-    s = max_shift
-    padded = np.pad(x, ((0, 0), (s, s), (s, s), (0, 0)), mode="edge")
-    dy = rng.integers(0, 2 * s + 1, size=n)
-    dx = rng.integers(0, 2 * s + 1, size=n)
-    out = np.empty_like(x)
-    for oy in range(2 * s + 1):
-        for ox in range(2 * s + 1):
-            idx = np.flatnonzero((dy == oy) & (dx == ox))
-            if idx.size:
-                out[idx] = padded[idx, oy : oy + h, ox : ox + w]
-    return out
-
-
-def degrade_images(
-    x: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    fraction: float,
-    value_range: tuple[float, float] = (0.0, 1.0),
-    max_sigma: float = 0.35,
-) -> np.ndarray:
-    """Degrade a random ``fraction`` of the images: cutout, then Gaussian noise (a copy).
-
-    Each chosen image gets one square block (side 1/8 to 1/2 of the image, anywhere) filled with
-    the darkest or the brightest value, then Gaussian noise with a standard deviation drawn from
-    ``0..max_sigma`` of the value range; values are clipped to ``value_range``.
-    """
-    if fraction <= 0:
-        return x
-    lo, hi = value_range
-    out = x.copy()
-    n, h, w = x.shape[:3]
-    chosen = np.flatnonzero(rng.random(n) < fraction)
-    for i in chosen:
-        side = int(rng.integers(max(1, h // 8), h // 2 + 1))
-        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        out[i, top : top + side, left : left + side] = lo if rng.random() < 0.5 else hi
-    sigma = rng.uniform(0.0, max_sigma, size=(chosen.size, 1, 1, 1)) * (hi - lo)
-    noisy = out[chosen] + rng.normal(size=out[chosen].shape).astype(np.float32) * sigma
-    out[chosen] = np.clip(noisy, lo, hi)
-    return out
-
-
-def _change_speed(y: np.ndarray, factor: float) -> np.ndarray:
-    """``y`` played ``factor`` times faster, trimmed or zero-padded to its own length."""
-    if factor == 1.0:
-        return y
-    n = y.size
-    sped = np.interp(np.arange(0.0, n - 1, factor), np.arange(n), y)
-    out = np.zeros(n, dtype=y.dtype)
-    out[: min(n, sped.size)] = sped[:n]
-    return out
-
-
-def _noise(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Unit-RMS white, pink (1/f) or brown (1/f^2) noise, chosen at random."""
-    white = rng.standard_normal(n)
-    kind = int(rng.integers(0, 3))
-    if kind:
-        spec = np.fft.rfft(white)
-        f = np.fft.rfftfreq(n)
-        f[0] = f[1] if n > 1 else 1.0
-        spec /= np.sqrt(f) if kind == 1 else f
-        white = np.fft.irfft(spec, n)
-    white -= white.mean()
-    return white / (float(np.sqrt(np.mean(white**2))) or 1.0)
-
-
-def augmented_audio_features(
-    paths: list[Path],
-    labels: np.ndarray,
-    feature_config: Any,
-    copies: int,
-    seed: int,
-    *,
-    snr_db: tuple[float, float] = (-5.0, 20.0),
-    gain_db: tuple[float, float] = (-12.0, 6.0),
-    speed: tuple[float, float] = (0.88, 1.12),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Feature vectors of ``copies`` degraded versions of each training clip.
-
-    Each copy is played at a random speed in ``speed`` (pitch and tempo together, as in Kaldi's
-    speed perturbation; linear interpolation, trimmed or zero-padded to the clip's length), gets
-    background noise (white, pink or brown) at a random SNR in ``snr_db``, measured
-    against the power of the speech where it is (samples within 30 dB of the peak), and a random
-    gain in ``gain_db``; the result is scaled down if it would clip.
-    """
-    from edgeav.data.loader import read_audio  # noqa: PLC0415
-    from edgeav.features import extract  # noqa: PLC0415
-
-    rng = np.random.default_rng([seed, 7919])
-    feats = np.empty((len(paths) * copies, feature_config.dim), dtype=np.float32)
-    out_labels = np.repeat(np.asarray(labels), copies)
-    row = 0
-    for path in paths:
-        y, sr = read_audio(path)
-        if y.ndim == 2:
-            y = y.mean(axis=1)
-        y = y.astype(np.float64)
-        peak = float(np.max(np.abs(y))) or 1.0
-        active = y[np.abs(y) >= peak * 10 ** (-30 / 20)]
-        power = float(np.mean(active**2)) if active.size else peak**2
-        for _ in range(copies):
-            sped = _change_speed(y, rng.uniform(*speed))
-            snr = rng.uniform(*snr_db)
-            mixed = sped + _noise(rng, y.size) * np.sqrt(power / 10 ** (snr / 10))
-            mixed *= 10.0 ** (rng.uniform(*gain_db) / 20.0)
-            top = float(np.max(np.abs(mixed)))
-            if top > 0.999:
-                mixed *= 0.999 / top
-            feats[row] = extract(mixed.astype(np.float32), feature_config, sr=sr)
-            row += 1
-    return feats, out_labels
-
-
-def _image_augmenter(cfg: TrainConfig, spec: ImageSpec):
-    black, white = spec.offset, 255.0 * spec.scale + spec.offset
-    if spec.invert:
-        black, white = white, black
-    value_range = (min(black, white), max(black, white))
-
-    def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        x = random_shift(x, cfg.shift, rng)
-        return degrade_images(x, rng, fraction=cfg.degrade, value_range=value_range)
-
-    return augment
-
-
 # --- training -----------------------------------------------------------------------------------
 
 
@@ -447,7 +202,7 @@ class _Modality:
     y_eval: dict[str, np.ndarray]
     epochs: int
     triplet_epochs: int
-    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+    augment: Augment | None = None
 
 
 def _steps(n: int, batch: int) -> int:
@@ -539,8 +294,10 @@ def _accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(probs, axis=1) == labels)) if len(labels) else float("nan")
 
 
-def _evaluate(image: _Modality, audio: _Modality, seed: int) -> dict[str, Any]:
-    """Accuracy per split for image, audio and fused (fusion weights fit on val)."""
+def _evaluate(
+    image: _Modality, audio: _Modality, seed: int
+) -> tuple[FusionWeights, dict[str, Any]]:
+    """Fusion weights fit on val, and accuracy per split for image, audio and fused."""
     from edgeav.data.loader import paired_indices  # noqa: PLC0415
 
     probs = {
@@ -564,7 +321,7 @@ def _evaluate(image: _Modality, audio: _Modality, seed: int) -> dict[str, Any]:
             "fused": _accuracy(fused, y),
             "pairs": int(len(y)),
         }
-    return out
+    return weights, out
 
 
 def _build_audio_model(dim: int, classes: int, cfg: TrainConfig, train_x: np.ndarray):
@@ -597,7 +354,8 @@ def train(
     """
     from edgeav.data.loader import load_dataset  # noqa: PLC0415
     from edgeav.features import FeatureConfig  # noqa: PLC0415
-    from edgeav.fileio import atomic_dir, write_text_atomic  # noqa: PLC0415
+    from edgeav.fileio import atomic_dir  # noqa: PLC0415
+    from edgeav.run_folder import write_run  # noqa: PLC0415
 
     cfg = config or TrainConfig()
     cfg.check()
@@ -671,7 +429,11 @@ def train(
             {s: ds[s].image_labels for s in eval_splits},
             cfg.epochs,
             cfg.triplet_epochs,
-            augment=_image_augmenter(cfg, image_spec) if cfg.shift or cfg.degrade else None,
+            augment=(
+                image_augmenter(image_spec, shift=cfg.shift, degrade=cfg.degrade)
+                if cfg.shift or cfg.degrade
+                else None
+            ),
         )
         audio = _Modality(
             "audio",
@@ -689,18 +451,17 @@ def train(
             t0 = time.perf_counter()
             _fit_classifier(keras, mod, cfg, bar, rng)
             timings[f"{mod.name}_step1"] = time.perf_counter() - t0
-        results["step1"] = _evaluate(image, audio, cfg.seed)
+        _, results["step1"] = _evaluate(image, audio, cfg.seed)
         bar.log(_summary("after step 1", results["step1"]))
         for mod in (image, audio):
             t0 = time.perf_counter()
             _fit_triplet(keras, mod, cfg, bar, rng)
             timings[f"{mod.name}_step2"] = time.perf_counter() - t0
-        results["step2"] = _evaluate(image, audio, cfg.seed)
+        fusion, results["step2"] = _evaluate(image, audio, cfg.seed)
         bar.log(_summary("after step 2", results["step2"]))
 
         for mod in (image, audio):
             mod.model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-            mod.model.save(str(tmp / f"{mod.name}.keras"))
         timings["total"] = time.perf_counter() - t_start
         from edgeav.models.macs import count_params  # noqa: PLC0415
 
@@ -714,20 +475,18 @@ def train(
             "seconds": {k: round(v, 2) for k, v in timings.items()},
             "split_note": ds.split_note,
         }
-        run = {
-            "format": RUN_FORMAT,
-            "classes": classes,
-            "data_dir": str(data_path.resolve()),
-            "image_spec": image_spec.to_dict(),
-            "feature_config": feature_config.to_dict(),
-            "image_model": "image.keras",
-            "audio_model": "audio.keras",
-            "image_variant": cfg.image_model,
-            "fusion": results["step2"]["fusion"],
-            "metrics": {s: results[s]["accuracy"] for s in STEPS},
-        }
-        write_text_atomic(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        write_text_atomic(tmp / "run.json", json.dumps(run, indent=2) + "\n")
+        write_run(
+            tmp,
+            models={"image": image_model, "audio": audio_model},
+            classes=classes,
+            data_dir=data_path,
+            image_spec=image_spec,
+            feature_config=feature_config,
+            image_variant=cfg.image_model,
+            fusion=fusion,
+            accuracy={s: results[s]["accuracy"] for s in STEPS},
+            metrics=metrics,
+        )
     metrics["run_dir"] = str(out)
     return metrics
 

@@ -496,8 +496,9 @@ def test_info_command_on_tiny_bundle(tiny_bundle):
 def test_info_needs_no_tensorflow_and_rejects_bad_bundles(tiny_bundle, tmp_path):
     code = (
         "import sys, json\n"
+        "from edgeav.bundle import read_bundle\n"
         "from edgeav.commands.info import bundle_info\n"
-        f"bundle_info(__import__('pathlib').Path({str(tiny_bundle)!r}))\n"
+        f"bundle_info(read_bundle({str(tiny_bundle)!r}))\n"
         "print(json.dumps([m for m in ('tensorflow', 'tf_keras') if m in sys.modules]))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -511,7 +512,8 @@ def test_info_needs_no_tensorflow_and_rejects_bad_bundles(tiny_bundle, tmp_path)
 
 
 def test_newest_run_and_output_checks(tmp_path):
-    from edgeav.converters.convert import check_output, newest_run
+    from edgeav.converters.convert import check_output
+    from edgeav.run_folder import newest_run
 
     runs = tmp_path / "runs"
     for i, name in enumerate(["20260101-000000", "20250101-000000", "notarun"]):

@@ -1,4 +1,4 @@
-"""``edgeav train``: a tiny end-to-end run that ``load_run`` reads back, and its errors."""
+"""``edgeav train``: a tiny end-to-end run that ``read_run`` reads back, and its errors."""
 
 from __future__ import annotations
 
@@ -65,11 +65,11 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_tiny_run_writes_a_run_folder_load_run_reads(tiny_run):
+def test_tiny_run_writes_a_run_folder_read_run_reads(tiny_run):
     from edgeav.features import FeatureConfig
     from edgeav.fusion import FusionWeights
     from edgeav.preprocess import ImageSpec
-    from edgeav.train import load_run
+    from edgeav.run_folder import read_run
 
     run_dir, metrics = tiny_run
     assert sorted(p.name for p in run_dir.iterdir()) == [
@@ -78,7 +78,7 @@ def test_tiny_run_writes_a_run_folder_load_run_reads(tiny_run):
         "metrics.json",
         "run.json",
     ]
-    run = load_run(run_dir)
+    run = read_run(run_dir)
     assert run.classes == list(CLASSES)
     assert run.image_spec == ImageSpec(size=32, channels=3)
     assert run.feature_config == FeatureConfig(statistics=("mean", "std", "max"))
@@ -116,19 +116,19 @@ def test_tiny_run_writes_a_run_folder_load_run_reads(tiny_run):
     assert audio.predict(feats, verbose=0).shape == (2, 3)
 
 
-def test_load_run_errors_name_the_problem(tmp_path):
-    from edgeav.train import load_run
+def test_read_run_errors_name_the_problem(tmp_path):
+    from edgeav.run_folder import read_run
 
     with pytest.raises(EdgeAVError, match="does not exist"):
-        load_run(tmp_path / "nope")
+        read_run(tmp_path / "nope")
     with pytest.raises(EdgeAVError, match="run.json is missing"):
-        load_run(tmp_path)
+        read_run(tmp_path)
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(EdgeAVError, match="cannot read"):
-        load_run(tmp_path)
+        read_run(tmp_path)
     (tmp_path / "run.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(EdgeAVError, match="not an edgeav-run/1 file"):
-        load_run(tmp_path)
+        read_run(tmp_path)
     meta = {
         "format": "edgeav-run/1",
         "classes": ["a", "b"],
@@ -140,7 +140,7 @@ def test_load_run_errors_name_the_problem(tmp_path):
     }
     (tmp_path / "run.json").write_text(json.dumps(meta))
     with pytest.raises(EdgeAVError, match="image.keras is missing"):
-        load_run(tmp_path)
+        read_run(tmp_path)
 
 
 def test_train_rejects_bad_arguments_before_training(tmp_path):
@@ -186,7 +186,7 @@ def test_cli_missing_data_dir_is_a_one_line_error(tmp_path):
 
 
 def test_random_shift_moves_content_within_bounds():
-    from edgeav.train import random_shift
+    from edgeav.augment import random_shift
 
     x = np.zeros((50, 8, 8, 1), np.float32)
     x[:, 3:5, 3:5] = 1.0
@@ -198,7 +198,7 @@ def test_random_shift_moves_content_within_bounds():
 
 
 def test_degrade_images_cutout_and_noise_stay_in_range():
-    from edgeav.train import degrade_images
+    from edgeav.augment import degrade_images
 
     x = np.full((40, 16, 16, 1), 0.5, np.float32)
     rng = np.random.default_rng(0)

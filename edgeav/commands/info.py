@@ -6,38 +6,40 @@ import gzip
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+if TYPE_CHECKING:
+    from edgeav.bundle import Bundle
 
-def bundle_info(path: Path) -> dict[str, Any]:
-    """Everything ``edgeav info`` shows, as a JSON-ready dict (validates the bundle first)."""
-    from edgeav.bundle import read_bundle  # noqa: PLC0415
+
+def bundle_info(bundle: Bundle) -> dict[str, Any]:
+    """Everything ``edgeav info`` shows about a bundle :func:`~edgeav.bundle.read_bundle` read,
+    as a JSON-ready dict."""
     from edgeav.tflite_schema import available, describe  # noqa: PLC0415
 
-    bundle = read_bundle(path)
-    manifest = bundle.manifest.to_dict()
+    manifest = bundle.manifest
     models: dict[str, Any] = {}
     for modality in bundle.modalities:
         data = bundle.model_bytes(modality)
-        entry = manifest[modality]
+        entry = manifest.entry(modality)
         item: dict[str, Any] = {
-            "file": entry["file"],
+            "file": entry.file,
             "size_bytes": len(data),
             "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
             "sha256": hashlib.sha256(data).hexdigest(),
-            "params": entry["params"],
-            "output": entry.get("output", "probabilities"),
+            "params": entry.params,
+            "output": entry.output,
         }
         if available():
             item["tflite"] = describe(data).to_dict()
         models[modality] = item
     return {
-        "path": str(path),
-        "feature_dim": bundle.feature_config.dim if bundle.manifest.audio else None,
-        "size_bytes": path.stat().st_size,
-        "manifest": manifest,
+        "path": str(bundle.path),
+        "feature_dim": bundle.feature_config.dim if manifest.audio else None,
+        "size_bytes": bundle.path.stat().st_size,
+        "manifest": manifest.to_dict(),
         "models": models,
     }
 
@@ -53,11 +55,14 @@ def info(
 
     The bundle is fully validated first (hashes, names, sizes, shapes); an invalid one is an error.
     """
-    result = bundle_info(bundle)
+    from edgeav.bundle import read_bundle  # noqa: PLC0415
+
+    loaded = read_bundle(bundle)
+    result = bundle_info(loaded)
     if json_out:
         typer.echo(json.dumps(result, indent=2))
         return
-    print_info(result)
+    print_info(loaded, result)
 
 
 def _fmt_quant(t: dict[str, Any]) -> tuple[str, str]:
@@ -68,45 +73,39 @@ def _fmt_quant(t: dict[str, Any]) -> tuple[str, str]:
     return f"per-channel ({len(t['scale'])})", "..."
 
 
-def print_info(res: dict[str, Any]) -> None:
+def print_info(bundle: Bundle, res: dict[str, Any]) -> None:
+    """The tables on stdout: the manifest from ``bundle``, sizes and tensors from ``res``."""
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    m = res["manifest"]
+    m = bundle.manifest
     console = Console()
     summary = Table(title=f"{res['path']} ({res['size_bytes']:,} bytes)", show_header=False)
     summary.add_column("field", style="bold")
     summary.add_column("value")
-    classes = m["classes"]
+    classes = m.classes
     shown = ", ".join(classes[:12]) + (
         f", ... ({len(classes)} in all)" if len(classes) > 12 else ""
     )
-    spec = m["image_spec"]
-    fc = m["feature_config"]
-    summary.add_row(
-        "format", f"edgeav bundle v{m['format_version']} (edgeav {m['edgeav_version']})"
-    )
-    summary.add_row("created", m["created"])
+    spec, fc, fusion = m.image_spec, m.feature_config, m.fusion
+    summary.add_row("format", f"edgeav bundle v{m.format_version} (edgeav {m.edgeav_version})")
+    summary.add_row("created", m.created)
     summary.add_row("classes", f"{len(classes)}: {shown}")
     summary.add_row(
         "image input",
-        f"{spec.get('size')}x{spec.get('size')}x{spec.get('channels')}"
-        f"{' ' + str(spec.get('color_order')) if spec.get('channels') == 3 else ''}, "
-        f"crop {spec.get('crop')}, x*{spec.get('scale'):.6g}"
-        f"+{spec.get('offset'):g}{', inverted' if spec.get('invert') else ''}",
+        f"{spec.size}x{spec.size}x{spec.channels}"
+        f"{' ' + spec.color_order if spec.channels == 3 else ''}, "
+        f"crop {spec.crop}, x*{spec.scale:.6g}"
+        f"+{spec.offset:g}{', inverted' if spec.invert else ''}",
     )
     summary.add_row(
         "audio features",
-        f"{res['feature_dim']} values from {fc.get('sample_rate', '?')} Hz audio, "
-        f"{fc.get('window_seconds', '?')} s windows",
+        f"{res['feature_dim']} values from {fc.sample_rate} Hz audio, "
+        f"{fc.window_seconds} s windows",
     )
-    fusion = m["fusion"]
-    summary.add_row(
-        "fusion",
-        f"{fusion.get('rule', 'log-linear')}: image {fusion.get('image')}, audio {fusion.get('audio')}",
-    )
-    summary.add_row("quantization", m["quantization"])
-    outputs = {m_: v.get("output", "probabilities") for m_, v in res["models"].items()}
+    summary.add_row("fusion", f"log-linear: image {fusion.image}, audio {fusion.audio}")
+    summary.add_row("quantization", m.quantization)
+    outputs = {m_: v["output"] for m_, v in res["models"].items()}
     summary.add_row(
         "model outputs",
         ", ".join(
@@ -114,7 +113,7 @@ def print_info(res: dict[str, Any]) -> None:
             for m_, kind in outputs.items()
         ),
     )
-    sp = m.get("sparsity")
+    sp = m.sparsity
     if sp:
         measured = ", ".join(
             f"{k} {100 * v['measured']:.1f}%" for k, v in sp.items() if isinstance(v, dict)
@@ -127,15 +126,13 @@ def print_info(res: dict[str, Any]) -> None:
         )
     else:
         summary.add_row("sparsity", "not pruned")
-    acc = m.get("accuracy") or {}
-    if acc.get("keras") and acc.get("tflite"):
+    acc = m.accuracy
+    if acc.keras and acc.tflite:
         parts = [
-            f"{k} {100 * acc['keras'][k]:.2f} -> {100 * acc['tflite'].get(k, float('nan')):.2f}"
-            for k in acc["keras"]
+            f"{k} {100 * acc.keras[k]:.2f} -> {100 * acc.tflite.get(k, float('nan')):.2f}"
+            for k in acc.keras
         ]
-        summary.add_row(
-            f"accuracy % ({acc.get('split', '?')})", "; ".join(parts) + " (Keras -> TFLite)"
-        )
+        summary.add_row(f"accuracy % ({acc.split or '?'})", "; ".join(parts) + " (Keras -> TFLite)")
     console.print(summary)
 
     tensors = Table(title="model tensors")

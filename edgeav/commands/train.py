@@ -44,7 +44,8 @@ def train(
     Step 1 trains each encoder with a softmax head on cross-entropy; step 2 fine-tunes the encoder with the semi-hard triplet loss on its L2-normalised embedding and refits the head. Fusion weights are fit on val. Prints accuracy on test and test-noisy after each step and writes RUN/run.json, image.keras, audio.keras and metrics.json.
     """
     from edgeav.errors import EdgeAVError  # noqa: PLC0415
-    from edgeav.train import TrainConfig, default_run_dir  # noqa: PLC0415
+    from edgeav.run_folder import default_run_dir  # noqa: PLC0415
+    from edgeav.train import TrainConfig  # noqa: PLC0415
     from edgeav.train import train as run_training  # noqa: PLC0415
 
     if not data.exists():
