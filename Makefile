@@ -6,7 +6,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXT    := $(VENV)/.extension
 DEB_PACKAGES := libportaudio2 libsndfile1
 
 .PHONY: test test-fast test-pi demo install deb lint clean
@@ -19,13 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
 
-# The optional C extensions (edgeav/_features.c, edgeav/_spin.c), rebuilt in place when they change;
-# without a compiler the build only warns and edgeav computes features with NumPy.
-$(EXT): edgeav/_features.c edgeav/_spin.c setup.py $(STAMP)
-	$(BIN)/python -m pip install --quiet --no-deps -e .
-	touch $(EXT)
-
-install: deb $(STAMP) $(EXT)
+install: deb $(STAMP)
 
 # Debian packages the runtime and tests need (skipped when already installed).
 deb:

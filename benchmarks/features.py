@@ -1,43 +1,45 @@
-"""Audio features: edgeav's NumPy code against librosa, warm and from a cold start.
+"""Audio features: edgeav against librosa, warm and in a fresh process.
 
-    python -m edgeav.benchmarks.features [--runs 200] [--json]
+    python -m edgeav.benchmarks.features [--runs 200] [--no-cold] [--json]
 
-For 1 s windows at the default :class:`~edgeav.features.FeatureConfig` (16 kHz), it measures
+For a 1 s window at the default :class:`~edgeav.features.FeatureConfig` (16 kHz, 187 values)
+it measures, in one run:
 
-- **warm** time per window (``--runs`` calls in 5 blocks after a warm-up; the fastest block,
-  timeit's convention, with the median block and CPU time beside it): ``edgeav.features.extract``
-  (with its C kernel when it is built, see :func:`edgeav.features.backend`; NumPy alone is
-  timed too, as on a machine without a compiler at install) against librosa computing the same four features *from one shared STFT*, as a careful user
-  of the seed would (``stft`` once; ``melspectrogram``, ``power_to_db``, ``mfcc``,
-  ``chroma_stft``, ``spectral_contrast`` on it; means over frames). That is librosa's fastest
-  route; four independent calls from ``y`` (each its own STFT) are timed too, for reference.
-- **first call** in a fresh ``python`` process: import plus the first window (for librosa that
-  includes numba's JIT and its on-disk cache, whatever state that is in).
+- **warm** time per window: ``edgeav.features.extract`` against librosa computing the same four
+  features from one shared STFT (``stft`` once; ``melspectrogram``, ``power_to_db``, ``mfcc``,
+  ``chroma_stft``, ``spectral_contrast`` on it; means over frames), librosa's fastest route.
+  After a warm-up, ``--runs`` edgeav calls and a quarter as many librosa calls are timed in 5
+  blocks, alternating between the two so that both see the same machine load; the fastest
+  block is the figure (timeit's convention), the median block is shown beside it. Both run
+  with one BLAS thread, as ``edgeav run`` does (threadpoolctl, which librosa's dependencies
+  bring): a multi-threaded BLAS on a machine whose other cores are busy waits for them, and
+  both sides' times turn into noise.
+- **first call** in a fresh ``python`` process: the imports (NumPy's included) and the first
+  window; for librosa that includes numba's JIT and its on-disk cache, whatever state that is in.
 
-Both sides get the same float32 window. librosa is needed (``train`` extra); edgeav is not
-affected by its absence. The numbers go to a table on stdout, or JSON with ``--json``.
-
-librosa's matrix products go through NumPy's BLAS, which uses every core; on a busy machine
-that makes it slower, not faster (edgeav keeps its own products small enough to stay on one
-thread). ``OPENBLAS_NUM_THREADS=1 python -m edgeav.benchmarks.features`` compares the two
-single-threaded.
+Both sides get the same float32 window; the largest difference of the two vectors, relative to
+librosa's largest value, is printed too. librosa comes with the ``train`` extra.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 
-from edgeav import features
 from edgeav.features import FeatureConfig, extract
+
+_BLOCKS = 5
 
 
 def _window(config: FeatureConfig, seed: int = 0) -> np.ndarray:
@@ -52,11 +54,19 @@ def _window(config: FeatureConfig, seed: int = 0) -> np.ndarray:
 
 
 def librosa_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The same vector with librosa from one shared STFT (the parity tests use the same calls)."""
-    import librosa
+    """The same vector with librosa from one shared STFT (the calls the parity tests make)."""
+    import librosa  # noqa: PLC0415
 
     c, sr = config, config.sample_rate
-    S = np.abs(librosa.stft(y, n_fft=c.n_fft, hop_length=c.hop_length, window=c.window)) ** 2
+    D = librosa.stft(
+        y,
+        n_fft=c.n_fft,
+        hop_length=c.hop_length,
+        win_length=c.win_length,
+        window=c.window,
+        center=c.center,
+    )
+    S = np.abs(D) ** 2
     mel = librosa.feature.melspectrogram(S=S, sr=sr, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax)
     mel_db = librosa.power_to_db(mel, top_db=c.top_db)
     parts = [
@@ -74,201 +84,117 @@ def librosa_features(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return np.concatenate([p.mean(axis=1) for p in parts]).astype(np.float32)
 
 
-def librosa_features_four_calls(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The same vector with four librosa calls from ``y`` (four STFTs, as many recipes do)."""
-    import librosa
-
-    c, sr = config, config.sample_rate
-    kw = {"n_fft": c.n_fft, "hop_length": c.hop_length, "window": c.window}
-    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_mels=c.n_mels, **kw)
-    parts = [
-        librosa.feature.mfcc(y=y, sr=sr, n_mfcc=c.n_mfcc, n_mels=c.n_mels, **kw),
-        librosa.feature.chroma_stft(y=y, sr=sr, tuning=c.chroma_tuning, **kw),
-        librosa.power_to_db(mel, top_db=c.top_db),
-        librosa.feature.spectral_contrast(y=y, sr=sr, **kw),
-    ]
-    return np.concatenate([p.mean(axis=1) for p in parts]).astype(np.float32)
-
-
-_BLOCKS = 5
-
-
-def _warm(fn, y: np.ndarray, config: FeatureConfig, runs: int) -> dict[str, float]:
-    """Per-call wall and CPU milliseconds: ``runs`` calls in 5 blocks after 0.3 s of warm-up.
-
-    ``best`` is the fastest block's mean (timeit's convention: the block least disturbed by
-    other processes on a shared machine); ``median`` the median block's. CPU time is the
-    process's (all threads), so a multi-threaded BLAS shows its full cost there.
-    """
-    # Warm up for at least 0.3 s: OpenBLAS's threads spin for a while after a parallel product
-    # (the plan's set-up, librosa's calls), and that CPU time would be counted in the blocks.
-    t_end = time.perf_counter() + 0.3
-    for i in itertools.count():
-        fn(y, config)
-        if i >= 2 and time.perf_counter() >= t_end:
-            break
-    per_block = max(runs // _BLOCKS, 1)
-    wall, cpu = [], []
-    for _ in range(_BLOCKS):
-        t0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(per_block):
+def _warm(sides: dict, y: np.ndarray, config: FeatureConfig) -> dict[str, dict[str, float]]:
+    """Per-call milliseconds of each ``name -> (fn, calls per block)``: 0.3 s of warm-up each,
+    then 5 blocks of each, alternating; the fastest and the median block's mean per call."""
+    for fn, _ in sides.values():
+        t_end = time.perf_counter() + 0.3
+        for i in itertools.count():
             fn(y, config)
-        wall.append((time.perf_counter() - t0) / per_block)
-        cpu.append((time.process_time() - c0) / per_block)
+            if i >= 2 and time.perf_counter() >= t_end:
+                break
+    blocks: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(_BLOCKS):
+        for name, (fn, calls) in sides.items():
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn(y, config)
+            blocks[name].append((time.perf_counter() - t0) / calls)
     return {
-        "best_ms": 1e3 * min(wall),
-        "median_ms": 1e3 * statistics.median(wall),
-        "cpu_best_ms": 1e3 * min(cpu),
-        "calls": per_block * _BLOCKS,
+        name: {
+            "best_ms": 1e3 * min(times),
+            "median_ms": 1e3 * statistics.median(times),
+            "calls": sides[name][1] * _BLOCKS,
+        }
+        for name, times in blocks.items()
     }
 
 
-_COLD = {
-    "edgeav": """
-        import time
-        t0, c0 = time.perf_counter(), time.process_time()
-        import numpy as np
-        from edgeav.features import FeatureConfig, extract
-        config = FeatureConfig()
-        y = np.load({path!r})
-        extract(y, config)
-        print(time.perf_counter() - t0, time.process_time() - c0)
-    """,
-    "librosa": """
-        import time
-        t0, c0 = time.perf_counter(), time.process_time()
-        import numpy as np
-        from edgeav.benchmarks.features import librosa_features
-        from edgeav.features import FeatureConfig
-        config = FeatureConfig()
-        y = np.load({path!r})
-        librosa_features(y, config)
-        print(time.perf_counter() - t0, time.process_time() - c0)
-    """,
+def _one_blas_thread() -> contextlib.AbstractContextManager:
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+_FIRST_CALL = """
+import time
+t0 = time.perf_counter()
+import numpy as np
+from edgeav.features import FeatureConfig
+{import_line}
+config = FeatureConfig()
+y = np.load({path!r})
+{call}(y, config)
+print(time.perf_counter() - t0)
+"""
+
+_SIDES = {
+    "edgeav": ("from edgeav.features import extract", "extract"),
+    "librosa": ("from edgeav.benchmarks.features import librosa_features", "librosa_features"),
 }
 
 
-def _first_call_s(which: str, y: np.ndarray) -> tuple[float, float]:
-    """(wall, CPU) seconds for imports + the first window in a fresh interpreter (from the
-    first import, NumPy's included, to the features; interpreter start-up not counted)."""
-    import tempfile
-    from pathlib import Path
-
+def _first_call_s(side: str, y: np.ndarray) -> float:
+    """Seconds from the first import (NumPy's included) to the first window's features, in a
+    fresh interpreter (its own start-up not counted)."""
+    import_line, call = _SIDES[side]
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "window.npy")
         np.save(path, y)
-        code = textwrap.dedent(_COLD[which].format(path=path))
+        code = _FIRST_CALL.format(import_line=import_line, call=call, path=path)
         proc = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=600
+            [sys.executable, "-c", textwrap.dedent(code)],
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     if proc.returncode != 0:
-        raise RuntimeError(f"{which} first-call run failed: {proc.stderr.strip()[-500:]}")
-    wall, cpu = proc.stdout.strip().splitlines()[-1].split()
-    return float(wall), float(cpu)
-
-
-def _extract_numpy(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """extract without the C kernel (edgeav's NumPy route)."""
-    with features._numpy_only():
-        return extract(y, config)
+        raise RuntimeError(f"{side} first-call run failed: {proc.stderr.strip()[-500:]}")
+    return float(proc.stdout.strip().splitlines()[-1])
 
 
 def run(runs: int = 200, cold: bool = True) -> dict:
     """Measure everything; returns the dict ``--json`` prints."""
     config = FeatureConfig()
     y = _window(config)
-    ours = extract(y, config)
-    # edgeav first: after a librosa call OpenBLAS's threads spin for a while, and that CPU
-    # time (not edgeav's) would be counted in edgeav's CPU figure
-    edgeav_warm = _warm(extract, y, config, runs)
-    numpy_warm = _warm(_extract_numpy, y, config, runs) if features.backend() == "c" else None
-    theirs = librosa_features(y, config)
-    rel = float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)))
+    ours, theirs = extract(y, config), librosa_features(y, config)
+    per_block = max(runs // _BLOCKS, 1)
+    sides = {"edgeav": (extract, per_block), "librosa": (librosa_features, max(per_block // 4, 1))}
+    with _one_blas_thread():
+        warm = _warm(sides, y, config)
     result = {
-        "backend": features.backend(),
         "config": config.to_dict(),
         "dim": config.dim,
         "window_seconds": config.window_seconds,
-        "runs": runs,
-        "warm": {
-            "edgeav": edgeav_warm,
-            **({"edgeav_numpy": numpy_warm} if numpy_warm else {}),
-            "librosa_shared_stft": _warm(librosa_features, y, config, max(runs // 4, _BLOCKS)),
-            "librosa_four_calls": _warm(
-                librosa_features_four_calls, y, config, max(runs // 4, _BLOCKS)
-            ),
-        },
-        "max_rel_diff_vs_librosa": rel,
+        "warm": warm,
+        "warm_ms": {side: w["best_ms"] for side, w in warm.items()},
+        "warm_ratio": warm["librosa"]["best_ms"] / warm["edgeav"]["best_ms"],
+        "max_rel_diff_vs_librosa": float(np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs))),
     }
-    warm = result["warm"]
-    result["warm_ms"] = {side: w["best_ms"] for side, w in warm.items()}
-    result["warm_ratio"] = warm["librosa_shared_stft"]["best_ms"] / warm["edgeav"]["best_ms"]
-    result["warm_ratio_four_calls"] = (
-        warm["librosa_four_calls"]["best_ms"] / warm["edgeav"]["best_ms"]
-    )
-    # CPU time is steadier than wall time when other processes share the cores
-    result["warm_ratio_cpu"] = (
-        warm["librosa_shared_stft"]["cpu_best_ms"] / warm["edgeav"]["cpu_best_ms"]
-    )
-    result["warm_ratio_four_calls_cpu"] = (
-        warm["librosa_four_calls"]["cpu_best_ms"] / warm["edgeav"]["cpu_best_ms"]
-    )
-    if numpy_warm:  # what a machine without the kernel gets
-        result["warm_ratio_numpy"] = (
-            warm["librosa_shared_stft"]["best_ms"] / warm["edgeav_numpy"]["best_ms"]
-        )
     if cold:
-        cold_runs = {side: _first_call_s(side, y) for side in ("edgeav", "librosa")}
-        result["first_call_s"] = {side: wall for side, (wall, _) in cold_runs.items()}
-        result["first_call_cpu_s"] = {side: cpu for side, (_, cpu) in cold_runs.items()}
+        result["first_call_s"] = {side: _first_call_s(side, y) for side in _SIDES}
     return result
 
 
-def _print_table(r: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"audio features, {r['window_seconds']:g} s window, D={r['dim']}")
-    table.add_column("")
-    table.add_column("warm ms/window (best)", justify="right")
-    table.add_column("(median)", justify="right")
-    table.add_column("CPU ms/window", justify="right")
-    table.add_column("first call s (fresh process; CPU s)", justify="right")
-    first = {
-        side: f"{wall:.3f} ({r['first_call_cpu_s'][side]:.3f})"
-        for side, wall in r.get("first_call_s", {}).items()
-    }
-    backend = {"c": "C kernel + NumPy", "numpy": "NumPy"}[r["backend"]]
-    rows = (
-        (f"edgeav ({backend})", "edgeav", first.get("edgeav")),
-        ("edgeav, NumPy only", "edgeav_numpy", None),
-        ("librosa, one shared STFT", "librosa_shared_stft", first.get("librosa")),
-        ("librosa, four calls from y", "librosa_four_calls", None),
-    )
-    for label, key, cold in rows:
-        if key not in r["warm"]:
-            continue
-        w = r["warm"][key]
-        table.add_row(
-            label,
-            f"{w['best_ms']:.3f}",
-            f"{w['median_ms']:.3f}",
-            f"{w['cpu_best_ms']:.3f}",
-            cold or "",
+def _report(r: dict) -> str:
+    w, first = r["warm"], r.get("first_call_s", {})
+    lines = [
+        f"audio features: one {r['window_seconds']:g} s window at {r['config']['sample_rate']} Hz,"
+        f" {r['dim']} values",
+        f"{'':24}{'warm ms/window':>16}{'(median)':>10}{'first call s':>14}",
+    ]
+    for side, label in (("edgeav", "edgeav (NumPy)"), ("librosa", "librosa, shared STFT")):
+        cold = f"{first[side]:.3f}" if side in first else "-"
+        lines.append(
+            f"{label:24}{w[side]['best_ms']:>16.3f}{w[side]['median_ms']:>10.3f}{cold:>14}"
         )
-    console = Console()
-    console.print(table)
-    console.print(
-        f"warm speed-up (wall, best block): {r['warm_ratio']:.1f}x vs librosa with one shared "
-        f"STFT, {r['warm_ratio_four_calls']:.1f}x vs four librosa calls\n"
-        f"warm speed-up (CPU time): {r['warm_ratio_cpu']:.1f}x vs one shared STFT, "
-        f"{r['warm_ratio_four_calls_cpu']:.1f}x vs four calls\n"
-        f"max relative difference of the vectors: {r['max_rel_diff_vs_librosa']:.1e}"
+    lines.append(
+        f"edgeav is {r['warm_ratio']:.1f}x faster warm; largest difference of the vectors "
+        f"{r['max_rel_diff_vs_librosa']:.1e} of librosa's largest value"
     )
-    if "warm_ratio_numpy" in r:
-        console.print(
-            f"NumPy only (no C kernel): {r['warm_ratio_numpy']:.1f}x vs one shared STFT (wall)"
-        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,10 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     result = run(runs=max(args.runs, 1), cold=not args.no_cold)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        _print_table(result)
+    print(json.dumps(result, indent=2) if args.json else _report(result))
     return 0
 
 
