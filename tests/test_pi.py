@@ -165,52 +165,6 @@ def test_runtime_extra_under_emulation_matches_host(pi, tiny_model, host_probe, 
     np.testing.assert_array_equal(out, host_out)
 
 
-# --- the C feature kernel, cross-compiled --------------------------------------------------
-
-
-def test_feature_kernel_flags_match_setup_py():
-    """The Pi's kernel is built with setup.py's flags (which keep the arithmetic the same)."""
-    text = (REPO / "setup.py").read_text()
-    assert all(f'"{flag}"' in text for flag in setup.KERNEL_FLAGS)
-
-
-@pytest.fixture(scope="module")
-def host_kernel(tmp_path_factory) -> dict:
-    d = tmp_path_factory.mktemp("pi-host-kernel")
-    res = host([str(PI / "kernel_probe.py"), str(d / "k.npz")], d)
-    assert res.returncode == 0, res.stderr[-3000:]
-    with np.load(d / "k.npz") as f:
-        return {k: f[k] for k in f.files}
-
-
-@pytest.mark.parametrize("cpu", CPUS)
-def test_feature_kernel_under_emulation_matches_host(pi, host_kernel, cpu, tmp_path):
-    """edgeav.features on the emulated Pi uses the cross-compiled C kernel, whose per-frame
-    arrays are bit for bit the host's (float64, no FMA contraction, the same operations in the
-    same order on NEON as on AVX-512); the float32 feature vectors (after NumPy's logarithms,
-    which may differ in the last bit between architectures) agree to 1e-7 (about one float32
-    rounding), NumPy's own float32 route to 1e-6."""
-    if host_kernel["backend"] != "c":
-        pytest.skip("the C feature kernel is not built on the host")
-    if not pi["kernel"]:
-        pytest.skip(f"no aarch64 feature kernel: {pi['no_kernel_reason']}")
-    res = emulate(pi, cpu, [str(PI / "kernel_probe.py"), str(tmp_path / "k.npz")], tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    with np.load(tmp_path / "k.npz") as f:
-        got = {k: f[k] for k in f.files}
-    assert str(got["backend"]) == "c"
-    assert str(got["spin"]) == "(True, False)"  # edgeav._spin: a change seen, a timeout
-    assert set(got) == set(host_kernel)
-    kernel_keys = [k for k in got if "/kernel/" in k]
-    assert len(kernel_keys) == 4 * 3
-    for key in kernel_keys:
-        np.testing.assert_array_equal(got[key], host_kernel[key], err_msg=key)
-    for key in (k for k in got if "/extract/" in k):
-        want = host_kernel[key].astype(np.float64)
-        err = np.max(np.abs(got[key] - want)) / np.max(np.abs(want))
-        assert err <= (1e-7 if key.endswith("/c") else 1e-6), (key, err)
-
-
 # --- edgeav itself: info and run on a file stream ------------------------------------------
 
 

@@ -9,11 +9,8 @@ hand::
 
 Steps (each skipped when its result is already cached):
 
-1. installs Debian's ``qemu-user-static`` and ``mmdebstrap`` if missing (root + apt-get), and
-   the cross compiler ``gcc-aarch64-linux-gnu`` (optional: without it the emulated Pi computes
-   features with NumPy only);
-2. builds an arm64 Debian 12 (bookworm) sysroot with ``python3.11``, its C headers
-   (``libpython3.11-dev``, for the cross-compiled feature kernel) and ``libportaudio2`` with
+1. installs Debian's ``qemu-user-static`` and ``mmdebstrap`` if missing (root + apt-get);
+2. builds an arm64 Debian 12 (bookworm) sysroot with ``python3.11`` and ``libportaudio2`` with
    ``mmdebstrap --variant=extract`` (extraction only, so no binfmt is needed) from the machine's
    configured Debian sources, into a temporary folder renamed when complete, and places a
    Raspberry Pi 4 ``/proc/cpuinfo`` in it (qemu-user reads ``<QEMU_LD_PREFIX>/proc/cpuinfo``
@@ -23,10 +20,8 @@ Steps (each skipped when its result is already cached):
    the versions installed in the Python that runs this script, so both sides of a comparison use
    the same libraries) and installs them into a target folder keyed by a hash of pyproject.toml
    and the requirement list;
-4. builds a wheel of edgeav from the working tree and installs it into ``--work`` (not cached:
-   the sources change), with its C extensions (the feature kernel ``edgeav/_features.c`` and
-   the runtime's spin-wait ``edgeav/_spin.c``) cross-compiled for aarch64 with the same flags
-   as ``setup.py``.
+4. builds a wheel of edgeav (pure Python) from the working tree and installs it into ``--work``
+   (not cached: the sources change).
 
 The cache lives in ``$EDGEAV_PI_CACHE`` (default ``/var/cache/edgeav-pi``), outside the repository,
 so a session and a later CI run on the same machine share it. A lock serialises concurrent runs.
@@ -59,7 +54,7 @@ CPUINFO = HERE / "cpuinfo-pi4"
 CACHE = Path(os.environ.get("EDGEAV_PI_CACHE", "/var/cache/edgeav-pi"))
 
 SUITE = "bookworm"
-INCLUDE = ("python3.11", "libpython3.11-dev", "libportaudio2")
+INCLUDE = ("python3.11", "libportaudio2")
 PYTHON = "/usr/bin/python3.11"
 PY_VERSION = "3.11"
 #: Bump when the sysroot recipe changes (invalidates the cached sysroot).
@@ -71,9 +66,6 @@ PLATFORMS = (
     "linux_aarch64",
 )
 CPUS = ("cortex-a72", "cortex-a76")  # Raspberry Pi 4, Raspberry Pi 5
-CROSS_CC = "aarch64-linux-gnu-gcc"
-#: setup.py's flags for edgeav._features (kept in step by tests/test_pi.py)
-KERNEL_FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno")
 SKIP = 77
 
 
@@ -106,18 +98,6 @@ def _apt_install(packages: list[str]) -> subprocess.CompletedProcess:
     if res.returncode != 0 and not res.stderr.strip():
         res.stderr = res.stdout or upd.stderr
     return res
-
-
-def ensure_cross_compiler() -> tuple[str | None, str]:
-    """(path of aarch64-linux-gnu-gcc or None, why not): apt-get installs it when it can."""
-    if shutil.which(CROSS_CC) is None:
-        if shutil.which("apt-get") is None or os.geteuid() != 0:
-            return None, f"{CROSS_CC} missing (apt-get install gcc-aarch64-linux-gnu as root)"
-        res = _apt_install(["gcc-aarch64-linux-gnu"])
-        if res.returncode != 0:
-            return None, f"apt-get install gcc-aarch64-linux-gnu failed: {_tail(res.stderr)}"
-    path = shutil.which(CROSS_CC)
-    return path, "" if path else f"{CROSS_CC} still missing after apt-get"
 
 
 def ensure_tools() -> dict[str, str]:
@@ -333,41 +313,8 @@ def requirements(pyproject: Path) -> list[str]:
     return sorted(out, key=str.lower)
 
 
-#: edgeav's C extensions (setup.py): module name -> source
-EXTENSIONS = {"_features": "edgeav/_features.c", "_spin": "edgeav/_spin.c"}
-
-
-def build_kernel(cc: str, sysroot: Path, site: Path) -> list[Path]:
-    """Cross-compile edgeav's C extensions into the installed package, as setup.py builds
-    them."""
-    include = sysroot / "usr" / "include"
-    tag = f"cpython-{PY_VERSION.replace('.', '')}-aarch64-linux-gnu"
-    built = []
-    for name, source in EXTENSIONS.items():
-        out = site / "edgeav" / f"{name}.{tag}.so"
-        cmd = [
-            cc,
-            *KERNEL_FLAGS,
-            "-fPIC",
-            "-shared",
-            f"-I{include / f'python{PY_VERSION}'}",
-            # Debian's pyconfig.h includes <aarch64-linux-gnu/python3.11/pyconfig.h>; searched
-            # after the cross compiler's own headers, so its C library headers come first
-            f"-idirafter{include}",
-            str(REPO / source),
-            "-o",
-            str(out),
-        ]
-        res = _run(cmd)
-        if res.returncode != 0:
-            raise RuntimeError(f"cross-compiling {source} failed: {_tail(res.stderr, 12)}")
-        built.append(out)
-    return built
-
-
-def _pip(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full_env = None if env is None else {**os.environ, **env}
-    return _run([sys.executable, "-m", "pip", *args, "--disable-pip-version-check"], env=full_env)
+def _pip(*args: str) -> subprocess.CompletedProcess:
+    return _run([sys.executable, "-m", "pip", *args, "--disable-pip-version-check"])
 
 
 def _platform_args() -> list[str]:
@@ -469,7 +416,7 @@ def install_edgeav(work: Path) -> Path:
         shutil.rmtree(p, ignore_errors=True)
     src.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "*.so")
-    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.py", "setup.cfg", "MANIFEST.in"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, src / name)
     pyproject = (REPO / "pyproject.toml").read_text()
@@ -479,13 +426,11 @@ def install_edgeav(work: Path) -> Path:
     for d in sorted(package_dirs):
         shutil.copytree(REPO / d, src / d, ignore=ignore)
     # pip builds the wheel (setuptools, the package-dir mapping) and installs it in one go.
-    # The host's compiler would build the kernel for the host: leave it out here (see below).
-    env = {"EDGEAV_NO_EXTENSIONS": "1"}
     args = ["install", "-q", "--no-deps", "--no-index", "--target", str(site), str(src)]
-    res = _pip(*args[:3], "--no-build-isolation", *args[3:], env=env)
+    res = _pip(*args[:3], "--no-build-isolation", *args[3:])
     if res.returncode != 0:
         log("wheel build without build isolation failed; retrying with it")
-        res = _pip("install", "-q", "--no-deps", "--target", str(site), str(src), env=env)
+        res = _pip("install", "-q", "--no-deps", "--target", str(site), str(src))
     if res.returncode != 0:
         raise RuntimeError(f"building/installing the edgeav wheel failed: {_tail(res.stderr)}")
     shutil.rmtree(src, ignore_errors=True)
@@ -539,14 +484,12 @@ def prepare(work: Path) -> dict:
     with _locked():
         t = step("lock", t0)
         tools = ensure_tools()
-        cc, no_cc = ensure_cross_compiler()
         t = step("tools", t)
         sysroot = ensure_sysroot(tools)
         t = step("sysroot", t)
         deps, reqs, wheels = ensure_deps()
         t = step("wheels", t)
     edgeav_site = install_edgeav(work)
-    kernel = [str(p) for p in build_kernel(cc, sysroot, edgeav_site)] if cc else None
     step("edgeav", t)
     wheels_dir = deps.parent / deps.name.replace("site-", "wheels-")
     return {
@@ -555,8 +498,6 @@ def prepare(work: Path) -> dict:
         "python": str(sysroot / PYTHON.lstrip("/")),
         "deps": str(deps),
         "edgeav": str(edgeav_site),
-        "kernel": kernel,  # the cross-compiled edgeav._features and _spin, or None ...
-        "no_kernel_reason": no_cc,  # ... and why
         "shim": str(SHIM_DIR),
         "requirements": reqs,
         "wheels": wheels,
