@@ -101,13 +101,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"edgeav: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # interrupts.Interrupted, or a Ctrl-C outside the handler
         _if_interrupted()
-        _announce(130)
-        _exit_now(130)
-    except interrupts.Terminated:
-        _announce(143)
-        _exit_now(143)
+        code = getattr(exc, "exit_code", 130)
+        _announce(code)
+        _exit_now(code)
     except SystemExit as exc:
         _if_interrupted()  # typer turns Ctrl-C into Exit(130)
         if exc.code in (130, 143):  # `run` ends so on signals, after its summary

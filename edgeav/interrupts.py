@@ -40,8 +40,18 @@ _announced = False
 _stderr_fd: int | None = None  # the process's stderr as install() found it (see announce)
 
 
-class Terminated(BaseException):
-    """Raised in the main thread on SIGTERM, so the command unwinds as on Ctrl-C."""
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised in the main thread so the command unwinds.
+
+    Attributes:
+        exit_code: 130 (SIGINT) or 143 (SIGTERM).
+        reason: ``"SIGINT"`` or ``"SIGTERM"``.
+    """
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signum)
+        self.exit_code = EXIT_STATUS.get(signum, 128 + signum)
+        self.reason = signal.Signals(signum).name
 
 
 def pending() -> int | None:
@@ -51,10 +61,8 @@ def pending() -> int | None:
 
 def check() -> None:
     """Raise the pending interrupt again (call before committing an output)."""
-    if _pending == EXIT_STATUS[signal.SIGINT]:
-        raise KeyboardInterrupt
     if _pending is not None:
-        raise Terminated
+        raise Interrupted(_pending - 128)
 
 
 def message(code: int | None = None) -> str:
@@ -120,23 +128,26 @@ def _remove_temps() -> None:
                 path.unlink()
 
 
-def _watchdog() -> None:
-    time.sleep(GRACE)
+def _exit(code: int) -> None:
+    """Remove the registered temporary files, say why, and end the process now."""
     _remove_temps()
     flush_streams(0.2)  # what the command printed, then why it stopped, last
     announce()
-    os._exit(_pending or 1)
+    os._exit(code)
+
+
+def _watchdog() -> None:
+    time.sleep(GRACE)
+    _exit(_pending or 1)
 
 
 def _handler(signum: int, frame: Any) -> None:
     global _pending
-    first = _pending is None
+    if _pending is not None:  # a second signal: the user means it
+        _exit(_pending)
     _pending = EXIT_STATUS.get(signal.Signals(signum), 128 + signum)
-    if first:
-        threading.Thread(target=_watchdog, name="edgeav-interrupt", daemon=True).start()
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise Terminated
+    threading.Thread(target=_watchdog, name="edgeav-interrupt", daemon=True).start()
+    raise Interrupted(signum)
 
 
 def install() -> None:
