@@ -25,12 +25,13 @@ import numpy as np
 from edgeav.benchmarks.report import ms
 from edgeav.benchmarks.timer import time_tflite
 from edgeav.errors import EdgeAVError
+from edgeav.runtime.pipeline import STAGES as PIPELINE_STAGES
 
 if TYPE_CHECKING:
     from edgeav.bundle import Accuracy
 
-#: The stages of one pipeline tick, in order.
-STAGES = ("features", "preprocess", "image", "audio", "fusion", "total")
+#: The stages of one pipeline tick that the bundle benchmark reports (capture is synthetic here).
+STAGES = tuple(s for s in PIPELINE_STAGES if s not in ("capture", "compute"))
 
 #: Size of the synthetic camera frame (height, width): a common webcam resolution.
 FRAME_SHAPE = (480, 640, 3)
@@ -53,56 +54,37 @@ def _stats(times_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-class _SyntheticCamera:
-    """An always-fresh camera for :class:`edgeav.runtime.pipeline.Pipeline`: one random frame."""
+def _synthetic_sources(bundle: Any, rng: np.random.Generator) -> tuple[Any, Any]:
+    """An always-fresh camera (one random camera-sized frame) and microphone (random noise at
+    about -20 dBFS) for the bundle's modalities, as runtime sources."""
+    from edgeav.runtime.sources import AudioSource, Frame, FrameSource, Window  # noqa: PLC0415
 
-    label = "synthetic camera"
-    is_file = False
-    ended = False
-    frames_dropped = 0
+    class SyntheticCamera(FrameSource):
+        label, live = "synthetic camera", True
 
-    def __init__(self, channels: int, rng: np.random.Generator) -> None:
-        shape = FRAME_SHAPE if channels != 1 else FRAME_SHAPE[:2]
-        self._image = rng.integers(0, 256, size=shape, dtype=np.uint8)
-        self._index = 0
+        def __init__(self, channels: int) -> None:
+            shape = FRAME_SHAPE if channels != 1 else FRAME_SHAPE[:2]
+            self.image = rng.integers(0, 256, size=shape, dtype=np.uint8)
 
-    def latest(self) -> Any:
-        from edgeav.runtime.camera import Frame  # noqa: PLC0415
+        def frame_at(self, t_us: int) -> Frame:
+            return Frame(self.image, t_us / 1e6, 0, time.monotonic())
 
-        self._index += 1
-        return Frame(
-            image=self._image, t=float(self._index), index=self._index, received=time.monotonic()
-        )
+    class SyntheticAudio(AudioSource):
+        label, live = "synthetic audio", True
 
-    def close(self) -> None:
-        pass
+        def __init__(self, sample_rate: int) -> None:
+            self.sample_rate = sample_rate
+            self.noise = (0.1 * rng.standard_normal(4 * sample_rate)).astype(np.float32)
 
-    def stats(self) -> dict[str, Any]:
-        return {"source": self.label}
+        def window(self, t_us: int, n: int) -> Window:
+            end = t_us / 1e6
+            samples = np.resize(self.noise, n)
+            return Window(samples, end - n / self.sample_rate, end, time.monotonic())
 
-
-class _SyntheticAudio:
-    """An always-fresh audio source for the pipeline: a window of random noise (about -20 dBFS)."""
-
-    label = "synthetic audio"
-    ended = False
-    overflows = 0
-
-    def __init__(self, rng: np.random.Generator, seconds: float = 4.0, sample_rate: int = 16000):
-        self._samples = (0.1 * rng.standard_normal(int(seconds * sample_rate))).astype(np.float32)
-        self.last_write = time.monotonic()
-
-    def window(self, n_samples: int, *, min_fill: float = 1.0) -> np.ndarray:
-        self.last_write = time.monotonic()
-        if n_samples > self._samples.size:
-            self._samples = np.resize(self._samples, n_samples)
-        return self._samples[-n_samples:].copy()
-
-    def close(self) -> None:
-        pass
-
-    def stats(self) -> dict[str, Any]:
-        return {"source": self.label}
+    modalities = bundle.modalities
+    frames = SyntheticCamera(bundle.image_spec.channels) if "image" in modalities else None
+    audio = SyntheticAudio(bundle.feature_config.sample_rate) if "audio" in modalities else None
+    return frames, audio
 
 
 def bundle_name(bundle: Any) -> str:
@@ -119,34 +101,24 @@ def time_pipeline(
     sources (a random camera-sized frame, random audio), so the figures are the runtime's own
     per-stage timings. Returns one row per stage of :data:`STAGES`.
     """
-    from edgeav.runtime.pipeline import Pipeline  # noqa: PLC0415
+    from edgeav.runtime.pipeline import RunOptions, open_pipeline  # noqa: PLC0415
 
     if runs < 1:
         raise EdgeAVError(f"runs must be at least 1, got {runs}")
-    rng = np.random.default_rng(0)
+    frames, audio = _synthetic_sources(bundle, np.random.default_rng(0))
     modalities = bundle.modalities
-    camera = _SyntheticCamera(bundle.image_spec.channels, rng) if "image" in modalities else None
-    audio = (
-        _SyntheticAudio(rng, sample_rate=bundle.feature_config.sample_rate)
-        if "audio" in modalities
-        else None
-    )
-    pipeline = Pipeline(bundle, camera=camera, audio=audio, threads=threads, rate=1000.0)
     times: dict[str, list[float]] = {s: [] for s in STAGES}
-    try:
+    options = RunOptions(threads=threads, rate=1000.0)
+    with open_pipeline(bundle, options, frames=frames, audio=audio) as pipeline:
         for i in range(warmup + runs):
-            record = pipeline.step(pipeline.first_us + i * pipeline.period_us)
-            if record is None:  # pragma: no cover - synthetic sources never end
-                raise EdgeAVError("the pipeline stopped on synthetic input")
+            prediction = pipeline.step(pipeline.first_us + i * pipeline.period_us)
             if i < warmup:
                 continue
-            if set(record["used"]) != set(modalities):
-                flags = ", ".join(f"{m}: {f}" for m, f in record["flags"].items())
+            if set(prediction.used) != set(modalities):
+                flags = ", ".join(f"{m}: {f}" for m, f in prediction.flags.items())
                 raise EdgeAVError(f"the pipeline left out a modality on synthetic input ({flags})")
             for name in STAGES:
-                times[name].append(float(record["timings_ms"].get(name, 0.0)))
-    finally:
-        pipeline.close()
+                times[name].append(float(prediction.timings_ms.get(name, 0.0)))
     rows = []
     for name in STAGES:
         row = {"stage": name, "threads": threads, "runs": runs}

@@ -15,8 +15,8 @@ The stages, each one a call into the part that owns it (the same code the comman
    (:func:`edgeav.streams.make_test_stream`: second ``k`` shows one image and plays one clip of
    the same class);
 6. **run**: the runtime on that stream exactly as ``edgeav run --camera VIDEO --audio-file WAV
-   --no-realtime`` runs it (:func:`edgeav.runtime.pipeline.open_sources` and
-   :class:`~edgeav.runtime.pipeline.Pipeline`), scored against the stream's labels;
+   --no-realtime`` runs it (:func:`edgeav.runtime.pipeline.open_pipeline`), scored against
+   the stream's labels;
 7. **report**: ``DIR/summary.json`` (every figure, machine-readable), ``DIR/report.md`` (the
    tables and the plot) and a summary on stdout (:mod:`edgeav.demo_report`).
 
@@ -348,45 +348,22 @@ def run_stream(
 
     from edgeav.bundle import read_bundle  # noqa: PLC0415
     from edgeav.fileio import write_text_atomic  # noqa: PLC0415
-    from edgeav.runtime.pipeline import Pipeline, open_sources  # noqa: PLC0415
+    from edgeav.runtime.pipeline import RunOptions, open_pipeline  # noqa: PLC0415
 
-    # The same calls, with the same arguments, as edgeav/commands/run.py (defaults: rate 1 Hz,
-    # interpreter threads chosen by the backend, no --loop, no --duration).
+    # edgeav run's defaults: rate 1 Hz, interpreter threads chosen by the backend
     bundle = read_bundle(bundle_path)
-    config = bundle.feature_config
-    cam, audio = open_sources(
-        camera=str(stream.video),
-        mic=False,
-        mic_device=None,
-        audio_file=stream.wav,
-        sample_rate=config.sample_rate,
-        buffer_seconds=max(2.0, 2 * config.window_seconds),
-        loop=False,
-        realtime=False,
-        log=log,
-    )
-    try:
-        pipe = Pipeline(
-            bundle, camera=cam, audio=audio, rate=1.0, threads=None, realtime=False, log=log
-        )
-    except BaseException:
-        for source in (cam, audio):
-            if source is not None:
-                source.close()
-        raise
-    log(
-        f"run: {bundle_path} ({'+'.join(pipe.models)}), {pipe.backend}, default thread(s), "
-        f"1 Hz, files' own clock"
-    )
+    options = RunOptions(camera=str(stream.video), audio_file=stream.wav, realtime=False)
     records: list[dict[str, Any]] = []
-    try:
+    with open_pipeline(bundle, options, log=log) as pipe:
+        log(
+            f"run: {bundle_path} ({'+'.join(pipe.models)}), {pipe.backend}, default thread(s), "
+            f"1 Hz, files' own clock"
+        )
         with _progress(console) as bar:
             task = bar.add_task("edgeav run (test stream)", total=stream.seconds)
-            for record in pipe.run():
-                records.append(record)
+            for prediction in pipe.run():
+                records.append(prediction.to_dict())
                 bar.advance(task)
-    finally:
-        pipe.close()
     summary = pipe.summary()
     lines = [json.dumps(r) for r in records] + [json.dumps({"summary": summary})]
     write_text_atomic(predictions, "\n".join(lines) + "\n")

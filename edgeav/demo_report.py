@@ -23,18 +23,6 @@ SUMMARY_FORMAT = "edgeav-demo/1"
 #: Modalities in the accuracy tables, in order.
 ROWS = ("image", "audio", "fused")
 
-#: Pipeline stages in the latency table, in order (bench rows and run summary merged).
-LATENCY_STAGES = (
-    "capture",
-    "preprocess",
-    "features",
-    "image",
-    "audio",
-    "fusion",
-    "compute",
-    "total",
-)
-
 
 def _cpu_name() -> str:
     with contextlib.suppress(OSError):
@@ -53,7 +41,9 @@ def _host() -> dict[str, Any]:
 def _stage_latency(bench_stages: list[dict[str, Any]], run_latency: dict[str, Any]):
     out: dict[str, dict[str, float | None]] = {}
     bench = {r["stage"]: r for r in bench_stages}
-    for stage in LATENCY_STAGES:
+    from edgeav.runtime.pipeline import STAGES  # noqa: PLC0415 (the bench rows and run summary merged)
+
+    for stage in STAGES:
         b, r = bench.get(stage), run_latency.get(stage)
         if b is None and r is None:
             continue

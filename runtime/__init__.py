@@ -1,15 +1,13 @@
 """edgeav.runtime: the device side of edgeav (no TensorFlow, no librosa).
 
+- :mod:`~edgeav.runtime.sources`: the frame-source and audio-source interface, ``Frame``, ``Window``.
+- :mod:`~edgeav.runtime.camera`: a live camera or stream, and a video file.
+- :mod:`~edgeav.runtime.audio`: a microphone (sounddevice) and a WAV/FLAC file.
+- :mod:`~edgeav.runtime.ringbuffer`: the last few seconds of audio, written by a capture thread.
 - :mod:`~edgeav.runtime.interpreter`: one ``.tflite`` model, float in and float out (LiteRT,
   falling back to tflite-runtime, then ``tf.lite``).
-- :mod:`~edgeav.runtime.camera`: frames from a camera index, a video file or a stream URL.
-- :mod:`~edgeav.runtime.microphone`: audio from a microphone (sounddevice) or a WAV/FLAC file.
-- :mod:`~edgeav.runtime.pipeline`: the fused-classification loop behind ``edgeav run``.
-- :mod:`~edgeav.runtime.worker`: the thread that runs a tick's image-model invoke beside its
-  audio branch.
-- :mod:`~edgeav.runtime.affinity`: pins the tick's two threads to two CPUs of their own and keeps
-  the helper threads (decoder, readers) off them.
+- :mod:`~edgeav.runtime.pipeline`: ``open_pipeline(...)`` and the tick behind ``edgeav run``.
 
-Importing this package imports nothing heavy; OpenCV, sounddevice and soundfile are imported by
-the functions that open a source.
+Importing this package imports nothing heavy; OpenCV, sounddevice and soundfile are imported when
+a source is opened.
 """

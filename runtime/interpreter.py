@@ -168,15 +168,6 @@ class Model:
 
         Returns float32 outputs (dequantised), with a batch dimension only if ``x`` had one.
         """
-        batched = self.set_input(x)
-        self.invoke()
-        return self.get_output(batched)
-
-    def set_input(self, x: np.ndarray) -> bool:
-        """First third of :meth:`predict`: check, quantise and set ``x``; whether it is a batch.
-
-        :meth:`predict` is ``set_input``, :meth:`invoke`, :meth:`get_output`; the pipeline runs the
-        middle one (native code, without the GIL) on its worker thread."""
         arr = np.asarray(x)
         sample_shape = self.input_shape[1:]
         if arr.shape == sample_shape:
@@ -193,14 +184,7 @@ class Model:
         if arr.shape[0] != self._batch:
             self._resize(arr.shape[0])
         self._interp.set_tensor(self._in["index"], self._in_q.quantize(arr))
-        return batched
-
-    def invoke(self) -> None:
-        """Run the model on the input set by :meth:`set_input`."""
         self._interp.invoke()
-
-    def get_output(self, batched: bool = False) -> np.ndarray:
-        """Last third of :meth:`predict`: the dequantised float32 output of the last invoke."""
         out = self._out_q.dequantize(self._interp.get_tensor(self._out["index"]))
         return out if batched else out[0]
 

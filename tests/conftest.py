@@ -181,3 +181,108 @@ class LoopingCapture:
 @pytest.fixture(scope="session")
 def looping_capture():
     return LoopingCapture
+
+
+# --- the runtime's three-class models and bundles (see tests/media.py) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def av_models(tmp_path_factory):
+    """Keras + float32 and int8 TFLite versions of a brightness image model and a tone model
+    for :mod:`media`'s three classes."""
+    import media
+
+    from edgeav.converters.quantize import convert_keras
+    from edgeav.features import FeatureConfig, extract
+    from edgeav.preprocess import ImageSpec
+    from edgeav.tf import keras
+
+    keras = keras()
+    keras.utils.set_random_seed(0)
+    spec = ImageSpec(size=8, channels=1, color_order="rgb", crop="none")
+    config = FeatureConfig()
+    # image: logits = w_c * mean(pixel) + b_c (hand-set: dark / mid / bright)
+    inp = keras.Input(spec.shape)
+    dense = keras.layers.Dense(3)
+    image_model = keras.Model(inp, keras.layers.Softmax()(dense(keras.layers.Flatten()(inp))))
+    n = int(np.prod(spec.shape))
+    w = np.array([-40.0, 0.0, 40.0], np.float32) / n
+    dense.set_weights([np.tile(w, (n, 1)), np.array([15.0, 0.0, -25.0], np.float32)])
+    rng = np.random.default_rng(0)
+    image_rep = rng.uniform(0, 1, size=(32, *spec.shape)).astype(np.float32)
+    image_rep[:3] = np.asarray(media.LEVELS, np.float32)[:, None, None, None]
+    # audio: a normalised softmax regression on edgeav features of noisy tones
+    feats, labels = [], []
+    for i in range(36):
+        y = media.tone(i % 3, amp=rng.uniform(0.05, 0.5), phase=rng.uniform(0, 6))
+        y = y + rng.normal(0, 0.01 * (i % 2), y.shape).astype(np.float32)
+        feats.append(extract(y, config))
+        labels.append(i % 3)
+    feats, labels = np.stack(feats).astype(np.float32), np.asarray(labels)
+    norm = keras.layers.Normalization()
+    norm.adapt(feats)
+    a_in = keras.Input((config.dim,))
+    audio_model = keras.Model(a_in, keras.layers.Dense(3, activation="softmax")(norm(a_in)))
+    audio_model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    audio_model.fit(feats, labels, epochs=40, verbose=0)
+    folder = tmp_path_factory.mktemp("av_models")
+    out = {"spec": spec, "config": config, "keras_image": image_model, "keras_audio": audio_model}
+    for name, kind, model, rep in (
+        ("image", "int8", image_model, image_rep),
+        ("audio", "int8", audio_model, feats),
+        ("audio", "float32", audio_model, feats),
+    ):
+        path = folder / f"{name}_{kind}.tflite"
+        # the audio model keeps its leading normalisation (and so its input) in float, as
+        # `edgeav convert` does: one int8 scale cannot hold raw features of such mixed ranges
+        path.write_bytes(convert_keras(model, kind, rep, float_input=name == "audio"))
+        out[f"{name}_{kind}"] = path
+    out["audio_features"], out["audio_labels"] = feats, labels
+    return out
+
+
+def write_av_bundle(path: Path, models: dict, modalities=("image", "audio")) -> Path:
+    """A real int8 bundle of :func:`av_models`' models for ``modalities``."""
+    import media
+
+    from edgeav.bundle import Manifest, ModelEntry, write_bundle
+    from edgeav.fusion import FusionWeights
+    from edgeav.runtime.interpreter import load_interpreter
+
+    members, entries = {}, {"image": None, "audio": None}
+    for m in modalities:
+        data = models[f"{m}_int8"].read_bytes()
+        model = load_interpreter(data)
+        members[f"{m}.tflite"] = data
+        entries[m] = ModelEntry(
+            file=f"{m}.tflite",
+            input_shape=list(model.input_shape),
+            input_dtype=model.input_dtype,
+            output_shape=list(model.output_shape),
+            output_dtype=model.output_dtype,
+            params=0,
+        )
+    manifest = Manifest(
+        classes=list(media.CLASSES),
+        image=entries["image"],
+        audio=entries["audio"],
+        image_spec=models["spec"],
+        feature_config=models["config"],
+        fusion=FusionWeights(1.0, 1.0),
+        quantization="int8",
+    )
+    return write_bundle(path, manifest, members)
+
+
+@pytest.fixture(scope="session")
+def av_bundle(av_models, tmp_path_factory):
+    """Path to a real int8 bundle that tells :mod:`media`'s three classes apart exactly."""
+    return write_av_bundle(tmp_path_factory.mktemp("av_bundle") / "model.edgeav", av_models)
+
+
+@pytest.fixture()
+def av_stream(tmp_path):
+    """(video, wav) of :data:`media.SEQUENCE`, one class a second."""
+    import media
+
+    return media.write_stream(tmp_path, media.SEQUENCE)

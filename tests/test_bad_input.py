@@ -23,14 +23,14 @@ The cases run a few at a time in one module fixture (each is mostly a Python sta
 case's test reports its own outcome.
 
 The read-only folder and the full device are small tmpfs mounts (read-only, and full to the last
-byte) when this process may mount (root with CAP_SYS_ADMIN); otherwise those rows are skipped.
+byte) that ``make mounts`` makes under ``$EDGEAV_TEST_MOUNTS`` (as root); without them those rows
+are skipped.
 ``/dev/full`` itself is covered as an output path: writing "to" it must be refused, not replace
 the device node by a rename.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -138,40 +138,12 @@ def _wav_header_claims(path: Path, data_bytes: int) -> Path:
 # --- places -----------------------------------------------------------------------------------
 
 
-def _mount_tmpfs(where: Path, options: str) -> bool:
-    where.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        return False
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    return proc.returncode == 0
-
-
-def _umount(where: Path) -> None:
-    subprocess.run(["umount", str(where)], capture_output=True)
-
-
 @pytest.fixture(scope="module")
-def mounts(tmp_path_factory):
-    """``{"ro": read-only tmpfs, "full": tmpfs with 0 bytes free}`` (None when mounting fails)."""
-    base = tmp_path_factory.mktemp("mounts")
-    out: dict[str, Path | None] = {"ro": None, "full": None}
-    if _mount_tmpfs(base / "ro", "ro,size=64k,mode=0777"):
-        out["ro"] = base / "ro"
-    if _mount_tmpfs(base / "full", "size=64k,mode=0777"):
-        out["full"] = base / "full"
-        for name, chunk in (("filler", 4096), ("filler2", 1)):  # fill it to the last byte
-            with contextlib.suppress(OSError), open(base / "full" / name, "wb") as fh:
-                while True:
-                    fh.write(b"\0" * chunk)
-                    fh.flush()
-    yield out
-    for path in out.values():
-        if path is not None:
-            _umount(path)
+def mounts():
+    """``{"ro": read-only tmpfs, "full": tmpfs with 0 bytes free}``, mounted by ``make mounts``
+    under ``$EDGEAV_TEST_MOUNTS`` (None where they are not mounted)."""
+    base = Path(os.environ.get("EDGEAV_TEST_MOUNTS", "/tmp/edgeav-test-mounts"))
+    return {kind: base / kind if os.path.ismount(base / kind) else None for kind in ("ro", "full")}
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +209,7 @@ class Work:
     def mount(self, kind: str) -> Path:
         where = self.mounts[kind]
         if where is None:
-            pytest.skip(f"cannot mount a {kind} tmpfs here (needs root with CAP_SYS_ADMIN)")
+            pytest.skip(f"no {kind} tmpfs mounted (`make mounts` mounts it, as root)")
         self.watch.append(where)
         return where
 
@@ -1011,7 +983,7 @@ def test_valid_odd_wavs_are_accepted(kind, tmp_path):
     """The training loader and the runtime's file source both read them, at 16 kHz mono."""
     from edgeav.data.loader import read_audio
     from edgeav.features import FeatureConfig, extract
-    from edgeav.runtime.microphone import AudioFile
+    from edgeav.runtime.audio import AudioFile
 
     config = FeatureConfig()
     path = _odd_wav(kind, tmp_path / f"{kind}.wav")
@@ -1023,14 +995,14 @@ def test_valid_odd_wavs_are_accepted(kind, tmp_path):
         ref = extract(_speech_like(), config)
         assert np.corrcoef(feats, ref)[0, 1] > 0.98
 
-    src = AudioFile(path, sample_rate=16000, seconds=2).open()
+    src = AudioFile(path, sample_rate=16000).open()
     try:
         t = min(0.5, src.duration)  # the "fewer samples" liar is 50 samples long
-        assert src.advance_to(t)
         n = int(t * 16000)
-        window = src.window(n)
-        assert window is not None and window.shape == (n,) and np.isfinite(window).all()
-        assert np.abs(window).max() > 0.05
+        window = src.window(int(t * 1e6), n)
+        assert window is not None and not src.ended
+        assert window.samples.shape == (n,) and np.isfinite(window.samples).all()
+        assert np.abs(window.samples).max() > 0.05
     finally:
         src.close()
 

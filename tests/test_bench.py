@@ -458,8 +458,8 @@ def test_bundle_bench_imports_no_tensorflow(bundle_path):
     assert doc["heavy"] == []
     result = doc["result"]
     assert [r["stage"] for r in result["stages"]] == [
-        "features",
         "preprocess",
+        "features",
         "image",
         "audio",
         "fusion",

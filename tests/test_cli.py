@@ -34,3 +34,17 @@ def test_version_via_module():
     )
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"edgeav {__version__}"
+
+
+def test_the_device_path_imports_nothing_heavy():
+    code = (
+        "import sys, edgeav.runtime.pipeline, edgeav.runtime.camera, edgeav.runtime.audio\n"
+        "import edgeav.runtime.interpreter, edgeav.bundle, edgeav.features, edgeav.fusion\n"
+        "import edgeav.commands.run\n"
+        "heavy = [m for m in ('tensorflow', 'tf_keras', 'librosa', 'sounddevice', 'cv2') "
+        "if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""Device faults in the runtime (issue 9): the run keeps going where it can.
+"""Device faults in the runtime: the run keeps going where it can.
 
 - A camera that stops delivering after N frames (its reads fail, or raise as a crashing driver
   does) and comes back: the pipeline goes on audio-only, flags the image as stale in the records,
@@ -63,10 +63,9 @@ class Outage:
 def test_camera_outage_after_n_frames_run_goes_on_audio_only_then_uses_frames_again(
     mode, tiny_bundle, tmp_path, looping_capture
 ):
-    from edgeav.bundle import read_bundle
-    from edgeav.runtime.camera import Camera
-    from edgeav.runtime.microphone import AudioFile
-    from edgeav.runtime.pipeline import Pipeline
+    from edgeav.runtime.audio import AudioFile
+    from edgeav.runtime.camera import LiveCamera
+    from edgeav.runtime.pipeline import RunOptions, open_pipeline
 
     video = _video(tmp_path / "cam.mkv")
     wav = _wav(tmp_path / "mic.wav", 2.0)
@@ -77,27 +76,17 @@ def test_camera_outage_after_n_frames_run_goes_on_audio_only_then_uses_frames_ag
         outage.opens += 1
         return looping_capture(video, FPS, fault=outage.fault)
 
-    cam = Camera(
+    cam = LiveCamera(
         0,  # a device: it is reopened when it stops delivering (a file would just end)
         opener=open_device,
         backoff_start=0.1,
         backoff_max=0.2,
         log=messages.append,
-    ).open()
-    audio = AudioFile(wav, sample_rate=SR, seconds=3, loop=True).open()
-    pipe = Pipeline(
-        read_bundle(tiny_bundle),
-        camera=cam,
-        audio=audio,
-        rate=10,
-        stale_after=0.3,
-        duration=4.5,
-        log=messages.append,
     )
-    try:
-        records = list(pipe.run())
-    finally:
-        pipe.close()
+    audio = AudioFile(wav, sample_rate=SR, loop=True)
+    options = RunOptions(rate=10, stale_after=0.3, duration=4.5)
+    with open_pipeline(tiny_bundle, options, frames=cam, audio=audio) as pipe:
+        records = [p.to_dict() for p in pipe.run()]
 
     assert outage.reads >= outage.start + outage.length  # the outage happened in full
     ts = [r["t"] for r in records]
@@ -210,21 +199,18 @@ def test_microphone_overflows_are_counted_and_a_dead_stream_is_reopened(
 ):
     import soundfile as sf
 
-    from edgeav.bundle import read_bundle
-    from edgeav.runtime import microphone
-    from edgeav.runtime.microphone import Microphone
-    from edgeav.runtime.pipeline import Pipeline
+    from edgeav.runtime import audio
+    from edgeav.runtime.audio import Microphone
+    from edgeav.runtime.pipeline import RunOptions, open_pipeline
 
     y, sr = sf.read(_wav(tmp_path / "mic48k.wav", 3.0, sr=48000), dtype="float32")
     pa = FakePortAudio(y)
-    monkeypatch.setattr(microphone, "import_sounddevice", lambda: pa)
+    monkeypatch.setattr(audio, "import_sounddevice", lambda: pa)
     messages: list[str] = []
-    mic = Microphone(None, sample_rate=SR, seconds=3, log=messages.append)
-    pipe = Pipeline(read_bundle(tiny_bundle), audio=mic, rate=10, duration=3.0, stale_after=0.3)
-    try:
-        records = list(pipe.run())
-    finally:
-        pipe.close()
+    mic = Microphone(None, sample_rate=SR, log=messages.append)
+    options = RunOptions(rate=10, duration=3.0, stale_after=0.3)
+    with open_pipeline(tiny_bundle, options, audio=mic) as pipe:
+        records = [p.to_dict() for p in pipe.run()]
 
     summary = pipe.summary()
     assert summary["end"] == "duration"  # neither overflows nor the dead stream stopped it

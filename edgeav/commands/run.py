@@ -8,20 +8,11 @@ edgeav.preprocess): never TensorFlow, tf_keras or librosa. sounddevice is import
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import typer
-
-
-class _Terminated(BaseException):
-    """Raised from the SIGTERM handler so the loop unwinds like on Ctrl-C."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated()
 
 
 def _log(message: str) -> None:
@@ -61,20 +52,6 @@ def run(
         help="Files only: run on the files' own clocks as fast as possible (deterministic).",
     ),
     loop: bool = typer.Option(False, "--loop", help="Restart video and audio files at their end."),
-    serial: bool = typer.Option(
-        False,
-        "--serial",
-        help="Run each tick's image and audio branches one after the other on one core "
-        "(default: side by side on two threads when both are used and there are 2+ cores; "
-        "the predictions are the same).",
-    ),
-    no_pin: bool = typer.Option(
-        False,
-        "--no-pin",
-        help="With the branches side by side, leave the two threads' placement to the OS "
-        "(default: the tick's thread and the image worker each get one of the last two CPUs, "
-        "not two threads of one core).",
-    ),
 ) -> None:
     """Classify what the camera sees and the microphone hears, fused, one prediction per tick.
 
@@ -86,91 +63,48 @@ def run(
 
     Then prints a summary: ticks, latency p50/p95 per stage, frames dropped, audio overflows.
     """
-    from edgeav.errors import EdgeAVError  # noqa: PLC0415
+    from edgeav import interrupts  # noqa: PLC0415
+    from edgeav.runtime.pipeline import RunOptions, open_pipeline  # noqa: PLC0415
 
-    if camera is None and not mic and mic_device is None and audio_file is None:
-        raise EdgeAVError(
-            "no input given: use --camera (index, video file or URL) and/or --mic / --audio-file"
-        )
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    # Ctrl-C ends the run cleanly even when started from a shell that ignores SIGINT (`cmd &`)
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    options = RunOptions(
+        camera=camera,
+        mic=mic,
+        mic_device=mic_device,
+        audio_file=audio_file,
+        rate=rate,
+        threads=threads,
+        realtime=not no_realtime,
+        duration=duration,
+        loop=loop,
+    )
     pipe = None
-    exit_code = 0
     try:
-        from edgeav.bundle import read_bundle  # noqa: PLC0415
-        from edgeav.runtime.pipeline import Pipeline, open_sources  # noqa: PLC0415
-
-        bundle = read_bundle(model)
-        config = bundle.feature_config
-        cam, audio = open_sources(
-            camera=camera,
-            mic=mic,
-            mic_device=mic_device,
-            audio_file=audio_file,
-            sample_rate=config.sample_rate,
-            buffer_seconds=max(2.0, 2 * config.window_seconds),
-            loop=loop,
-            realtime=not no_realtime,
-            log=_log,
-        )
-        try:
-            pipe = Pipeline(
-                bundle,
-                camera=cam,
-                audio=audio,
-                rate=rate,
-                threads=threads,
-                realtime=not no_realtime,
-                duration=duration,
-                overlap=False if serial else None,
-                pin=not no_pin,
-                log=_log,
+        with open_pipeline(model, options, log=_log) as pipe:
+            _log(
+                f"run: {model} ({'+'.join(pipe.models)}), {pipe.backend}, "
+                f"{threads or 'default'} thread(s), {rate:g} Hz"
+                + (", files' own clock" if no_realtime else "")
             )
-        except BaseException:
-            for source in (cam, audio):
-                if source is not None:
-                    source.close()
+            if json_out:
+                _emit_json(pipe)
+            else:
+                _show_live(pipe)
+    except interrupts.Interrupted as exc:
+        if pipe is None:
             raise
-        modalities = "+".join(pipe.models)
-        features = ""
-        if "audio" in pipe.models:
-            from edgeav.features import backend  # noqa: PLC0415 (imported by the pipeline)
-
-            features = ", features in " + {"c": "C", "numpy": "NumPy"}[backend()]
-        _log(
-            f"run: {model} ({modalities}), {pipe.backend}, "
-            f"{threads or 'default'} thread(s), {rate:g} Hz"
-            + (", branches overlapped" if pipe.overlap else "")
-            + (", files' own clock" if no_realtime else "")
-            + features
-        )
-        if json_out:
-            _emit_json(pipe)
-        else:
-            _show_live(pipe)
-    except KeyboardInterrupt:
-        exit_code = 130
-    except _Terminated:
-        exit_code = 143
+        pipe.end_reason = exc.reason
+        _print_summary(pipe.summary(), json_out)
+        raise typer.Exit(exc.exit_code) from None
     except BrokenPipeError:  # stdout closed by the reader (e.g. `| head`)
-        exit_code = 0
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
-        if pipe is not None:
-            pipe.close()
-            if exit_code:
-                pipe.end_reason = "SIGINT" if exit_code == 130 else "SIGTERM"
-            _print_summary(pipe.summary(), json_out)
-    if exit_code:
-        raise typer.Exit(exit_code)
+        pass
+    if pipe is not None:
+        _print_summary(pipe.summary(), json_out)
 
 
 def _emit_json(pipe: Any) -> None:
     out = sys.stdout
-    for record in pipe.run():
-        out.write(json.dumps(record) + "\n")
+    for prediction in pipe.run():
+        out.write(json.dumps(prediction.to_dict()) + "\n")
         out.flush()
 
 
@@ -196,8 +130,8 @@ def _show_live(pipe: Any) -> None:
     rows: deque[dict[str, Any]] = deque(maxlen=LIVE_ROWS)
     console = _stdout_console()
     with Live(_table(rows, pipe), console=console, refresh_per_second=8) as live:
-        for record in pipe.run():
-            rows.append(record)
+        for prediction in pipe.run():
+            rows.append(prediction)
             live.update(_table(rows, pipe))
 
 
@@ -213,23 +147,22 @@ def _table(rows: Any, pipe: Any) -> Any:
     table.add_column("ms", justify="right")
     if not rows:
         table.add_row("…", "waiting for input", "", *["" for _ in pipe.models], "")
-    for record in rows:
+    for p in rows:
         cells = []
         for m in pipe.models:
-            probs = record["probs"][m]
-            if m in record["flags"]:
-                cells.append(f"[yellow]{record['flags'][m]}[/yellow]")
+            probs = p.probs[m]
+            if m in p.flags:
+                cells.append(f"[yellow]{p.flags[m]}[/yellow]")
             elif probs is not None:
                 best = max(range(len(probs)), key=probs.__getitem__)
                 cells.append(f"{pipe.classes[best]} {probs[best]:.2f}")
             else:
                 cells.append("")
-        label = record["label"] if record["label"] is not None else "[red]no input[/red]"
-        conf = f"{record['confidence']:.2f}" if record["confidence"] is not None else ""
+        label = p.label if p.label is not None else "[red]no input[/red]"
+        conf = f"{p.confidence:.2f}" if p.confidence is not None else ""
         table.add_row(
-            f"{record['t']:.2f}", f"[bold]{label}[/bold]", conf, *cells,
-            f"{record['timings_ms']['total']:.1f}",
-        )  # fmt: skip
+            f"{p.t:.2f}", f"[bold]{label}[/bold]", conf, *cells, f"{p.timings_ms['total']:.1f}"
+        )
     return table
 
 
@@ -259,11 +192,6 @@ def _print_summary(summary: dict[str, Any], json_out: bool) -> None:
     console.print(
         f"{summary['ticks']} ticks in {summary['seconds']:.1f} s ({summary['end']}); "
         f"skipped {summary['ticks_skipped']}; {used}; frames dropped {summary['frames_dropped']}; "
-        f"audio overflows {summary['audio_overflows']}"
-        + (
-            "; tick and image worker on CPUs {}, {}".format(*summary["pinned_cpus"])
-            if summary.get("pinned_cpus")
-            else ""
-        ),
+        f"audio overflows {summary['audio_overflows']}",
         highlight=False,
     )
