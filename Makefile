@@ -1,14 +1,19 @@
 # edgeav: the two set-up commands are `make demo` and `make test`.
 # Each creates .venv if missing and installs what it needs (re-installing only when
-# pyproject.toml changes).
+# pyproject.toml changes). What the tests need from the system (Debian packages, two small
+# tmpfs mounts, the cached Raspberry Pi sysroot) is set up here, never inside a test.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEB_PACKAGES := libportaudio2 libsndfile1
+# Debian packages the runtime needs, and those only the tests need (the Pi emulation).
+DEB_PACKAGES      := libportaudio2 libsndfile1
+DEB_TEST_PACKAGES := qemu-user-static mmdebstrap
+# A read-only tmpfs and a full one for tests/test_bad_input.py (root only; else those rows skip).
+export EDGEAV_TEST_MOUNTS ?= /tmp/edgeav-test-mounts
 
-.PHONY: test test-fast test-pi demo install deb lint clean
+.PHONY: test test-fast test-pi test-setup pi-setup mounts demo install deb deb-test wheel lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +25,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: deb $(STAMP)
 
-# Debian packages the runtime and tests need (skipped when already installed).
-deb:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# apt-get install the missing ones of $(1) (skipped when all are installed; a warning when not root).
+define apt_install
+	@missing=""; for p in $(1); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
@@ -30,24 +35,54 @@ deb:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "warning: missing Debian packages:$$missing (run as root or install them)"; fi; \
 	fi
+endef
+
+deb:
+	$(call apt_install,$(DEB_PACKAGES))
+
+deb-test:
+	$(call apt_install,$(DEB_TEST_PACKAGES))
+
+mounts:
+	@if [ "$$(id -u)" = "0" ]; then \
+	  mkdir -p $(EDGEAV_TEST_MOUNTS)/ro $(EDGEAV_TEST_MOUNTS)/full; \
+	  mountpoint -q $(EDGEAV_TEST_MOUNTS)/ro || mount -t tmpfs -o ro,size=64k,mode=0777 tmpfs $(EDGEAV_TEST_MOUNTS)/ro || true; \
+	  if ! mountpoint -q $(EDGEAV_TEST_MOUNTS)/full && mount -t tmpfs -o size=64k,mode=0777 tmpfs $(EDGEAV_TEST_MOUNTS)/full; then \
+	    cat /dev/zero > $(EDGEAV_TEST_MOUNTS)/full/filler 2>/dev/null; \
+	    head -c 1 /dev/zero > $(EDGEAV_TEST_MOUNTS)/full/filler2 2>/dev/null; true; \
+	  fi; \
+	fi
+
+# The emulated Raspberry Pi (arm64 sysroot + aarch64 wheels of the runtime extra), cached in
+# $EDGEAV_PI_CACHE (default /var/cache/edgeav-pi); the first time takes a few minutes.
+pi-setup: deb-test $(STAMP)
+	$(BIN)/python tests/pi/setup_sysroot.py prepare || [ $$? = 77 ]
+
+test-setup: deb-test mounts pi-setup
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
-test: install lint
+test: install lint test-setup
 	$(BIN)/python -m pytest -q
 
 # The device path on aarch64 under qemu-user (Pi 4 and Pi 5 CPUs); also part of `make test`.
-# First run installs qemu-user-static + mmdebstrap and builds a cached sysroot (EDGEAV_PI_CACHE).
-test-pi: install
+test-pi: install pi-setup
 	$(BIN)/python -m pytest -q -m pi tests/test_pi.py
 
-test-fast: install
+# No training, no conversion, no CLI storms: under two minutes.
+test-fast: install mounts
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The pure-Python wheel to copy to a device with the bundle: dist/edgeav-<version>-py3-none-any.whl
+wheel: $(STAMP)
+	rm -rf build dist/edgeav-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps -w dist .
 
 # The whole job on the built-in data (about 10 minutes on two cores): see demo/report.md after.
 demo: install
 	$(BIN)/edgeav demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

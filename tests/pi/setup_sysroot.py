@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Prepare (once, cached) an emulated Raspberry Pi user space for the device-path tests.
 
-Run by the session fixture in ``tests/test_pi.py`` (so ``make test`` needs nothing more), or by
-hand::
+``make pi-setup`` (part of ``make test``) builds the cache; the session fixture in
+``tests/test_pi.py`` uses it and installs edgeav's own wheel for each run::
 
-    python tests/pi/setup_sysroot.py                       # prepare; print the paths as JSON
+    python tests/pi/setup_sysroot.py prepare               # build the cache (make pi-setup)
+    python tests/pi/setup_sysroot.py --work DIR            # use it, install edgeav into DIR; JSON
     python tests/pi/setup_sysroot.py run [--cpu cortex-a76] -- -m edgeav info model.edgeav
 
 Steps (each skipped when its result is already cached):
 
-1. installs Debian's ``qemu-user-static`` and ``mmdebstrap`` if missing (root + apt-get);
+1. finds Debian's ``qemu-user-static`` and ``mmdebstrap`` (``make deb-test`` installs them);
 2. builds an arm64 Debian 12 (bookworm) sysroot with ``python3.11`` and ``libportaudio2`` with
    ``mmdebstrap --variant=extract`` (extraction only, so no binfmt is needed) from the machine's
    configured Debian sources, into a temporary folder renamed when complete, and places a
@@ -20,8 +21,8 @@ Steps (each skipped when its result is already cached):
    the versions installed in the Python that runs this script, so both sides of a comparison use
    the same libraries) and installs them into a target folder keyed by a hash of pyproject.toml
    and the requirement list;
-4. builds a wheel of edgeav (pure Python) from the working tree and installs it into ``--work``
-   (not cached: the sources change).
+4. (``--work``, not cached: the sources change) builds edgeav's pure-Python wheel from the
+   working tree and installs it into ``--work``.
 
 The cache lives in ``$EDGEAV_PI_CACHE`` (default ``/var/cache/edgeav-pi``), outside the repository,
 so a session and a later CI run on the same machine share it. A lock serialises concurrent runs.
@@ -88,37 +89,15 @@ def _tail(text: str, lines: int = 6) -> str:
 # --- 1. tools -------------------------------------------------------------------------------
 
 
-def _apt_install(packages: list[str]) -> subprocess.CompletedProcess:
-    log(f"installing Debian packages: {' '.join(packages)}")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    upd = _run(["apt-get", "update", "-qq"], env=env)
-    res = _run(
-        ["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300", *packages], env=env
-    )
-    if res.returncode != 0 and not res.stderr.strip():
-        res.stderr = res.stdout or upd.stderr
-    return res
-
-
 def ensure_tools() -> dict[str, str]:
-    """Find (or apt-get install) qemu-aarch64-static and mmdebstrap."""
+    """Find qemu-aarch64-static and mmdebstrap (``make deb-test`` installs them)."""
     wanted = {"qemu-aarch64-static": "qemu-user-static", "mmdebstrap": "mmdebstrap"}
     missing = [pkg for exe, pkg in wanted.items() if shutil.which(exe) is None]
     if missing:
-        if shutil.which("apt-get") is None:
-            raise Skip(f"{' and '.join(missing)} missing and there is no apt-get to install them")
-        if os.geteuid() != 0:
-            raise Skip(
-                f"{' and '.join(missing)} missing and not root "
-                f"(apt-get install {' '.join(missing)})"
-            )
-        res = _apt_install(missing)
-        if res.returncode != 0:
-            raise Skip(f"apt-get install {' '.join(missing)} failed: {_tail(res.stderr)}")
-    paths = {exe: shutil.which(exe) for exe in wanted}
-    if None in paths.values():
-        raise Skip(f"still missing after apt-get: {[k for k, v in paths.items() if v is None]}")
-    return paths  # type: ignore[return-value]
+        raise Skip(
+            f"{' and '.join(missing)} not installed (`make deb-test` installs them, as root)"
+        )
+    return {exe: shutil.which(exe) for exe in wanted}  # type: ignore[misc]
 
 
 # --- 2. sysroot -----------------------------------------------------------------------------
@@ -206,12 +185,14 @@ def _key(*parts: str | bytes) -> str:
     return h.hexdigest()[:16]
 
 
-def ensure_sysroot(tools: dict[str, str]) -> Path:
+def ensure_sysroot(tools: dict[str, str], build: bool = True) -> Path:
     sources = debian_sources()
     # Not keyed by the mirror URIs (a mirror change needs no rebuild), only by what goes in.
     key = _key(SUITE, "arm64", *INCLUDE, str(SYSROOT_RECIPE))
     root = CACHE / f"sysroot-{SUITE}-arm64-{key}"
     if not (root / ".edgeav-complete").exists():
+        if not build:
+            raise Skip(f"no emulated Pi sysroot in {CACHE}: `make pi-setup` builds it")
         if os.geteuid() != 0:
             raise Skip(
                 f"no cached sysroot in {CACHE} and not root (mmdebstrap --mode=root needs it)"
@@ -339,7 +320,7 @@ def _index_reachable() -> bool:
     return res.returncode == 0
 
 
-def ensure_deps() -> tuple[Path, list[str], list[str]]:
+def ensure_deps(build: bool = True) -> tuple[Path, list[str], list[str]]:
     reqs = requirements(REPO / "pyproject.toml")
     key = _key((REPO / "pyproject.toml").read_bytes(), *reqs, *PLATFORMS)
     site = CACHE / f"site-{key}"
@@ -348,6 +329,8 @@ def ensure_deps() -> tuple[Path, list[str], list[str]]:
     if done.exists():
         meta = json.loads(done.read_text())
         return site, meta["requirements"], meta["wheels"]
+    if not build:
+        raise Skip(f"no aarch64 wheels for this pyproject.toml in {CACHE}: `make pi-setup`")
     t0 = time.monotonic()
     tmp_wheels = Path(tempfile.mkdtemp(prefix=".wheels-", dir=CACHE))
     log(f"downloading aarch64 wheels: {' '.join(reqs)}")
@@ -466,7 +449,9 @@ def _du(path: Path) -> int:
     return total
 
 
-def prepare(work: Path) -> dict:
+def prepare(work: Path | None, build: bool = True) -> dict:
+    """The emulated Pi's paths. ``build``: make the cached sysroot and wheels when missing (else
+    skip); ``work``: also install edgeav's wheel there (None: the cache only)."""
     t0 = time.monotonic()
     if sys.platform != "linux":
         raise Skip(f"qemu-user needs Linux, not {sys.platform}")
@@ -485,11 +470,11 @@ def prepare(work: Path) -> dict:
         t = step("lock", t0)
         tools = ensure_tools()
         t = step("tools", t)
-        sysroot = ensure_sysroot(tools)
+        sysroot = ensure_sysroot(tools, build)
         t = step("sysroot", t)
-        deps, reqs, wheels = ensure_deps()
+        deps, reqs, wheels = ensure_deps(build)
         t = step("wheels", t)
-    edgeav_site = install_edgeav(work)
+    edgeav_site = install_edgeav(work) if work is not None else None
     step("edgeav", t)
     wheels_dir = deps.parent / deps.name.replace("site-", "wheels-")
     return {
@@ -497,7 +482,7 @@ def prepare(work: Path) -> dict:
         "sysroot": str(sysroot),
         "python": str(sysroot / PYTHON.lstrip("/")),
         "deps": str(deps),
-        "edgeav": str(edgeav_site),
+        "edgeav": str(edgeav_site) if edgeav_site else None,
         "shim": str(SHIM_DIR),
         "requirements": reqs,
         "wheels": wheels,
@@ -532,13 +517,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=None, help="where edgeav's own wheel is installed")
     sub = ap.add_subparsers(dest="cmd")
+    sub.add_parser("prepare", help="build the cached sysroot and wheels only (make pi-setup)")
     run = sub.add_parser("run", help="run the emulated python3.11 with the given arguments")
     run.add_argument("--cpu", default=CPUS[0], help=f"QEMU_CPU (default {CPUS[0]})")
     run.add_argument("args", nargs=argparse.REMAINDER)
     ns = ap.parse_args(argv)
     work = ns.work or Path(tempfile.gettempdir()) / "edgeav-pi-work"
     try:
-        info = prepare(work)
+        if ns.cmd == "prepare":
+            info = prepare(None, build=True)
+        else:
+            info = prepare(work, build=ns.cmd == "run")
     except Skip as exc:
         print(f"skip: {exc}", file=sys.stderr)
         return SKIP
