@@ -1,6 +1,6 @@
 """Shared fixtures: small real artifacts built once per session.
 
-Converters (issue 5):
+Converters:
 - ``tiny_data``: synthetic, learnable train/test arrays for 10 classes (images 32x32x1, audio
   feature vectors of ``FeatureConfig().dim``), as ``edgeav.converters.convert.SplitArrays``.
 - ``tiny_keras_models``: ``{"image": model, "audio": model}``, tiny tf_keras classifiers trained
@@ -11,9 +11,9 @@ Converters (issue 5):
   and checked in LiteRT by ``edgeav.converters.convert.convert_models``. Treat it as read-only
   (copy it before modifying).
 
-Devices (issues 6 and 9):
+Devices:
 - ``looping_capture``: the class :class:`LoopingCapture`, a stand-in camera device made of a
-  real ``cv2.VideoCapture`` of a video file, for ``Camera(..., opener=...)``.
+  real ``cv2.VideoCapture`` of a video file, for ``LiveCamera(..., opener=...)``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ import numpy as np
 import pytest
 
 TINY_CLASSES = [str(i) for i in range(10)]
+
+#: Fixtures that train Keras models or convert them to TFLite: a test using one is ``slow`` (run
+#: by ``make test``, left out of ``make test-fast``).
+SLOW_FIXTURES = {"tiny_keras_models", "tiny_bundle", "av_models", "av_bundle"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 TINY_IMAGE_SIZE = 32
 
 
