@@ -78,7 +78,7 @@ class DemoSettings:
 
 
 def settings(fast: bool = False) -> DemoSettings:
-    """The full demo's settings, or ``--fast``'s (for CI: a few minutes on two cores)."""
+    """The full demo's settings, or ``--fast``'s (smaller, so the whole flow fits in a CI job)."""
     if not fast:
         return DemoSettings()
     return DemoSettings(

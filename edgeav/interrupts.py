@@ -1,10 +1,11 @@
 """Ctrl-C and SIGTERM for the CLI: stop promptly, exit 130 / 143, never commit an output after.
 
 :func:`install` (called by :func:`edgeav.cli.main`) handles both signals by raising
-``KeyboardInterrupt`` (SIGINT) or :class:`Terminated` (SIGTERM) in the main thread, so a command
-unwinds and its atomic outputs (:mod:`edgeav.fileio`) delete their temporary files. Two guards
-cover code that does not unwind promptly -- third-party code that swallows the exception
-(seen during TensorFlow's import), or a long native call:
+:class:`Interrupted` (a ``KeyboardInterrupt`` whose ``exit_code`` is 130 for SIGINT, 143 for
+SIGTERM) in the main thread, so a command unwinds and its atomic outputs (:mod:`edgeav.fileio`)
+delete their temporary files; a second signal ends the process at once. Two guards cover code
+that does not unwind promptly -- third-party code that swallows the exception (TensorFlow's
+import can), or a long native call:
 
 - :func:`check` raises the pending interrupt again; :mod:`edgeav.fileio` calls it before it
   renames a finished temporary file, so an output is never committed after a signal;

@@ -1,4 +1,4 @@
-"""Bad input across the CLI (issue 9): one line naming the culprit, exit 3, nothing left behind.
+"""Bad input across the CLI: one line naming the culprit, exit 3, nothing left behind.
 
 Every failure row runs the real ``edgeav`` in a subprocess (``python -m edgeav``, cwd a fresh
 folder) on a real artifact that is broken in one way: the session's real int8 bundle
@@ -492,7 +492,7 @@ def _(w):
 def _(w):
     w.bundle()
     y = _speech_like(2.0)
-    y[20000] = np.nan  # at 1.25 s: the replay thread meets it after the first tick
+    y[20000] = np.nan  # at 1.25 s: the file is read up to each tick, so a later tick meets it
     _wav(w.dir / "nan.wav", y, subtype="FLOAT")
     return ["run", "--model", BUNDLE, "--audio-file", "nan.wav", "--rate", "5"], ["nan.wav", "NaN"]
 

@@ -9,7 +9,7 @@
 The stand-ins wrap real things: the camera is a real ``cv2.VideoCapture`` of a real video whose
 reads fail for a while; the microphone is edgeav's real :class:`Microphone` (device choice, rate
 fallback, resampling, callback, reopen) fed by a stand-in for PortAudio that plays a real WAV
-through the real callback, because this machine has no audio input device.
+through the real callback, so the test needs no audio input device.
 """
 
 from __future__ import annotations

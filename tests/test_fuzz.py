@@ -1,4 +1,4 @@
-"""Fuzzing (issue 9): the bundle reader, the audio features and the image preprocessing.
+"""Fuzzing: the bundle reader, the audio features and the image preprocessing.
 
 Each takes whatever hypothesis throws at it and either returns a well-formed result or raises the
 one expected error type (:class:`~edgeav.errors.EdgeAVError` or its subclass) -- never another

@@ -1,4 +1,4 @@
-"""Issue 6's acceptance: `edgeav run` on an av-digits test stream with a converted int8 bundle.
+"""The runtime end to end: `edgeav run` on an av-digits test stream with a converted int8 bundle.
 
 The whole chain runs for real on a small av-digits (``edgeav data`` -> ``edgeav train`` ->
 ``edgeav convert --quantize int8``), then :func:`edgeav.streams.make_test_stream` writes the

@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM during ``edgeav run``, ``convert`` and ``bench`` (issue 9).
+"""SIGINT and SIGTERM during ``edgeav run``, ``convert`` and ``bench``.
 
 Each command is started for real in a subprocess, given real work (a realtime run on looping
 file sources, a conversion of a real run folder, a long bundle benchmark), signalled once it is

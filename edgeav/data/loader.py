@@ -1,6 +1,6 @@
 """Load a paired image+audio data set folder into arrays ready for training and evaluation.
 
-The folder layout (DESIGN.md, "Data flow and formats")::
+The folder layout::
 
     DATA/<split>/image/<class>/*.png|jpg|...     e.g. train, val, test, test-noisy
     DATA/<split>/audio/<class>/*.wav|flac|...
