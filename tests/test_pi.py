@@ -1,9 +1,11 @@
 """The device path on the Raspberry Pi's architecture: aarch64 user space under qemu-user.
 
 ``tests/pi/setup_sysroot.py`` prepares (once, cached outside the repository) an arm64 Debian 12
-sysroot with python3.11 and PortAudio, the aarch64 wheels of the ``runtime`` extra and a wheel of
-edgeav itself; these tests run that Python under ``qemu-aarch64-static`` as a Raspberry Pi 4
-(Cortex-A72) and a Raspberry Pi 5 (Cortex-A76) and compare its answers with the host's.
+sysroot with python3.11 and PortAudio and the aarch64 wheels of the ``runtime`` extra; for each run
+it builds edgeav's wheel and installs it as the README's Pi steps do (a venv, ``pip install
+"edgeav-….whl[runtime]"``). These tests run that venv's Python under ``qemu-aarch64-static`` as a
+Raspberry Pi 4 (Cortex-A72) and a Raspberry Pi 5 (Cortex-A76) and compare its answers with the
+host's.
 
 Skipped, with the reason, where qemu cannot be installed or the wheels cannot be downloaded.
 """
@@ -150,7 +152,7 @@ def test_runtime_extra_under_emulation_matches_host(pi, tiny_model, host_probe, 
     host_info, host_out = host_probe
     assert probe["machine"] == "aarch64"
     assert probe["python"].startswith("3.11.")
-    assert probe["litert_file"].startswith(pi["deps"])  # the aarch64 wheel, not the host's
+    assert probe["litert_file"].startswith(pi["site"])  # the venv's aarch64 wheel, not the host's
     assert probe["find_library_from"] == "sitecustomize"  # the harness shim (tests/pi/shim)
     assert probe["find_library_portaudio"] == "libportaudio.so.2"
     assert probe["find_library_sndfile"] is None
@@ -251,4 +253,4 @@ def test_edgeav_info_and_run_under_emulation_match_host(
     seen = json.loads(imports.read_text())
     assert seen["attempted"] == [] and seen["loaded_heavy"] == []
     assert {"edgeav", "numpy", "cv2", "ai_edge_litert"} <= set(seen["top_level"])
-    assert seen["edgeav_file"].startswith(pi["edgeav"])  # the wheel built from this tree
+    assert seen["edgeav_file"].startswith(pi["site"])  # the wheel built from this tree

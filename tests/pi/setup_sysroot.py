@@ -19,10 +19,10 @@ Steps (each skipped when its result is already cached):
    detection crashes);
 3. downloads the aarch64 wheels of edgeav's base dependencies and ``runtime`` extra (pinned to
    the versions installed in the Python that runs this script, so both sides of a comparison use
-   the same libraries) and installs them into a target folder keyed by a hash of pyproject.toml
-   and the requirement list;
-4. (``--work``, not cached: the sources change) builds edgeav's pure-Python wheel from the
-   working tree and installs it into ``--work``.
+   the same libraries) into a wheelhouse keyed by a hash of pyproject.toml and the requirements;
+4. (``--work``, not cached: the sources change) builds edgeav's pure-Python wheel as ``make
+   wheel`` does and follows the README's Pi steps with it under emulation: a venv, then
+   ``pip install "edgeav-….whl[runtime]"`` (see :func:`install_edgeav`).
 
 The cache lives in ``$EDGEAV_PI_CACHE`` (default ``/var/cache/edgeav-pi``), outside the repository,
 so a session and a later CI run on the same machine share it. A lock serialises concurrent runs.
@@ -55,11 +55,11 @@ CPUINFO = HERE / "cpuinfo-pi4"
 CACHE = Path(os.environ.get("EDGEAV_PI_CACHE", "/var/cache/edgeav-pi"))
 
 SUITE = "bookworm"
-INCLUDE = ("python3.11", "libportaudio2")
+INCLUDE = ("python3.11", "python3.11-venv", "libportaudio2")
 PYTHON = "/usr/bin/python3.11"
 PY_VERSION = "3.11"
 #: Bump when the sysroot recipe changes (invalidates the cached sysroot).
-SYSROOT_RECIPE = 3
+SYSROOT_RECIPE = 4
 #: Bookworm's glibc is 2.36: any manylinux tag up to that runs on a Pi with 64-bit Raspberry Pi OS.
 PLATFORMS = (
     "manylinux2014_aarch64",
@@ -320,23 +320,24 @@ def _index_reachable() -> bool:
     return res.returncode == 0
 
 
-def ensure_deps(build: bool = True) -> tuple[Path, list[str], list[str]]:
+def ensure_wheels(build: bool = True) -> tuple[Path, list[str], list[str]]:
+    """The cached folder of aarch64 wheels for the base dependencies and the runtime extra: the
+    wheelhouse the emulated ``pip install`` uses instead of the package index."""
     reqs = requirements(REPO / "pyproject.toml")
     key = _key((REPO / "pyproject.toml").read_bytes(), *reqs, *PLATFORMS)
-    site = CACHE / f"site-{key}"
     wheels = CACHE / f"wheels-{key}"
-    done = site / ".edgeav-complete"
+    done = wheels / ".edgeav-complete"
     if done.exists():
         meta = json.loads(done.read_text())
-        return site, meta["requirements"], meta["wheels"]
+        return wheels, meta["requirements"], meta["wheels"]
     if not build:
         raise Skip(f"no aarch64 wheels for this pyproject.toml in {CACHE}: `make pi-setup`")
     t0 = time.monotonic()
-    tmp_wheels = Path(tempfile.mkdtemp(prefix=".wheels-", dir=CACHE))
+    tmp = Path(tempfile.mkdtemp(prefix=".wheels-", dir=CACHE))
     log(f"downloading aarch64 wheels: {' '.join(reqs)}")
-    res = _pip("download", "-q", *_platform_args(), "-d", str(tmp_wheels), *reqs)
+    res = _pip("download", "-q", *_platform_args(), "-d", str(tmp), *reqs)
     if res.returncode != 0 and not _index_reachable():
-        shutil.rmtree(tmp_wheels, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise Skip(
             "cannot download the aarch64 wheels (package index unreachable): "
             + _tail(res.stderr, 2)
@@ -345,79 +346,80 @@ def ensure_deps(build: bool = True) -> tuple[Path, list[str], list[str]]:
         # A version installed here may have no aarch64 wheel: let pip choose (the device's truth).
         loose = [re.sub(r"==.*", "", r) for r in reqs]
         log(f"pinned set has no aarch64 wheels ({_tail(res.stderr, 2)}); retrying unpinned")
-        for partial in tmp_wheels.iterdir():
+        for partial in tmp.iterdir():
             partial.unlink()
-        res = _pip("download", "-q", *_platform_args(), "-d", str(tmp_wheels), *loose)
+        res = _pip("download", "-q", *_platform_args(), "-d", str(tmp), *loose)
     if res.returncode != 0:
-        shutil.rmtree(tmp_wheels, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(
             f"pip download of the aarch64 runtime wheels failed: {_tail(res.stderr)}"
         )
-    files = sorted(p.name for p in tmp_wheels.glob("*.whl"))
-    log(f"installing {len(files)} wheels into the target folder")
-    tmp_site = Path(tempfile.mkdtemp(prefix=".site-", dir=CACHE))
-    res = _pip(
-        "install",
-        "-q",
-        "--no-index",
-        "--no-deps",
-        *_platform_args(),
-        "--target",
-        str(tmp_site),
-        *[str(tmp_wheels / f) for f in files],
-    )
-    if res.returncode != 0:
-        shutil.rmtree(tmp_wheels, ignore_errors=True)
-        shutil.rmtree(tmp_site, ignore_errors=True)
-        raise RuntimeError(
-            f"pip install --target of the aarch64 wheels failed: {_tail(res.stderr)}"
-        )
+    files = sorted(p.name for p in tmp.glob("*.whl"))
     meta = {"requirements": reqs, "wheels": files, "seconds": time.monotonic() - t0}
-    (tmp_site / ".edgeav-complete").write_text(json.dumps(meta, indent=1) + "\n")
-    for old in (site, wheels):
-        if old.exists():
-            shutil.rmtree(old)
-    tmp_wheels.rename(wheels)
-    tmp_site.rename(site)
-    # Older keys (a previous pyproject.toml) are dead weight: drop them.
-    for old in [*CACHE.glob("site-*"), *CACHE.glob("wheels-*")]:
-        if old.name not in (site.name, wheels.name):
+    done = tmp / ".edgeav-complete"
+    done.write_text(json.dumps(meta, indent=1) + "\n")
+    if wheels.exists():
+        shutil.rmtree(wheels)
+    tmp.rename(wheels)
+    for old in [*CACHE.glob("wheels-*"), *CACHE.glob("site-*")]:  # older keys: dead weight
+        if old != wheels:
             shutil.rmtree(old, ignore_errors=True)
-    log(f"aarch64 site ready in {time.monotonic() - t0:.1f} s: {site}")
-    return site, reqs, files
+    log(f"aarch64 wheels ready in {time.monotonic() - t0:.1f} s: {wheels}")
+    return wheels, reqs, files
 
 
 # --- 4. edgeav itself -----------------------------------------------------------------------
 
 
-def install_edgeav(work: Path) -> Path:
-    """Build a (pure Python) wheel of the working tree (from a clean copy, so nothing is written
-    into the repo) and install it into ``work/edgeav-site``."""
+def build_wheel(work: Path) -> Path:
+    """edgeav's pure-Python wheel, built as ``make wheel`` builds it (``pip wheel --no-deps``),
+    from a clean copy of the working tree so nothing is written into the repo."""
     src = work / "edgeav-src"
-    site = work / "edgeav-site"
-    for p in (src, site):
-        shutil.rmtree(p, ignore_errors=True)
+    shutil.rmtree(src, ignore_errors=True)
     src.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "*.so")
-    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, src / name)
-    pyproject = (REPO / "pyproject.toml").read_text()
     import tomllib
 
-    package_dirs = set(tomllib.loads(pyproject)["tool"]["setuptools"]["package-dir"].values())
-    for d in sorted(package_dirs):
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    for d in sorted(set(pyproject["tool"]["setuptools"]["package-dir"].values())):
         shutil.copytree(REPO / d, src / d, ignore=ignore)
-    # pip builds the wheel (setuptools, the package-dir mapping) and installs it in one go.
-    args = ["install", "-q", "--no-deps", "--no-index", "--target", str(site), str(src)]
-    res = _pip(*args[:3], "--no-build-isolation", *args[3:])
-    if res.returncode != 0:
-        log("wheel build without build isolation failed; retrying with it")
-        res = _pip("install", "-q", "--no-deps", "--target", str(site), str(src))
-    if res.returncode != 0:
-        raise RuntimeError(f"building/installing the edgeav wheel failed: {_tail(res.stderr)}")
+    res = _pip("wheel", "-q", "--no-deps", "-w", str(work), str(src))
     shutil.rmtree(src, ignore_errors=True)
-    return site
+    built = sorted(work.glob("edgeav-*-py3-none-any.whl"))
+    if res.returncode != 0 or len(built) != 1:
+        raise RuntimeError(f"building the edgeav wheel failed: {_tail(res.stderr)}")
+    return built[0]
+
+
+def install_edgeav(work: Path, tools: dict[str, str], sysroot: Path, wheels: Path) -> Path:
+    """The README's Pi steps under emulation: a venv, then ``pip install "EDGEAV.whl[runtime]"``
+    (from the cached wheelhouse instead of the index). Returns the venv's python.
+
+    ``python -m venv`` runs ``ensurepip`` by re-executing the venv's interpreter, which only
+    works through binfmt_misc; without it the venv is made ``--without-pip`` and the same pip
+    Debian's ``python3.11-venv`` would bootstrap (its bundled wheel) runs the install."""
+    wheel = build_wheel(work)
+    venv = work / "venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    env = {"QEMU_LD_PREFIX": str(sysroot), "QEMU_CPU": CPUS[0], "PATH": "/usr/bin:/bin"}
+    qemu = tools["qemu-aarch64-static"]
+    res = _run([qemu, str(sysroot / PYTHON.lstrip("/")), "-m", "venv", "--without-pip", str(venv)],
+               env=env)  # fmt: skip
+    if res.returncode != 0:
+        raise RuntimeError(f"python3.11 -m venv failed under emulation: {_tail(res.stderr)}")
+    pips = sorted((sysroot / "usr/share/python-wheels").glob("pip-*.whl"))
+    if not pips:
+        raise RuntimeError("the sysroot has no bundled pip wheel (python3.11-venv)")
+    python = venv / "bin" / f"python{PY_VERSION}"
+    cmd = [qemu, str(python), f"{pips[-1]}/pip", "install", "-q", "--disable-pip-version-check"]
+    cmd += ["--no-index", "--find-links", str(wheels), f"{wheel}[runtime]"]
+    res = _run(cmd, env=env, cwd=work)
+    if res.returncode != 0:
+        raise RuntimeError(f"pip install of {wheel.name}[runtime] failed: {_tail(res.stderr)}")
+    return python
 
 
 # --- all together ---------------------------------------------------------------------------
@@ -472,24 +474,23 @@ def prepare(work: Path | None, build: bool = True) -> dict:
         t = step("tools", t)
         sysroot = ensure_sysroot(tools, build)
         t = step("sysroot", t)
-        deps, reqs, wheels = ensure_deps(build)
+        wheels_dir, reqs, wheels = ensure_wheels(build)
         t = step("wheels", t)
-    edgeav_site = install_edgeav(work) if work is not None else None
-    step("edgeav", t)
-    wheels_dir = deps.parent / deps.name.replace("site-", "wheels-")
+    python = install_edgeav(work, tools, sysroot, wheels_dir) if work is not None else None
+    step("venv", t)
+    site = None if python is None else python.parent.parent / "lib" / f"python{PY_VERSION}"
     return {
         "qemu": tools["qemu-aarch64-static"],
         "sysroot": str(sysroot),
-        "python": str(sysroot / PYTHON.lstrip("/")),
-        "deps": str(deps),
-        "edgeav": str(edgeav_site) if edgeav_site else None,
+        "python": str(python or sysroot / PYTHON.lstrip("/")),
+        "site": str(site) if site else None,  # the venv's site-packages live under it
         "shim": str(SHIM_DIR),
         "requirements": reqs,
         "wheels": wheels,
         "sizes_mb": {
             "sysroot": round(_du(sysroot) / 2**20, 1),
             "wheels": round(_du(wheels_dir) / 2**20, 1),
-            "installed": round(_du(deps) / 2**20, 1),
+            "venv": round(_du(site) / 2**20, 1) if site else None,
         },
         "seconds": round(time.monotonic() - t0, 1),
         "steps_seconds": steps,
@@ -506,7 +507,7 @@ def emulated_env(info: dict, cpu: str, base: dict[str, str] | None = None) -> di
         QEMU_LD_PREFIX=info["sysroot"],
         QEMU_CPU=cpu,
         EDGEAV_PI_SYSROOT=info["sysroot"],
-        PYTHONPATH=os.pathsep.join([info["edgeav"], info["deps"], info["shim"]]),
+        PYTHONPATH=info["shim"],
         PYTHONNOUSERSITE="1",
         PYTHONDONTWRITEBYTECODE="1",
     )
