@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeav import __version__
+
 if TYPE_CHECKING:
     from edgeav.demo import DemoSettings
 
@@ -247,18 +249,23 @@ def next_commands(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """(comment, command) pairs: what to try after the demo."""
     bundle = summary["paths"]["bundle"]
     video, wav = summary["paths"]["video"], summary["paths"]["wav"]
+    wheel = f"edgeav-{__version__}-py3-none-any.whl"
     return [
-        ("copy the bundle to a Raspberry Pi (64-bit OS)", f"scp {bundle} pi@raspberrypi.local:"),
+        ("build edgeav's wheel (dist/)", "make wheel"),
         (
-            "on the Pi: PortAudio, and Python's headers for the C feature kernel",
-            "sudo apt install libportaudio2 python3-dev",
+            "copy the bundle and the wheel to a Raspberry Pi (64-bit OS)",
+            f"scp {bundle} dist/{wheel} pi@raspberrypi.local:",
         ),
-        ("on the Pi: install the runtime", 'pip install "edgeav[runtime]"'),
+        ("on the Pi: PortAudio and venv", "sudo apt install libportaudio2 python3-venv"),
+        (
+            "on the Pi: install the runtime into a venv",
+            f'python3 -m venv ~/edgeav && ~/edgeav/bin/pip install "./{wheel}[runtime]"',
+        ),
         (
             "on the Pi: classify camera + microphone",
-            "edgeav run --model model.edgeav --camera 0 --mic",
+            "~/edgeav/bin/edgeav run --model model.edgeav --camera 0 --mic",
         ),
-        ("on the Pi: time it there", "edgeav bench model.edgeav"),
+        ("on the Pi: time it there", "~/edgeav/bin/edgeav bench model.edgeav"),
         (
             "here: replay the first 30 s of the test stream in real time",
             f"edgeav run --model {bundle} --camera {video} --audio-file {wav} --duration 30",

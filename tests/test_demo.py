@@ -90,7 +90,7 @@ def test_demo_writes_every_output_and_prints_the_summary(demo):
     text = proc.stdout
     assert "accuracy on the test split" in text and "latency per stage" in text
     assert f"{summary['bundle']['size_bytes'] / 1024:,.1f} KiB" in text
-    assert 'pip install "edgeav[runtime]"' in text
+    assert 'bin/pip install "./edgeav-' in text and '-py3-none-any.whl[runtime]"' in text
     assert "edgeav run --model model.edgeav --camera 0 --mic" in text
     for row, values in (
         ("fused", summary["accuracy"]["tflite"]["fused"]),
