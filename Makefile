@@ -19,8 +19,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The audio-embed front-end's models come from the wyoming-openwakeword wheel, installed without
+# its own dependencies (an old tflite-runtime build edgeav does not use): see edgeav/speech_embedding.py.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	$(BIN)/python -m pip install --quiet --no-deps wyoming-openwakeword==1.8.2
 	touch $(STAMP)
 
 install: deb $(STAMP)

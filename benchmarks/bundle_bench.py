@@ -1,14 +1,14 @@
 """Bundle benchmark (``edgeav bench model.edgeav``): each model, then the pipeline stage by stage.
 
 Runs on the device with the ``runtime`` extra only: it imports the bundle reader, the runtime's
-interpreter, the NumPy audio features, image preprocessing and fusion, never TensorFlow.
+interpreter, the audio front-end, image preprocessing and fusion, never TensorFlow.
 
 1. Each model in the bundle is timed alone with :func:`edgeav.benchmarks.timer.time_tflite` at
    each thread count (the figures ``benchmark_model`` reports).
 2. The pipeline is timed tick by tick: the runtime's own
    :meth:`edgeav.runtime.pipeline.Pipeline.step`, fed by in-memory sources (a random
    camera-sized frame, a window of random audio), so the stages are the runtime's:
-   ``features`` (audio features of the window), ``preprocess`` (image preprocessing),
+   ``frontend`` (the audio window to the head's input), ``preprocess`` (image preprocessing),
    ``image`` and ``audio`` (the models), ``fusion``, and ``total``; ticks per second =
    1000 / mean total ms.
 """

@@ -6,7 +6,7 @@ Measured in one run, on file sources (``--video``/``--audio``, or a synthetic st
    prediction on stdout (imports, bundle validation, interpreters, the first tick); the median
    of ``--runs`` runs.
 2. **Overhead per tick**: the tick's compute time (everything after the frame and the audio
-   window are in hand) minus its image and audio model calls -- preprocessing, features,
+   window are in hand) minus its image and audio model calls -- preprocessing, the audio front-end,
    fusion and bookkeeping -- the median over ``--ticks`` ticks, with ``--no-realtime``.
 3. **Against the image model**: the same overhead next to the p50 invoke of the bundle's own
    image model and of a reference network (``--reference``, default ``resnet50-sep-shallow``,

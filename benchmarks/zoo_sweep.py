@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,7 +31,7 @@ import numpy as np
 
 from edgeav.benchmarks.timer import time_tflite_in_subprocess
 from edgeav.errors import EdgeAVError
-from edgeav.fileio import write_bytes_atomic, write_text_atomic
+from edgeav.fileio import cache_dir, write_bytes_atomic, write_text_atomic
 from edgeav.native_stderr import captured_native_stderr
 
 #: Quantisation modes ``--quant`` accepts.
@@ -47,9 +46,7 @@ DEFAULT_CLASSES = 49
 
 def default_cache_dir() -> Path:
     """``$EDGEAV_CACHE/bench`` if set, else ``~/.cache/edgeav/bench``."""
-    root = os.environ.get("EDGEAV_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "edgeav"
-    return base / "bench"
+    return cache_dir("bench")
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,8 @@ def convert_models(
     out: str | Path,
     options: ConvertOptions | None = None,
     progress: Progress | None = None,
+    audio_input: Any = None,
+    frontend_models: dict[str, bytes] | None = None,
 ) -> ConvertResult:
     """Convert, validate and bundle ``models`` (``{"image": keras_model, "audio": keras_model}``).
 
@@ -217,6 +219,9 @@ def convert_models(
         train: training arrays (int8 calibration, pruning fine-tuning).
         test: test arrays (validation against Keras).
         out: the bundle to write (atomically, and only if validation passed).
+        audio_input: what the audio model reads (:class:`edgeav.runtime.frontend.AudioInput`;
+            default: the averaged features); ``frontend_models``: the speech-embedding
+            front-end's ``.tflite`` bytes by role, carried into the bundle as they are.
     """
     from edgeav import bundle as bundle_mod  # noqa: PLC0415
     from edgeav.data.loader import paired_indices  # noqa: PLC0415
@@ -341,6 +346,13 @@ def convert_models(
             "structured": options.structured,
             **{m: r.sparsity for m, r in results.items()},
         }
+    frontend = None
+    if frontend_models and "audio" in entries:
+        from edgeav.speech_embedding import ORIGIN  # noqa: PLC0415
+
+        names = {role: f"frontend_{role}.tflite" for role in frontend_models}
+        members.update({names[role]: data for role, data in frontend_models.items()})
+        frontend = {"models": names, "origin": dict(ORIGIN)}
     manifest = bundle_mod.Manifest(
         classes=list(classes),
         image=entries.get("image"),
@@ -351,6 +363,8 @@ def convert_models(
         quantization=options.quantize,
         sparsity=sparsity,
         accuracy=accuracy,
+        **({"audio_input": audio_input} if audio_input is not None else {}),
+        frontend=frontend,
     )
     path = bundle_mod.write_bundle(out, manifest, members)
     return ConvertResult(
@@ -411,6 +425,7 @@ def convert_run(
     ``located`` is :func:`locate_run`'s result when the caller already has it.
     """
     from edgeav.data.loader import load_dataset  # noqa: PLC0415
+    from edgeav.fileio import cache_dir  # noqa: PLC0415
 
     options = options or ConvertOptions()
     options.check()
@@ -419,7 +434,16 @@ def convert_run(
     run_path = run.path
     needs_train = options.quantize == "int8" or options.pruning
     splits = ["train", "test"] if needs_train else ["test"]
-    ds = load_dataset(data, run.image_spec, run.feature_config, splits=splits, progress=True)
+    frontend = None if run.audio_input.kind == "features" else run.frontend()
+    ds = load_dataset(
+        data,
+        run.image_spec,
+        run.feature_config,
+        splits=splits,
+        progress=True,
+        frontend=frontend,
+        cache_dir=cache_dir("audio-inputs"),
+    )
     if list(ds.classes) != list(run.classes):
         raise EdgeAVError(
             f"the classes of data set {data} ({len(ds.classes)}) differ from run {run_path}'s"
@@ -443,6 +467,8 @@ def convert_run(
         out=out,
         options=options,
         progress=progress,
+        audio_input=run.audio_input,
+        frontend_models=run.frontend_models,
     )
     result.run_dir = Path(run_path).resolve()
     return result

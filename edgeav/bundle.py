@@ -8,7 +8,13 @@ A bundle is a zip archive (like Keras's ``.keras`` files) holding::
     image.tflite    the image classifier (optional if the run has no image model)
     audio.tflite    the audio classifier (optional if the run has no audio model)
 
-Format version 2 (this edgeav; it reads version 1 too) adds each model entry's ``output``:
+Format version 3 (this edgeav; it reads versions 1 and 2 too) adds ``audio_input`` -- what the
+audio head reads (:class:`edgeav.runtime.frontend.AudioInput`: the seed's averaged features, a
+log-mel spectrogram, or speech embeddings) -- and ``frontend``: the speech-embedding front-end's
+models (members ``frontend_melspectrogram.tflite`` and ``frontend_embedding.tflite``) with their
+origin and licence. Bundles of versions 1 and 2 read as ``audio_input`` ``features``.
+
+Format version 2 adds each model entry's ``output``:
 ``"logits"`` when the converter removed the model's final softmax (it does for every model that
 ends in one) and the runtime takes the softmax in float, or ``"probabilities"`` (version 1's
 only kind). An int8 softmax output has steps of 1/256, so every probability below 0.2 % becomes
@@ -54,14 +60,15 @@ from edgeav.errors import EdgeAVError
 from edgeav.fileio import write_bytes_atomic
 from edgeav.fusion import FusionWeights
 from edgeav.preprocess import ImageSpec
+from edgeav.runtime.frontend import EMBEDDING_MODELS, AudioInput, input_shape
 
 if TYPE_CHECKING:
     from edgeav.features import FeatureConfig
 
 #: The bundle format this code writes (it reads :data:`READABLE_VERSIONS`).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Versions this edgeav reads (1: outputs are probabilities, before ``ModelEntry.output``).
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 #: What a model's output holds: softmax probabilities, or the logits before the softmax.
 OUTPUTS = ("probabilities", "logits")
 FORMAT_NAME = "edgeav-bundle"
@@ -220,6 +227,9 @@ class Manifest:
     created: str = ""
     edgeav_version: str = __version__
     format_version: int = FORMAT_VERSION
+    audio_input: AudioInput = field(default_factory=AudioInput)
+    #: The speech-embedding front-end: ``{"models": {role: member}, "origin": {...}}``, or None.
+    frontend: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         from edgeav.features import FeatureConfig  # noqa: PLC0415  (NumPy only)
@@ -228,6 +238,9 @@ class Manifest:
         self.feature_config = _section(self.feature_config, "feature_config", FeatureConfig)
         self.fusion = _section(self.fusion, "fusion", FusionWeights)
         self.accuracy = _section(self.accuracy, "accuracy", Accuracy)
+        self.audio_input = _section(self.audio_input, "audio_input", AudioInput)
+        if self.frontend is not None:
+            self.frontend = _frontend(self.frontend)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -244,6 +257,8 @@ class Manifest:
             "quantization": self.quantization,
             "sparsity": self.sparsity,
             "accuracy": self.accuracy.to_dict(),
+            "audio_input": self.audio_input.to_dict(),
+            "frontend": self.frontend,
             "members": dict(self.members),
         }
 
@@ -268,6 +283,8 @@ class Manifest:
             "image_spec", "feature_config", "fusion", "quantization", "sparsity", "accuracy",
             "members",
         }  # fmt: skip
+        if version >= 3:
+            known |= {"audio_input", "frontend"}
         _no_unknown(obj, known, where)
         classes = _get(obj, "classes", list, where)
         if not 1 <= len(classes) <= MAX_CLASSES:
@@ -311,6 +328,8 @@ class Manifest:
             created=_get(obj, "created", str, where),
             edgeav_version=_get(obj, "edgeav_version", str, where),
             format_version=version,
+            audio_input=_get(obj, "audio_input", dict, where) if version >= 3 else AudioInput(),
+            frontend=obj.get("frontend") if version >= 3 else None,
         )
 
     def entry(self, modality: str) -> ModelEntry | None:
@@ -339,6 +358,16 @@ class Bundle:
         """``"probabilities"`` or ``"logits"``: what the model of ``modality`` outputs."""
         entry = self.manifest.entry(modality)
         return None if entry is None else entry.output
+
+    def frontend_models(self) -> dict[str, bytes] | None:
+        """The speech-embedding front-end's ``.tflite`` bytes by role, or None."""
+        if self.manifest.frontend is None:
+            return None
+        return {role: self._members[f] for role, f in self.manifest.frontend["models"].items()}
+
+    @property
+    def audio_input(self) -> AudioInput:
+        return self.manifest.audio_input
 
     def model_bytes(self, modality: str) -> bytes | None:
         """The ``.tflite`` bytes of ``"image"`` or ``"audio"``, or None if the bundle has none."""
@@ -552,13 +581,22 @@ def _check_consistency(manifest: Manifest, members: dict[str, bytes]) -> None:
         if modality == "image":
             expected = [1, *manifest.image_spec.shape]
         else:
-            expected = [1, manifest.feature_config.dim]
+            expected = [1, *input_shape(manifest.audio_input, manifest.feature_config)]
         if list(entry.input_shape) != expected:
             raise BundleError(
                 f"{modality} model input shape {entry.input_shape} does not match the "
-                f"{'image spec' if modality == 'image' else 'audio feature size'} {expected}"
+                f"{_input_name(modality, manifest.audio_input.kind)} {expected}"
             )
         _check_tflite(modality, entry, members[entry.file])
+    wants_frontend = manifest.audio is not None and manifest.audio_input.kind == "speech-embedding"
+    if wants_frontend and manifest.frontend is None:
+        raise BundleError("the speech-embedding audio input needs manifest.frontend")
+    if manifest.frontend is not None:
+        for role, name in manifest.frontend["models"].items():
+            if name not in members:
+                raise BundleError(f"manifest.frontend's {role} model {name!r} is not a member")
+            if members[name][4:8] != b"TFL3":
+                raise BundleError(f"{name} is not a TFLite model")
 
 
 def _check_tflite(modality: str, entry: ModelEntry, data: bytes) -> None:
@@ -669,3 +707,27 @@ def _shape(value: list, where: str) -> list[int]:
         if not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= 1_000_000:
             raise BundleError(f"{where} has an invalid dimension {d!r}")
     return list(value)
+
+
+def _frontend(value: Any) -> dict[str, Any]:
+    """A checked ``frontend`` section: ``{"models": {role: member name}, "origin": {str: str}}``."""
+    where = "manifest.frontend"
+    obj = _expect(value, dict, where)
+    _no_unknown(obj, {"models", "origin"}, where)
+    models = _get(obj, "models", dict, where)
+    if sorted(models) != sorted(EMBEDDING_MODELS):
+        raise BundleError(f"{where}.models must name {', '.join(EMBEDDING_MODELS)}")
+    for role, name in models.items():
+        _member_name(name, f"{where}.models.{role}")
+    origin = _get(obj, "origin", dict, where)
+    for key, text in origin.items():
+        if not isinstance(text, str) or len(text) > 500:
+            raise BundleError(f"{where}.origin.{key} must be a short string")
+    return {"models": dict(models), "origin": dict(origin)}
+
+
+def _input_name(modality: str, kind: str) -> str:
+    """What a model's input must match, for error messages."""
+    if modality == "image":
+        return "image spec"
+    return "audio feature size" if kind == "features" else f"audio input ({kind})"

@@ -111,3 +111,10 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         interrupts.untrack(tmp)
+
+
+def cache_dir(kind: str) -> Path:
+    """``$EDGEAV_CACHE/<kind>`` if set, else ``~/.cache/edgeav/<kind>`` (not created here)."""
+    root = os.environ.get("EDGEAV_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "edgeav"
+    return base / kind

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeav.errors import EdgeAVError
-from edgeav.fileio import write_text_atomic
+from edgeav.fileio import write_bytes_atomic, write_text_atomic
 from edgeav.fusion import FusionWeights
 from edgeav.preprocess import ImageSpec
+from edgeav.runtime.frontend import AudioInput, FrontEnd
 
 if TYPE_CHECKING:
     from edgeav.features import FeatureConfig
@@ -35,6 +36,8 @@ RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
 #: The model file of each modality, as ``write_run`` names it.
 MODEL_FILES = {"image": "image.keras", "audio": "audio.keras"}
+#: The speech-embedding front-end's models in the run folder.
+FRONTEND_FILE = "frontend_{role}.tflite"
 #: Where ``edgeav train`` puts runs and ``edgeav convert`` looks for the newest one.
 DEFAULT_BASE = "runs"
 
@@ -53,6 +56,14 @@ class Run:
     image_variant: str
     fusion: FusionWeights
     metrics: dict[str, Any] = field(default_factory=dict)
+    audio_variant: str = "audio-mlp"
+    audio_input: AudioInput = field(default_factory=AudioInput)
+    #: The speech-embedding front-end's ``.tflite`` bytes by role (``audio-embed``), or None.
+    frontend_models: dict[str, bytes] | None = None
+
+    def frontend(self, threads: int | None = None) -> FrontEnd:
+        """The audio front-end this run's audio model reads from."""
+        return FrontEnd(self.audio_input, self.feature_config, self.frontend_models, threads)
 
     def load_image_model(self):
         """The image classifier (tf_keras Model, input -> softmax probabilities)."""
@@ -86,6 +97,9 @@ def write_run(
     fusion: FusionWeights,
     accuracy: dict[str, Any],
     metrics: dict[str, Any],
+    audio_variant: str = "audio-mlp",
+    audio_input: AudioInput | None = None,
+    frontend_models: dict[str, bytes] | None = None,
 ) -> None:
     """Write a run into ``folder`` (empty; usually :func:`edgeav.fileio.atomic_dir`'s).
 
@@ -94,9 +108,14 @@ def write_run(
         data_dir: the data set trained on (stored absolute, so ``edgeav convert`` finds it).
         accuracy: accuracy per training step (run.json's ``metrics``).
         metrics: everything training measured (``metrics.json``).
+        audio_variant, audio_input: the audio model's zoo name and what it reads.
+        frontend_models: the speech-embedding front-end's models, kept as
+            ``frontend_<role>.tflite`` beside the Keras models.
     """
     for modality, name in MODEL_FILES.items():
         models[modality].save(str(folder / name))
+    for role, data in (frontend_models or {}).items():
+        write_bytes_atomic(folder / FRONTEND_FILE.format(role=role), data)
     run = {
         "format": RUN_FORMAT,
         "classes": list(classes),
@@ -108,6 +127,9 @@ def write_run(
         "image_variant": image_variant,
         "fusion": fusion.to_dict(),
         "metrics": accuracy,
+        "audio_variant": audio_variant,
+        "audio_input": (audio_input or AudioInput()).to_dict(),
+        "frontend": sorted(frontend_models or {}),
     }
     write_text_atomic(folder / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     write_text_atomic(folder / RUN_FILE, json.dumps(run, indent=2) + "\n")
@@ -157,8 +179,18 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
         image_spec = ImageSpec.from_dict(meta["image_spec"])
         feature_config = FeatureConfig.from_dict(meta["feature_config"])
         fusion = FusionWeights.from_dict(meta["fusion"])
+        audio_input = AudioInput.from_dict(meta.get("audio_input", {}))
     except (EdgeAVError, TypeError, ValueError) as exc:
         raise EdgeAVError(f"{meta_path}: {exc}") from exc
+    frontend = None
+    if meta.get("frontend"):
+        frontend = {}
+        for role in meta["frontend"]:
+            path = root / FRONTEND_FILE.format(role=role)
+            try:
+                frontend[str(role)] = path.read_bytes()
+            except OSError as exc:
+                raise EdgeAVError(f"cannot read {path}: {exc.strerror or exc}") from exc
     data_dir = meta.get("data_dir")
     metrics = meta.get("metrics", {})
     return Run(
@@ -172,6 +204,9 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
         image_variant=str(meta.get("image_variant", "")),
         fusion=fusion,
         metrics=metrics if isinstance(metrics, dict) else {},
+        audio_variant=str(meta.get("audio_variant", "audio-mlp")),
+        audio_input=audio_input,
+        frontend_models=frontend,
     )
 
 

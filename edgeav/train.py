@@ -39,7 +39,14 @@ from edgeav.fusion import FusionWeights, fit_weights, fuse
 from edgeav.preprocess import ImageSpec
 
 DEFAULT_IMAGE_MODEL = "resnet-sep-tiny"
-EVAL_SPLITS = ("val", "test", "test-noisy")
+#: The audio models (:data:`edgeav.models.registry.AUDIO_INPUTS`), the default first.
+AUDIO_MODELS = ("audio-embed", "audio-dscnn", "audio-mlp")
+EVAL_SPLITS = ("val", "test", "test-noisy", "test-unseen")
+#: The window of the audio models that read a sequence (a word is 0.3-0.9 s; a window that
+#: holds one whole wherever it starts in a live stream of overlapping windows).
+SEQUENCE_WINDOW_SECONDS = 1.5
+#: Their level normalisation (:func:`edgeav.runtime.frontend.normalize_level`).
+TARGET_DBFS = -20.0
 STEPS = ("step1", "step2")
 
 
@@ -48,6 +55,7 @@ class TrainConfig:
     """Everything ``edgeav train`` can set (the CLI's defaults are these)."""
 
     image_model: str = DEFAULT_IMAGE_MODEL
+    audio_model: str = AUDIO_MODELS[0]
     input_size: int = 48  # the default variant reads digits better at 48x48 than at 32x32
     channels: int = 3
     epochs: int = 15  # step 1, image
@@ -100,6 +108,10 @@ class TrainConfig:
             raise EdgeAVError(f"--margin must be positive, got {self.margin}")
         if self.input_size < 32:
             raise EdgeAVError(f"--input-size must be at least 32, got {self.input_size}")
+        if self.audio_model not in AUDIO_MODELS:
+            raise EdgeAVError(
+                f"unknown audio model {self.audio_model!r}; choose one of {', '.join(AUDIO_MODELS)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -324,20 +336,97 @@ def _evaluate(
     return weights, out
 
 
-def _build_audio_model(dim: int, classes: int, cfg: TrainConfig, train_x: np.ndarray):
-    """The zoo's audio encoder, its ``standardize`` layer set to the training features' statistics."""
+def _build_audio_model(classes: int, cfg: TrainConfig, train_x: np.ndarray):
+    """The zoo's audio model for ``cfg.audio_model``, its ``standardize`` layer (if it has one)
+    set to the training inputs' statistics over their last axis."""
     from edgeav.models.registry import build_variant  # noqa: PLC0415
 
+    shape = tuple(train_x.shape[1:])
+    common = {"classes": classes, "embedding_dim": cfg.audio_embedding_dim}
+    common["dropout"] = cfg.audio_dropout
+    if cfg.audio_model == "audio-dscnn":
+        return build_variant("audio-dscnn", input_shape=shape, **common)
+    flat = train_x.reshape(-1, shape[-1])
+    stats = {"mean": flat.mean(axis=0), "variance": flat.var(axis=0)}
+    if cfg.audio_model == "audio-embed":
+        return build_variant("audio-embed", input_shape=shape, **common, **stats)
     return build_variant(
-        "audio-mlp",
-        classes=classes,
-        input_size=dim,
-        hidden=tuple(cfg.audio_hidden),
-        embedding_dim=cfg.audio_embedding_dim,
-        dropout=cfg.audio_dropout,
-        mean=train_x.mean(axis=0),
-        variance=train_x.var(axis=0),
+        "audio-mlp", input_size=shape[0], hidden=tuple(cfg.audio_hidden), **common, **stats
     )
+
+
+def audio_setup(cfg: TrainConfig) -> tuple[Any, Any, dict[str, bytes] | None]:
+    """What the audio model of ``cfg`` reads: its :class:`~edgeav.runtime.frontend.AudioInput`,
+    the feature config (window and rate) and, for ``audio-embed``, the front-end's models."""
+    from edgeav.features import FeatureConfig  # noqa: PLC0415
+    from edgeav.models.registry import AUDIO_INPUTS  # noqa: PLC0415
+    from edgeav.runtime.frontend import AudioInput  # noqa: PLC0415
+
+    kind = AUDIO_INPUTS[cfg.audio_model]
+    if kind == "features":  # the seed's recipe, unchanged: 1 s windows, no level normalisation
+        try:
+            config = FeatureConfig(statistics=tuple(cfg.feature_statistics))
+        except ValueError as exc:
+            raise EdgeAVError(f"bad feature statistics {cfg.feature_statistics!r}: {exc}") from exc
+        return AudioInput(), config, None
+    config = FeatureConfig(window_seconds=SEQUENCE_WINDOW_SECONDS)
+    models = None
+    if kind == "speech-embedding":
+        from edgeav.speech_embedding import load_models  # noqa: PLC0415
+
+        models = load_models()
+    return AudioInput(kind=kind, target_dbfs=TARGET_DBFS), config, models
+
+
+def augmented_frontend_inputs(
+    paths: list[Path],
+    labels: np.ndarray,
+    frontend: Any,
+    copies: int,
+    seed: int,
+    cache: Path | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Front-end inputs of ``copies`` augmented versions of each training clip, each placed at
+    a random offset in the window (:func:`edgeav.augment.augment_speech`), cached like the
+    clips' own inputs."""
+    import hashlib  # noqa: PLC0415
+
+    from edgeav.augment import AUGMENT_VERSION, augment_speech, place_in_window  # noqa: PLC0415
+    from edgeav.data.loader import read_audio  # noqa: PLC0415
+    from edgeav.features import prepare_audio  # noqa: PLC0415
+    from edgeav.fileio import write_bytes_atomic  # noqa: PLC0415
+
+    out_labels = np.repeat(np.asarray(labels), copies)
+    key = hashlib.sha256(f"{frontend.fingerprint()} {seed} {copies} {AUGMENT_VERSION}".encode())
+    for p in paths:
+        st = p.stat()
+        key.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    cached = None if cache is None else cache / f"augmented-{key.hexdigest()[:32]}.npy"
+    if cached is not None and cached.is_file():
+        return np.load(cached), out_labels
+    rate = frontend.config.sample_rate
+    x = np.empty((len(paths) * copies, *frontend.shape), dtype=np.float32)
+    row = 0
+    for i, path in enumerate(paths):
+        y, sr = read_audio(path)
+        clip = prepare_audio(y, frontend.config, sr=sr).astype(np.float32)
+        loud = np.flatnonzero(np.abs(clip) > 0.01 * float(np.max(np.abs(clip), initial=0.0)))
+        if loud.size:  # the word without the silence around it: the placement decides where
+            clip = clip[loud[0] : loud[-1] + 1]
+        for k in range(copies):
+            rng = np.random.default_rng([seed, 104729, i, k])
+            x[row] = frontend(
+                place_in_window(augment_speech(clip, rate, rng), frontend.window, rng)
+            )
+            row += 1
+    if cached is not None:
+        import io  # noqa: PLC0415
+
+        buf = io.BytesIO()
+        np.save(buf, x)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(cached, buf.getvalue())
+    return x, out_labels
 
 
 def train(
@@ -353,8 +442,7 @@ def train(
     Returns the metrics (also written to ``out/metrics.json``).
     """
     from edgeav.data.loader import load_dataset  # noqa: PLC0415
-    from edgeav.features import FeatureConfig  # noqa: PLC0415
-    from edgeav.fileio import atomic_dir  # noqa: PLC0415
+    from edgeav.fileio import atomic_dir, cache_dir  # noqa: PLC0415
     from edgeav.run_folder import write_run  # noqa: PLC0415
 
     cfg = config or TrainConfig()
@@ -380,12 +468,22 @@ def train(
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     image_spec = ImageSpec(size=cfg.input_size, channels=cfg.channels)
-    try:
-        feature_config = FeatureConfig(statistics=tuple(cfg.feature_statistics))
-    except ValueError as exc:
-        raise EdgeAVError(f"bad feature statistics {cfg.feature_statistics!r}: {exc}") from exc
+    audio_input, feature_config, frontend_models = audio_setup(cfg)
+    frontend = None
+    if audio_input.kind != "features":
+        from edgeav.runtime.frontend import FrontEnd  # noqa: PLC0415
+
+        frontend = FrontEnd(audio_input, feature_config, frontend_models)
+    inputs_cache = cache_dir("audio-inputs")
     with _Progress(progress) as bar, atomic_dir(out, overwrite=overwrite) as tmp:
-        ds = load_dataset(data_path, image_spec, feature_config, progress=progress)
+        ds = load_dataset(
+            data_path,
+            image_spec,
+            feature_config,
+            progress=progress,
+            frontend=frontend,
+            cache_dir=inputs_cache,
+        )
         if ds.split_note:
             bar.log(f"note: {ds.split_note}")
         eval_splits = [s for s in EVAL_SPLITS if s in ds]
@@ -393,14 +491,24 @@ def train(
 
         t0 = time.perf_counter()
         train_split = ds["train"]
-        aug_x, aug_y = np.zeros((0, feature_config.dim), np.float32), np.zeros(0, np.int64)
-        if cfg.audio_augment:
+        shape = train_split.audio_features.shape[1:]
+        aug_x, aug_y = np.zeros((0, *shape), np.float32), np.zeros(0, np.int64)
+        if cfg.audio_augment and frontend is None:
             aug_x, aug_y = augmented_audio_features(
                 train_split.audio_paths,
                 train_split.audio_labels,
                 feature_config,
                 cfg.audio_augment,
                 cfg.seed,
+            )
+        elif cfg.audio_augment:
+            aug_x, aug_y = augmented_frontend_inputs(
+                train_split.audio_paths,
+                train_split.audio_labels,
+                frontend,
+                cfg.audio_augment,
+                cfg.seed,
+                inputs_cache,
             )
         timings["audio_augment"] = time.perf_counter() - t0
 
@@ -419,7 +527,7 @@ def train(
         )
         audio_train_x = np.concatenate([train_split.audio_features, aug_x])
         audio_train_y = np.concatenate([train_split.audio_labels, aug_y])
-        audio_model = _build_audio_model(feature_config.dim, len(classes), cfg, audio_train_x)
+        audio_model = _build_audio_model(len(classes), cfg, audio_train_x)
         image = _Modality(
             "image",
             image_model,
@@ -471,6 +579,7 @@ def train(
             "counts": ds.counts(),
             "audio_augmented": int(len(aug_y)),
             "params": {"image": count_params(image_model), "audio": count_params(audio_model)},
+            "audio_model": cfg.audio_model,
             "config": cfg.to_dict(),
             "seconds": {k: round(v, 2) for k, v in timings.items()},
             "split_note": ds.split_note,
@@ -486,6 +595,9 @@ def train(
             fusion=fusion,
             accuracy={s: results[s]["accuracy"] for s in STEPS},
             metrics=metrics,
+            audio_variant=cfg.audio_model,
+            audio_input=audio_input,
+            frontend_models=frontend_models,
         )
     metrics["run_dir"] = str(out)
     return metrics

@@ -210,6 +210,7 @@ def load_interpreter(
     backend: str | None = None,
     name: str | None = None,
     output: str = "probabilities",
+    input_shape: tuple[int, ...] | None = None,
 ) -> Model:
     """Load a ``.tflite`` model (raw bytes or a path) into a :class:`Model`.
 
@@ -221,6 +222,8 @@ def load_interpreter(
         name: a label for error messages (defaults to the path, or "model").
         output: "probabilities" or "logits" (a bundle entry's ``output``): what
             :meth:`Model.probabilities` converts.
+        input_shape: the input's shape, batch included, for a model whose input has dynamic
+            dimensions (set before the tensors are allocated).
 
     Raises:
         EdgeAVError: unreadable file, invalid model, bad thread count, no backend installed.
@@ -246,6 +249,9 @@ def load_interpreter(
         with captured_native_stderr() as native_log, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite warns on every use in TF 2.21
             interp = interpreter_cls(model_content=content, num_threads=num_threads)
+            if input_shape is not None:
+                index = interp.get_input_details()[0]["index"]
+                interp.resize_tensor_input(index, list(input_shape), strict=False)
             interp.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
         errors = [line for line in native_log if "ERROR" in line]

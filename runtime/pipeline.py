@@ -2,8 +2,9 @@
 
 A tick is a straight line: take the frame and the audio window for stream time ``t`` from the
 sources, prepare them (image preprocessing from the bundle's
-:class:`~edgeav.preprocess.ImageSpec`, audio features from its
-:class:`~edgeav.features.FeatureConfig`), invoke each model, fuse (:func:`edgeav.fusion.fuse`)
+:class:`~edgeav.preprocess.ImageSpec`; the audio window through the bundle's front-end,
+:class:`~edgeav.runtime.frontend.FrontEnd`: averaged features, log-mel frames or speech
+embeddings), invoke each model, fuse (:func:`edgeav.fusion.fuse`)
 and return a :class:`Prediction`. A modality whose input is absent, stale or silent is left out
 of the fusion and flagged; the other decides alone.
 
@@ -39,7 +40,7 @@ from edgeav.runtime.sources import AudioSource, Frame, FrameSource, Window
 #: The modalities, in fusion order.
 MODALITIES = ("image", "audio")
 #: Stages timed on every tick, in milliseconds (``compute`` is everything after capture).
-STAGES = ("capture", "preprocess", "features", "image", "audio", "fusion", "compute", "total")
+STAGES = ("capture", "preprocess", "image", "frontend", "audio", "fusion", "compute", "total")
 NO_INPUT = "no input given: use --camera (index, video file or URL) and/or --mic / --audio-file"
 #: Ticks kept for the summary's percentiles (fixed size: long runs do not grow memory).
 TIMING_WINDOW = 4096
@@ -186,11 +187,10 @@ class Pipeline:
                     f"--no-realtime needs file sources (a video file, --audio-file); "
                     f"{source.label} is live"
                 )
-        from edgeav.features import extract  # noqa: PLC0415
         from edgeav.fusion import fuse  # noqa: PLC0415
         from edgeav.preprocess import preprocess_image  # noqa: PLC0415
 
-        self._extract, self._fuse, self._preprocess = extract, fuse, preprocess_image
+        self._fuse, self._preprocess = fuse, preprocess_image
         self.bundle, self.frames, self.audio, self.options = bundle, frames, audio, options
         self.classes = list(bundle.classes)
         self.image_spec, self.feature_config = bundle.image_spec, bundle.feature_config
@@ -212,6 +212,16 @@ class Pipeline:
             for m, source in sources.items()
             if source is not None
         }
+        self.frontend = None
+        if audio is not None:
+            from edgeav.runtime.frontend import FrontEnd  # noqa: PLC0415
+
+            self.frontend = FrontEnd(
+                bundle.audio_input,
+                self.feature_config,
+                bundle.frontend_models(),
+                threads=options.threads,
+            )
         self.backend = next(iter(self.models.values())).backend
         self.ticks = self.ticks_skipped = 0
         self.modality_counts = {
@@ -262,10 +272,10 @@ class Pipeline:
             timings["image"] = (clock() - t) * 1e3
         if "audio" in self.models and "audio" not in flags:
             t = clock()
-            features = self._extract(window.samples, self.feature_config)
-            timings["features"] = (clock() - t) * 1e3
+            x = self.frontend(window.samples)
+            timings["frontend"] = (clock() - t) * 1e3
             t = clock()
-            probs["audio"] = self.models["audio"].probabilities(features)
+            probs["audio"] = self.models["audio"].probabilities(x)
             timings["audio"] = (clock() - t) * 1e3
 
         t = clock()

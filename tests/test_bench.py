@@ -459,8 +459,8 @@ def test_bundle_bench_imports_no_tensorflow(bundle_path):
     result = doc["result"]
     assert [r["stage"] for r in result["stages"]] == [
         "preprocess",
-        "features",
         "image",
+        "frontend",
         "audio",
         "fusion",
         "total",

@@ -139,7 +139,7 @@ def test_summary_matches_the_bundle_manifest_and_the_report(demo):
         assert tflite == _pct(summary["accuracy"]["tflite"][m])
         assert stream == _pct(summary["accuracy"]["stream"][m])
     latency = _md_rows(report, "## Latency per stage")
-    for stage in ("features", "preprocess", "image", "audio", "fusion", "total"):
+    for stage in ("frontend", "preprocess", "image", "audio", "fusion", "total"):
         assert stage in latency and stage in summary["latency_ms"]["stages"]
         assert summary["latency_ms"]["stages"][stage]["bench_p50"] > 0
     assert summary["latency_ms"]["stages"]["total"]["run_p50"] > 0

@@ -44,7 +44,7 @@ def test_one_prediction_per_second_on_the_files_clock(av_bundle, av_stream):
     # the frame of tick k is the last frame of second k; its audio is second k
     assert [p.frame["index"] for p in fused] == [FPS * (k + 1) - 1 for k in range(len(SEQUENCE))]
     assert [p.window for p in fused] == [[float(k), float(k + 1)] for k in range(len(SEQUENCE))]
-    assert set(fused[0].timings_ms) >= {"capture", "preprocess", "features", "image", "audio"}
+    assert set(fused[0].timings_ms) >= {"capture", "preprocess", "frontend", "image", "audio"}
     assert summary["ticks"] == len(SEQUENCE) and summary["end"] == "end of input"
     assert summary["backend"] == "ai_edge_litert"
     assert summary["latency_ms"]["total"]["p95"] >= summary["latency_ms"]["total"]["p50"] > 0

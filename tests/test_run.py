@@ -57,7 +57,7 @@ def test_json_lines_on_the_files_clock_without_heavy_imports(av_bundle, av_strea
     assert records[0]["window"] == [0.0, 1.0] and records[0]["frame"]["index"] == 9
     assert summary["ticks"] == len(SEQUENCE) and summary["end"] == "end of input"
     assert summary["threads"] == 1
-    assert set(summary["latency_ms"]) >= {"capture", "features", "image", "audio", "fusion"}
+    assert set(summary["latency_ms"]) >= {"capture", "frontend", "image", "audio", "fusion"}
     assert "run: " in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -37,7 +37,7 @@ def test_soak_reports_memory_errors_and_speed(tiny_bundle):
     assert abs(res["rss_growth_mb"] - (res["rss_end_mb"] - res["rss_warmup_mb"])) <= 0.011
     assert res["rss_max_mb"] >= res["rss_end_mb"]
     assert res["ticks_per_second"] > 0 and res["seconds"] > 0
-    assert set(res["latency_ms"]) >= {"capture", "features", "image", "audio", "fusion", "total"}
+    assert set(res["latency_ms"]) >= {"capture", "frontend", "image", "audio", "fusion", "total"}
     assert "tensorflow" not in proc.stderr.lower()
 
 

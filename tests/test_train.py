@@ -14,6 +14,18 @@ CLASSES = ("a", "b", "c")
 SPLITS = {"train": 4, "val": 2, "test": 2, "test-noisy": 2}
 
 
+def _edgeav(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "edgeav", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def _write_tiny_dataset(root: Path) -> Path:
     """3 classes of 28x28 PNG stripes (class = orientation) and 1 s WAV tones (class = pitch)."""
     import cv2
@@ -50,6 +62,7 @@ def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     data = _write_tiny_dataset(root / "data")
     cfg = TrainConfig(
+        audio_model="audio-mlp",
         input_size=32,
         epochs=1,
         audio_epochs=1,
@@ -62,6 +75,67 @@ def tiny_run(tmp_path_factory):
     )
     metrics = train(data, root / "run", cfg, progress=False)
     return root / "run", metrics
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("audio_model", ["audio-embed", "audio-dscnn"])
+def test_sequence_audio_models_train_convert_and_run(audio_model, tmp_path):
+    """Each audio model end to end: trained (tiny), converted to int8 with its front-end in the
+    bundle, described by `edgeav info` and run by `edgeav run` on a WAV of its tones."""
+    import soundfile as sf
+
+    from edgeav.bundle import read_bundle
+    from edgeav.converters.convert import ConvertOptions, convert_run
+    from edgeav.run_folder import read_run
+    from edgeav.train import TrainConfig, train
+
+    data = _write_tiny_dataset(tmp_path / "data")
+    cfg = TrainConfig(
+        audio_model=audio_model,
+        input_size=32,
+        epochs=1,
+        audio_epochs=25,
+        triplet_epochs=0,
+        audio_triplet_epochs=1,
+        head_epochs=2,
+        batch_size=8,
+        triplet_batch_size=12,
+        audio_augment=0,
+    )
+    metrics = train(data, tmp_path / "run", cfg, progress=False)
+    assert metrics["audio_model"] == audio_model
+    run = read_run(tmp_path / "run")
+    assert run.audio_variant == audio_model and run.audio_input.target_dbfs == -20.0
+    assert run.feature_config.window_seconds == 1.5
+    embed = audio_model == "audio-embed"
+    assert (run.frontend_models is not None) == embed
+    assert metrics["step2"]["accuracy"]["test"]["audio"] >= 0.9  # three tones
+
+    out = tmp_path / "model.edgeav"
+    options = ConvertOptions(quantize="int8", calibration_samples=12, allow_drop=True)
+    convert_run(tmp_path / "run", out, options)
+    bundle = read_bundle(out)
+    assert bundle.manifest.format_version == 3
+    assert bundle.audio_input == run.audio_input
+    assert (bundle.frontend_models() is not None) == embed
+    if embed:
+        assert bundle.frontend_models() == run.frontend_models
+        assert bundle.manifest.frontend["origin"]["license"] == "Apache-2.0"
+
+    info = _edgeav("info", out)
+    assert info.returncode == 0, info.stderr
+    assert ("speech embeddings" if embed else "log-mel frames") in info.stdout
+    t = np.arange(16000) / 16000.0
+    clips = [0.3 * np.sin(2 * np.pi * (300 + 400 * k) * t) for k in (0, 2, 1)]
+    wav = tmp_path / "tones.wav"
+    sf.write(wav, np.concatenate(clips + [np.zeros(8000)]).astype(np.float32), 16000)
+    run_ = _edgeav("run", "--model", out, "--audio-file", wav, "--no-realtime", "--json")
+    assert run_.returncode == 0, run_.stderr
+    lines = [json.loads(line) for line in run_.stdout.splitlines()]
+    records, summary = lines[:-1], lines[-1]["summary"]
+    assert [r["window"] for r in records] == [[0.0, 1.5], [1.0, 2.5], [2.0, 3.5]]
+    assert {"frontend", "audio"} <= set(summary["latency_ms"])
+    assert records[0]["label"] == CLASSES[0]  # the first window holds only the first tone
 
 
 @pytest.mark.slow

@@ -35,6 +35,16 @@ def bundle_info(bundle: Bundle) -> dict[str, Any]:
         if available():
             item["tflite"] = describe(data).to_dict()
         models[modality] = item
+    for role, data in (bundle.frontend_models() or {}).items():
+        models[f"frontend {role}"] = {
+            "file": manifest.frontend["models"][role],
+            "size_bytes": len(data),
+            "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "params": None,
+            "output": "front-end",
+            **({"tflite": describe(data).to_dict()} if available() else {}),
+        }
     return {
         "path": str(bundle.path),
         "feature_dim": bundle.feature_config.dim if manifest.audio else None,
@@ -98,14 +108,30 @@ def print_info(bundle: Bundle, res: dict[str, Any]) -> None:
         f"crop {spec.crop}, x*{spec.scale:.6g}"
         f"+{spec.offset:g}{', inverted' if spec.invert else ''}",
     )
-    summary.add_row(
-        "audio features",
-        f"{res['feature_dim']} values from {fc.sample_rate} Hz audio, "
-        f"{fc.window_seconds} s windows",
+    kind = m.audio_input.kind
+    level = (
+        f", level normalised to {m.audio_input.target_dbfs:g} dBFS"
+        if m.audio_input.target_dbfs is not None
+        else ""
     )
+    what = {
+        "features": f"{res['feature_dim']} averaged MFCC/chroma/mel/contrast values",
+        "log-mel": f"{m.audio_input.n_mels}-band log-mel frames",
+        "speech-embedding": "speech embeddings (96 values every 80 ms)",
+    }[kind]
+    summary.add_row(
+        "audio input", f"{what} of {fc.window_seconds:g} s windows at {fc.sample_rate} Hz{level}"
+    )
+    if m.frontend is not None:
+        origin = m.frontend["origin"]
+        summary.add_row(
+            "audio front-end",
+            f"{origin.get('model', '?')}; {origin.get('package', '?')}, "
+            f"licence {origin.get('license', '?')}",
+        )
     summary.add_row("fusion", f"log-linear: image {fusion.image}, audio {fusion.audio}")
     summary.add_row("quantization", m.quantization)
-    outputs = {m_: v["output"] for m_, v in res["models"].items()}
+    outputs = {m_: v["output"] for m_, v in res["models"].items() if m_ in bundle.modalities}
     summary.add_row(
         "model outputs",
         ", ".join(
@@ -157,7 +183,7 @@ def print_info(bundle: Bundle, res: dict[str, Any]) -> None:
         sizes.add_row(
             modality,
             item["file"],
-            f"{item['params']:,}",
+            "-" if item["params"] is None else f"{item['params']:,}",
             f"{item['size_bytes']:,}",
             f"{item['gzip_bytes']:,}",
             f"{t['weight_bytes']:,}" if t else "?",

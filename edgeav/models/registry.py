@@ -140,7 +140,30 @@ VARIANTS: dict[str, Variant] = _variants(
         None,
         "audio encoder: standardise, Dense 256-128 with dropout 0.3, 64-d embedding",
     ),
+    Variant(
+        "audio-embed",
+        "audio",
+        {"filters": 64, "embedding_dim": 64, "dropout": 0.3},
+        9,
+        None,
+        "head over 1.5 s of speech embeddings (9x96): 2 separable 1-D convs, max over time",
+    ),
+    Variant(
+        "audio-dscnn",
+        "audio",
+        {"filters": 64, "blocks": 4, "embedding_dim": 64, "dropout": 0.3},
+        151,
+        None,
+        "DS-CNN over 1.5 s of log-mel frames (151x40): conv 10x4, 4 separable blocks",
+    ),
 )
+
+#: The audio models and the front-end kind each reads (:mod:`edgeav.runtime.frontend`).
+AUDIO_INPUTS = {
+    "audio-mlp": "features",
+    "audio-embed": "speech-embedding",
+    "audio-dscnn": "log-mel",
+}
 
 
 def get_variant(name: str) -> Variant:
@@ -168,7 +191,8 @@ def build_variant(
       name: a key of :data:`VARIANTS`.
       classes: number of classes of the softmax ``head``.
       input_size: square image size (default: the variant's own); for the audio family, the
-        feature-vector length (default 187).
+        feature-vector length (``audio-mlp``) or the number of time steps (``audio-embed``,
+        ``audio-dscnn``); ``input_shape=`` overrides the whole input shape of the last two.
       channels: image channels (1 for greyscale, 3 for colour); ignored by the audio family.
       with_embedding: return a model with two outputs, ``[probs, embedding]``, instead of one.
         Either way the model has the layers ``embedding`` and ``head``.
@@ -179,9 +203,16 @@ def build_variant(
     size = int(input_size if input_size is not None else variant.default_input_size)
     kwargs = {**variant.kwargs, **overrides}
     if variant.family == "audio":
-        from edgeav.models.audio import build_audio_encoder  # noqa: PLC0415
+        from edgeav.models import audio  # noqa: PLC0415
 
-        model = build_audio_encoder(input_dim=size, classes=classes, **kwargs)
+        if name == "audio-embed":
+            kwargs.setdefault("input_shape", (size, 96))
+            model = audio.build_embedding_head(classes=classes, **kwargs)
+        elif name == "audio-dscnn":
+            kwargs.setdefault("input_shape", (size, 40, 1))
+            model = audio.build_dscnn(classes=classes, **kwargs)
+        else:
+            model = audio.build_audio_encoder(input_dim=size, classes=classes, **kwargs)
     else:
         if variant.family == "resnet":
             from edgeav.models.resnet import ResNet as builder  # noqa: PLC0415
