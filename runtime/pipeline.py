@@ -26,6 +26,7 @@ import contextlib
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,6 +64,8 @@ class RunOptions:
         stale_after: seconds after which a live source's newest data is stale (default
             ``max(1, 2 / rate)``).
         silence_dbfs: an audio window quieter than this (RMS, dB full scale) is silent.
+        smooth: the decision is taken on the mean of the fused probabilities of the last
+            ``smooth`` ticks that had any (overlapping windows hear one word several times).
     """
 
     camera: str | None = None
@@ -77,6 +80,7 @@ class RunOptions:
     backend: str | None = None
     stale_after: float | None = None
     silence_dbfs: float = -60.0
+    smooth: int = 1
 
     @property
     def wants_mic(self) -> bool:
@@ -89,7 +93,8 @@ class Prediction:
 
     Attributes:
         tick: its number, from 0. t: its stream time in seconds.
-        label, confidence: the fused decision (None when no modality could be used).
+        label, confidence: the decision: the fused probabilities, averaged over the last
+            ``smooth`` ticks (None when no modality could be used this tick).
         probs: ``image``, ``audio`` and ``fused`` probabilities (lists), each None if absent.
         present: modalities that had input this tick. used: modalities fused.
         flags: modality -> ``"absent"`` | ``"stale"`` | ``"silent"`` for those left out.
@@ -228,6 +233,9 @@ class Pipeline:
             m: {"used": 0, "absent": 0, "stale": 0, "silent": 0} for m in self.models
         }
         self.end_reason = ""
+        if not (isinstance(options.smooth, int) and 1 <= options.smooth <= 100):
+            raise EdgeAVError(f"smoothing must be 1..100 ticks, got {options.smooth!r}")
+        self._recent: deque[np.ndarray] = deque(maxlen=options.smooth)
         self._timings = _Timings()
         self._stop = threading.Event()
         self._started: float | None = None
@@ -294,12 +302,16 @@ class Pipeline:
                 counts["used"] += 1
             elif modality in flags:
                 counts[flags[modality]] += 1
-        best = None if fused is None else int(np.argmax(fused))
+        decision = None
+        if fused is not None:
+            self._recent.append(fused)
+            decision = np.mean(self._recent, axis=0) if len(self._recent) > 1 else fused
+        best = None if decision is None else int(np.argmax(decision))
         prediction = Prediction(
             tick=self.ticks,
             t=round(t_us / 1e6, 6),
             label=None if best is None else self.classes[best],
-            confidence=None if best is None else float(fused[best]),
+            confidence=None if best is None else float(decision[best]),
             probs={
                 m: None if p is None else [float(v) for v in p]
                 for m, p in (*probs.items(), ("fused", fused))

@@ -142,3 +142,19 @@ def test_camera_down_the_run_goes_on_with_audio_and_uses_frames_again(
     assert summary["modalities"]["image"]["stale"] == len(down)
     assert summary["camera"]["reopens"] >= 1
     assert cam.state == "closed"
+
+
+def test_smoothing_decides_on_the_mean_of_the_last_ticks(av_bundle, tmp_path):
+    """A 0.25 s blip of another class between two seconds of one: smoothed over four ticks at
+    4 Hz, the decision holds; unsmoothed, the tick that hears the blip may follow it."""
+    tones = [media.tone(0, 1.0), media.tone(2, 0.25), media.tone(0, 1.75)]
+    wav = media.write_wav(tmp_path / "blip.wav", np.concatenate(tones))
+    plain, _ = run_files(av_bundle, wav=wav, rate=4.0)
+    smooth, _ = run_files(av_bundle, wav=wav, rate=4.0, smooth=4)
+    assert [p.probs for p in smooth] == [p.probs for p in plain]  # per-tick probabilities kept
+    assert all(p.label == "dark" for p in smooth)
+    for k, p in enumerate(smooth):  # the decision is the mean of the last (up to) four ticks
+        recent = np.mean([q.probs["fused"] for q in plain[max(0, k - 3) : k + 1]], axis=0)
+        assert p.confidence == pytest.approx(float(recent.max()), abs=1e-6)
+    with pytest.raises(EdgeAVError, match="smoothing must be 1..100 ticks"):
+        run_files(av_bundle, wav=wav, smooth=0)
