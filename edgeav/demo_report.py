@@ -163,6 +163,7 @@ def build_summary(
                 )
             },
             "params": metrics.get("params"),
+            "audio_model": metrics.get("audio_model", "audio-mlp"),
             "accuracy": {s: metrics[s]["accuracy"] for s in ("step1", "step2") if s in metrics},
             "fusion": metrics.get("step2", {}).get("fusion"),
         },
@@ -300,7 +301,8 @@ def render_report(summary: dict[str, Any], benched: dict[str, Any]) -> str:
         "Data: av-digits (MNIST digits paired with spoken digits), "
         f"--per-class {summary['data']['per_class']}. Image model "
         f"`{summary['train']['image_model']}` ({summary['train']['input_size']}x"
-        f"{summary['train']['input_size']}), audio model `audio-mlp`; bundle pruned to "
+        f"{summary['train']['input_size']}), audio model `{summary['train']['audio_model']}`; "
+        "bundle pruned to "
         f"{bundle['sparsity_target']:g} sparsity and quantised to {quant}.\n",
         "## Accuracy on the test split (%)\n",
         "Keras: the trained models; Keras pruned: after pruning and fine-tuning; TFLite: the "
@@ -321,7 +323,8 @@ def render_report(summary: dict[str, Any], benched: dict[str, Any]) -> str:
             "## Training (%)\n",
             "Step 1: cross-entropy; step 2: triplet loss on the embedding, then the head refit. "
             "test-noisy is the test split degraded (image noise and occlusion, audio at about "
-            "0 dB SNR).\n",
+            "0 dB SNR); test-unseen holds speech engines and voice families and handwriting "
+            "that no train or val sample uses.\n",
             _md_table(header, rows),
         ]
     rows = [
@@ -386,6 +389,18 @@ def print_summary(summary: dict[str, Any], console: Any) -> None:
     for row in accuracy_rows(summary):
         table.add_row(*row)
     console.print(table)
+    step2 = summary["train"]["accuracy"].get("step2", {})
+    if step2:
+        splits = Table(
+            title=f"accuracy on every split (%), Keras, audio model {summary['train']['audio_model']}",
+            title_justify="left",
+        )
+        splits.add_column("model")
+        for split in step2:
+            splits.add_column(split, justify="right")
+        for m in ROWS:
+            splits.add_row(m, *(pct(step2[split][m]) for split in step2))
+        console.print(splits)
 
     sizes = ", ".join(
         f"{m['file']} {_kib(m['size_bytes'])} KiB"
