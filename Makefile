@@ -7,9 +7,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the runtime needs, and those only the tests need (the Pi emulation).
-DEB_PACKAGES      := libportaudio2 libsndfile1
-DEB_TEST_PACKAGES := qemu-user-static mmdebstrap
+# Debian packages the runtime needs, those only training data needs (CMU Flite speaks
+# av-digits' test-unseen voices; without it that split uses espeak-ng alone), and those only the
+# tests need (the Pi emulation).
+DEB_PACKAGES       := libportaudio2 libsndfile1
+DEB_TRAIN_PACKAGES := flite
+DEB_TEST_PACKAGES  := qemu-user-static mmdebstrap
 # A read-only tmpfs and a full one for tests/test_bad_input.py (root only; else those rows skip).
 export EDGEAV_TEST_MOUNTS ?= /tmp/edgeav-test-mounts
 
@@ -41,7 +44,7 @@ define apt_install
 endef
 
 deb:
-	$(call apt_install,$(DEB_PACKAGES))
+	$(call apt_install,$(DEB_PACKAGES) $(DEB_TRAIN_PACKAGES))
 
 deb-test:
 	$(call apt_install,$(DEB_TEST_PACKAGES))

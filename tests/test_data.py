@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeav.data import avdigits, speech
+from edgeav.data import avdigits, engines, speech
 from edgeav.data.loader import load_dataset, paired_indices, scan_dataset
 from edgeav.errors import EdgeAVError
 from edgeav.features import FeatureConfig
 from edgeav.preprocess import ImageSpec
 
-SPLITS = ("train", "val", "test", "test-noisy")
+SPLITS = ("train", "val", "test", "test-noisy", "test-unseen")
 DIGITS = [str(d) for d in range(10)]
 SPEC = ImageSpec(size=32, channels=3)
 CONFIG = FeatureConfig()
@@ -44,7 +44,13 @@ def tiny(tmp_path_factory) -> Path:
 
 def test_layout_counts_and_metadata(tiny):
     assert sorted(p.name for p in tiny.iterdir()) == sorted([*SPLITS, "dataset.json"])
-    expected = {"train": (3, 6), "val": (1, 1), "test": (1, 1), "test-noisy": (1, 1)}
+    expected = {
+        "train": (3, 6),
+        "val": (1, 1),
+        "test": (1, 1),
+        "test-noisy": (1, 1),
+        "test-unseen": (1, 1),
+    }
     for split, (n_img, n_aud) in expected.items():
         for modality, n, ext in (("image", n_img, ".png"), ("audio", n_aud, ".wav")):
             folder = tiny / split / modality
@@ -58,7 +64,17 @@ def test_layout_counts_and_metadata(tiny):
     assert meta["seed"] == 0 and meta["per_class"] == 3 and meta["clips_per_class"] == 6
     assert meta["counts"]["train"] == {"image": 30, "audio": 60}
     assert meta["counts"]["test-noisy"] == {"image": 10, "audio": 10}
+    assert meta["counts"]["test-unseen"] == {"image": 10, "audio": 10}
     assert set(meta["audio"]["languages"]) == set(speech.available_languages())
+    # every clip on disk is recorded with its engine and voice, and nothing else is
+    for split in SPLITS:
+        on_disk = {f"{p.parent.name}/{p.name}" for p in (tiny / split / "audio").rglob("*.wav")}
+        assert set(meta["clips"][split]) == on_disk, split
+        for rel, (engine, voice) in meta["clips"][split].items():
+            assert rel.split("/")[1].split("-")[2] == engine and voice
+        engines_used = {e for e, _ in meta["clips"][split].values()}
+        assert engines_used == set(meta["splits"][split]), split
+        assert sum(e["clips"] for e in meta["splits"][split].values()) == len(on_disk)
 
 
 def test_png_and_wav_formats(tiny):
@@ -94,25 +110,29 @@ def test_same_seed_same_bytes_other_seed_differs(tiny, tmp_path):
     assert sum(a.get(k) == v for k, v in b.items()) < len(b) // 10
 
 
-def _voice_of(wav: Path) -> str:
-    # <digit>-<index>-<language>-<variant>-r<rate>-p<pitch>.wav; the language contains dashes.
-    return wav.stem.split("-")[-3]
+def _sources(meta: dict, split: str) -> set[tuple[str, str]]:
+    return {tuple(v) for v in meta["clips"][split].values()}
+
+
+def _variant(engine: str, voice: str) -> str:
+    return (voice.partition("+")[2] or "(default)") if engine == "espeak" else voice
 
 
 def test_test_voices_and_images_held_out(tiny):
     meta = json.loads((tiny / "dataset.json").read_text())
-    voices = {s: set(meta["audio"]["voices"][s]) for s in ("train", "val", "test")}
+    voices = {s: set(meta["audio"]["voices"][s]) for s in ("train", "val", "test", "test-unseen")}
     assert not voices["test"] & (voices["train"] | voices["val"])
     assert not voices["val"] & voices["train"]
+    assert not voices["test-unseen"] & (voices["train"] | voices["val"] | voices["test"])
     excluded = set(meta["audio"]["excluded_variants"])
-    assert {"Lee", "Tweaky", "fast"} <= excluded  # formants at 9 % / 200 %; unstable
+    assert excluded == {"fast", "travis", "kaukovalta"}  # unstable; F1 at 50 % / 40 %
     assert not excluded & set().union(*voices.values())
-    used = {
-        s: {_voice_of(p) for p in (tiny / s / "audio").rglob("*.wav")} for s in ("train", "test")
-    }
-    safe = {s: {v.replace(" ", "_") for v in voices[s]} | {"default"} for s in voices}
-    assert used["train"] <= safe["train"]
-    assert used["test"] <= safe["test"] and not used["test"] & safe["train"]
+    assert {"Lee", "Tweaky", "zac", "Alicia"} <= set().union(*voices.values())  # F3 only / child
+    # what the clips on disk use is within each split's voices
+    for split in ("train", "val", "test", "test-unseen"):
+        for engine, voice in _sources(meta, split):
+            if engine == "espeak":
+                assert _variant(engine, voice) in voices[split], (split, voice)
 
     def content(split):
         return {
@@ -123,7 +143,82 @@ def test_test_voices_and_images_held_out(tiny):
     names = {s: {p.name for p in (tiny / s / "image").rglob("*.png")} for s in SPLITS}
     assert not names["test"] & (names["train"] | names["val"])
     assert not names["val"] & names["train"]
+    assert not names["test-unseen"] & (names["train"] | names["val"] | names["test"])
     assert not set(content("test")) & (set(content("train")) | set(content("val")))
+    assert not set(content("test-unseen")) & (set(content("train")) | set(content("test")))
+
+
+def test_test_unseen_shares_no_engine_voice_or_family_with_train_and_val(tiny):
+    meta = json.loads((tiny / "dataset.json").read_text())
+    seen = _sources(meta, "train") | _sources(meta, "val")
+    unseen = _sources(meta, "test-unseen")
+    assert unseen and not unseen & seen
+    seen_engines = {e for e, _ in seen}
+    seen_voices = {(e, _variant(e, v)) for e, v in seen}
+    seen_families = {avdigits._family(_variant(e, v)) for e, v in seen if e == "espeak"}
+    for engine, voice in unseen:
+        assert (engine, _variant(engine, voice)) not in seen_voices
+        if engine == "espeak":
+            assert avdigits._family(_variant(engine, voice)) not in seen_families
+        else:
+            assert engine not in seen_engines  # a whole synthesizer never heard in training
+    # the held-out espeak-ng families: whole families, never the basic m/f ones
+    held = set(meta["test-unseen"]["held_out_families"])
+    assert held and not held & set(avdigits.TRAIN_FAMILIES)
+    assert not held & {avdigits._family(v) for v in meta["audio"]["voices"]["train"]}
+    assert not held & {avdigits._family(v) for v in meta["audio"]["voices"]["val"]}
+    # Piper speaks in train only; Flite in test-unseen only
+    for split in ("val", "test", "test-noisy", "test-unseen"):
+        assert "piper" not in meta["splits"][split]
+    for split in ("train", "val", "test", "test-noisy"):
+        assert "flite" not in meta["splits"][split]
+
+
+@pytest.mark.skipif(engines.piper_status() is not None, reason=str(engines.piper_status()))
+def test_piper_speaks_part_of_train(tiny):
+    meta = json.loads((tiny / "dataset.json").read_text())
+    piper = meta["splits"]["train"]["piper"]
+    assert piper["clips"] == round(avdigits.PIPER_FRACTION * 60)
+    assert piper["voices"] == [engines.PIPER_VOICE]
+    assert "piper" in meta["audio"]["engines"] and "piper" not in meta["audio"]["skipped_engines"]
+    wavs = sorted((tiny / "train" / "audio").rglob("*-piper-*.wav"))
+    assert len(wavs) == piper["clips"]
+
+
+@pytest.mark.skipif(engines.flite_status() is not None, reason=str(engines.flite_status()))
+def test_flite_speaks_half_of_test_unseen(tiny):
+    meta = json.loads((tiny / "dataset.json").read_text())
+    flite = meta["splits"]["test-unseen"]["flite"]
+    assert flite["clips"] == 5 and set(flite["voices"]) <= set(engines.flite_voices())
+    assert "awb_time" not in engines.flite_voices()  # speaks clock times only
+    assert meta["splits"]["test-unseen"]["espeak"]["clips"] == 5
+
+
+def test_absent_engines_are_reported_and_skipped(tmp_path, monkeypatch, capsys):
+    from edgeav.cli import main
+
+    monkeypatch.setattr(engines, "piper_status", lambda: "piper-tts not installed (test)")
+    monkeypatch.setattr(engines, "flite_status", lambda: "flite not installed (test)")
+    out = tmp_path / "no-engines"
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "av-digits", str(out), "--per-class", "1", "-q", "--json"])
+    assert exc.value.code == 0
+    captured = capsys.readouterr()
+    notes = [line for line in captured.err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 2
+    assert "piper left out" in notes[0] and "piper-tts not installed (test)" in notes[0]
+    assert "flite left out" in notes[1] and "flite not installed (test)" in notes[1]
+    summary = json.loads(captured.out)
+    assert set(summary["skipped_engines"]) == {"piper", "flite"}
+    meta = json.loads((out / "dataset.json").read_text())
+    assert set(meta["audio"]["engines"]) == {"espeak"}
+    assert set(meta["audio"]["skipped_engines"]) == {"piper", "flite"}
+    for split in SPLITS:
+        assert set(meta["splits"][split]) == {"espeak"}
+    assert meta["counts"]["test-unseen"] == {"image": 10, "audio": 10}
+    # test-unseen still holds out whole espeak-ng families
+    unseen = {_variant(e, v) for e, v in _sources(meta, "test-unseen")}
+    assert unseen <= set(meta["audio"]["voices"]["test-unseen"])
 
 
 def test_test_noisy_is_test_degraded(tiny):
@@ -169,9 +264,12 @@ def test_per_class_bounds():
         "val": 60,
         "test": 100,
         "test-noisy": 100,
+        "test-unseen": 40,  # what the 500 MNIST digits per class have left
     }
     assert avdigits.split_sizes(300)["audio"]["train"] == 600
+    assert avdigits.split_sizes(300)["audio"]["test-unseen"] == 100
     assert avdigits.split_sizes(325)["image"]["train"] == 325
+    assert avdigits.split_sizes(325)["image"]["test-unseen"] == 1
     with pytest.raises(EdgeAVError, match="at most 325"):
         avdigits.split_sizes(326)
     with pytest.raises(EdgeAVError, match="at least 1"):
@@ -191,6 +289,19 @@ def test_voice_split_is_disjoint_and_spread():
     assert {"m", "f", "klatt"} & families  # spread across families, not one block
     for fam in ("m", "f", "klatt", "whisper", "robosoft"):  # every family is heard in training
         assert any(avdigits._family(v) == fam for v in parts["train"]), fam
+
+
+def test_test_unseen_families_are_whole():
+    variants = speech.available_variants()
+    for seed in range(4):
+        kept, unseen = avdigits.hold_out_families(variants, seed)
+        assert sorted(kept + unseen, key=str.lower) == variants
+        assert (kept, unseen) == avdigits.hold_out_families(variants, seed)
+        fams = {avdigits._family(v) for v in unseen}
+        assert not fams & {avdigits._family(v) for v in kept}  # whole families
+        assert not fams & set(avdigits.TRAIN_FAMILIES)
+        share = len(unseen) / len(variants)
+        assert avdigits.UNSEEN_FAMILY_FRACTION <= share <= 1.34 * avdigits.UNSEEN_FAMILY_FRACTION
 
 
 def test_cli_data_errors_are_one_line(tmp_path):
@@ -250,6 +361,7 @@ def test_load_generated(tiny):
     assert np.bincount(tr.audio_labels).tolist() == [6] * 10
     assert [p.parent.name for p in tr.image_paths] == [DIGITS[i] for i in tr.image_labels]
     assert ds.counts()["test-noisy"] == {"image": 10, "audio": 10}
+    assert ds.counts()["test-unseen"] == {"image": 10, "audio": 10}  # loaded like test-noisy
     only = load_dataset(tiny, SPEC, CONFIG, splits=["val"], progress=False)
     assert list(only.splits) == ["val"]
     np.testing.assert_array_equal(only["val"].audio_features, ds["val"].audio_features)
@@ -392,3 +504,23 @@ def test_loader_rejects_class_missing_from_train(tmp_path):
     _make(tmp_path, classes=("a", "b", "c"), n=1, split="test")
     with pytest.raises(EdgeAVError, match=r"class 'c' appears in split 'test' but not in train"):
         _load(root)
+
+
+def test_an_error_mid_build_stops_the_background_engines(tmp_path, monkeypatch):
+    import psutil
+
+    calls = []
+    place = avdigits.place_clip
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 30:
+            raise EdgeAVError("disk trouble (test)")
+        return place(*args, **kwargs)
+
+    monkeypatch.setattr(avdigits, "place_clip", failing)
+    out = tmp_path / "broken"
+    with pytest.raises(EdgeAVError, match="disk trouble"):
+        avdigits.generate_av_digits(out, per_class=20, progress=False)
+    assert psutil.Process().children(recursive=True) == []  # no Piper child left running
+    assert not out.exists() and list(tmp_path.iterdir()) == []

