@@ -47,6 +47,14 @@ EVAL_SPLITS = ("val", "test", "test-noisy", "test-unseen")
 SEQUENCE_WINDOW_SECONDS = 1.5
 #: Their level normalisation (:func:`edgeav.runtime.frontend.normalize_level`).
 TARGET_DBFS = -20.0
+#: Per audio model: cross-entropy epochs and augmented copies of each training clip. The MLP
+#: reads cheap feature vectors; the sequence models' inputs cost more to compute and to learn
+#: from, and each augmented copy is also a new placement of the word in the window.
+AUDIO_DEFAULTS = {
+    "audio-mlp": {"audio_epochs": 40, "audio_augment": 3},
+    "audio-embed": {"audio_epochs": 30, "audio_augment": 2},
+    "audio-dscnn": {"audio_epochs": 15, "audio_augment": 2},
+}
 STEPS = ("step1", "step2")
 
 
@@ -59,7 +67,7 @@ class TrainConfig:
     input_size: int = 48  # the default variant reads digits better at 48x48 than at 32x32
     channels: int = 3
     epochs: int = 15  # step 1, image
-    audio_epochs: int = 40  # step 1, audio (an MLP on feature vectors: cheap)
+    audio_epochs: int | None = None  # step 1, audio (default per model: AUDIO_DEFAULTS)
     triplet_epochs: int = 3  # step 2, image
     audio_triplet_epochs: int = 10  # step 2, audio
     head_epochs: int = 20  # step 2, head refit on frozen embeddings (both modalities)
@@ -72,7 +80,7 @@ class TrainConfig:
     head_learning_rate: float = 3e-3
     shift: int = 3  # random image shift in pixels (each direction)
     degrade: float = 0.4  # fraction of training images given cutout + noise each epoch
-    audio_augment: int = 3  # augmented copies of each training clip (speed, noise, gain)
+    audio_augment: int | None = None  # augmented copies of each training clip (AUDIO_DEFAULTS)
     # Statistics of the audio features over frames. mean+std+max (561 values) generalises to
     # unseen voices better than the seed's mean alone (187 values; README, measured results).
     feature_statistics: tuple[str, ...] = ("mean", "std", "max")
@@ -80,6 +88,13 @@ class TrainConfig:
     audio_embedding_dim: int = 64
     audio_dropout: float = 0.3
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        defaults = AUDIO_DEFAULTS.get(self.audio_model, AUDIO_DEFAULTS["audio-mlp"])
+        if self.audio_epochs is None:
+            self.audio_epochs = defaults["audio_epochs"]
+        if self.audio_augment is None:
+            self.audio_augment = defaults["audio_augment"]
 
     def check(self) -> None:
         positive = {
@@ -386,12 +401,12 @@ def augmented_frontend_inputs(
     seed: int,
     cache: Path | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Front-end inputs of ``copies`` augmented versions of each training clip, each placed at
-    a random offset in the window (:func:`edgeav.augment.augment_speech`), cached like the
-    clips' own inputs."""
+    """Front-end inputs of ``copies`` augmented versions of each training clip, the word cut out
+    of its silence and placed at a random offset in the window (:func:`edgeav.augment.
+    augment_speech`), cached like the clips' own inputs."""
     import hashlib  # noqa: PLC0415
 
-    from edgeav.augment import AUGMENT_VERSION, augment_speech, place_in_window  # noqa: PLC0415
+    from edgeav.augment import AUGMENT_VERSION, augment_speech  # noqa: PLC0415
     from edgeav.data.loader import read_audio  # noqa: PLC0415
     from edgeav.features import prepare_audio  # noqa: PLC0415
     from edgeav.fileio import write_bytes_atomic  # noqa: PLC0415
@@ -410,14 +425,9 @@ def augmented_frontend_inputs(
     for i, path in enumerate(paths):
         y, sr = read_audio(path)
         clip = prepare_audio(y, frontend.config, sr=sr).astype(np.float32)
-        loud = np.flatnonzero(np.abs(clip) > 0.01 * float(np.max(np.abs(clip), initial=0.0)))
-        if loud.size:  # the word without the silence around it: the placement decides where
-            clip = clip[loud[0] : loud[-1] + 1]
         for k in range(copies):
             rng = np.random.default_rng([seed, 104729, i, k])
-            x[row] = frontend(
-                place_in_window(augment_speech(clip, rate, rng), frontend.window, rng)
-            )
+            x[row] = frontend(augment_speech(clip, rate, rng, n=frontend.window))
             row += 1
     if cached is not None:
         import io  # noqa: PLC0415

@@ -100,10 +100,11 @@ def test_sequence_audio_models_train_convert_and_run(audio_model, tmp_path):
         head_epochs=2,
         batch_size=8,
         triplet_batch_size=12,
-        audio_augment=0,
+        audio_augment=1,
     )
     metrics = train(data, tmp_path / "run", cfg, progress=False)
     assert metrics["audio_model"] == audio_model
+    assert metrics["audio_augmented"] == 12
     run = read_run(tmp_path / "run")
     assert run.audio_variant == audio_model and run.audio_input.target_dbfs == -20.0
     assert run.feature_config.window_seconds == 1.5
@@ -126,9 +127,12 @@ def test_sequence_audio_models_train_convert_and_run(audio_model, tmp_path):
     assert info.returncode == 0, info.stderr
     assert ("speech embeddings" if embed else "log-mel frames") in info.stdout
     t = np.arange(16000) / 16000.0
-    clips = [0.3 * np.sin(2 * np.pi * (300 + 400 * k) * t) for k in (0, 2, 1)]
-    wav = tmp_path / "tones.wav"
-    sf.write(wav, np.concatenate(clips + [np.zeros(8000)]).astype(np.float32), 16000)
+    t = np.arange(24000) / 16000.0
+    clips = [
+        0.3 * np.sin(2 * np.pi * (300 + 400 * k) * t[: 16000 + 8000 * (k == 0)]) for k in (0, 2, 1)
+    ]
+    wav = tmp_path / "tones.wav"  # 1.5 s of the first tone, then 1 s of each other
+    sf.write(wav, np.concatenate(clips).astype(np.float32), 16000)
     run_ = _edgeav("run", "--model", out, "--audio-file", wav, "--no-realtime", "--json")
     assert run_.returncode == 0, run_.stderr
     lines = [json.loads(line) for line in run_.stdout.splitlines()]

@@ -162,7 +162,7 @@ def build_embedding_head(
 def build_dscnn(
     input_shape: Sequence[int] = (151, 40, 1),
     classes: int = 10,
-    filters: int = 64,
+    filters: int = 32,
     blocks: int = 4,
     embedding_dim: int = 64,
     dropout: float = 0.3,

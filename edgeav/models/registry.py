@@ -151,10 +151,10 @@ VARIANTS: dict[str, Variant] = _variants(
     Variant(
         "audio-dscnn",
         "audio",
-        {"filters": 64, "blocks": 4, "embedding_dim": 64, "dropout": 0.3},
+        {"filters": 32, "blocks": 4, "embedding_dim": 64, "dropout": 0.3},
         151,
         None,
-        "DS-CNN over 1.5 s of log-mel frames (151x40): conv 10x4, 4 separable blocks",
+        "DS-CNN over 1.5 s of log-mel frames (151x40): conv 10x4, 4 separable blocks of 32",
     ),
 )
 
