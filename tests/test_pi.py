@@ -254,3 +254,75 @@ def test_edgeav_info_and_run_under_emulation_match_host(
     assert seen["attempted"] == [] and seen["loaded_heavy"] == []
     assert {"edgeav", "numpy", "cv2", "ai_edge_litert"} <= set(seen["top_level"])
     assert seen["edgeav_file"].startswith(pi["site"])  # the wheel built from this tree
+
+
+# --- the speech-embedding front-end on the Pi --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embed_bundle(tmp_path_factory) -> tuple[Path, Path]:
+    """An audio-only int8 bundle whose head reads the speech-embedding front-end (untrained
+    weights: the test compares the device with the host, not accuracy), and a WAV to run on."""
+    import soundfile
+
+    from edgeav.converters.convert import ConvertOptions, SplitArrays, convert_models
+    from edgeav.features import FeatureConfig
+    from edgeav.fusion import FusionWeights
+    from edgeav.models.registry import build_variant
+    from edgeav.preprocess import ImageSpec
+    from edgeav.runtime.frontend import AudioInput, FrontEnd
+    from edgeav.speech_embedding import load_models
+
+    d = tmp_path_factory.mktemp("pi-embed")
+    rng = np.random.default_rng(5)
+    config, spec, models = (
+        FeatureConfig(window_seconds=1.5),
+        AudioInput("speech-embedding", -20.0),
+        load_models(),
+    )
+    front = FrontEnd(spec, config, models)
+    t = np.arange(config.window_samples) / 16000
+    clips = [
+        (0.2 * np.sin(2 * np.pi * f * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+        for f in rng.uniform(150, 3000, 24)
+    ]
+    x = np.stack([front(c) for c in clips])
+    y = np.arange(len(x)) % 3
+    flat = x.reshape(-1, x.shape[-1])
+    head = build_variant(
+        "audio-embed", classes=3, input_shape=front.shape, mean=flat.mean(0), variance=flat.var(0)
+    )
+    arrays = SplitArrays(None, None, x, y)
+    convert_models(
+        {"audio": head},
+        classes=["a", "b", "c"],
+        image_spec=ImageSpec(),
+        feature_config=config,
+        fusion=FusionWeights(),
+        train=arrays,
+        test=arrays,
+        out=d / "embed.edgeav",
+        options=ConvertOptions(quantize="int8", calibration_samples=24, allow_drop=True),
+        audio_input=spec,
+        frontend_models=models,
+    )
+    soundfile.write(d / "speech.wav", np.concatenate(clips[:4]), 16000, subtype="PCM_16")
+    return d / "embed.edgeav", d / "speech.wav"
+
+
+def test_speech_embedding_front_end_under_emulation_matches_host(pi, embed_bundle, tmp_path):
+    """The front-end's float LiteRT models and the int8 head run on the emulated Pi from the
+    bundle alone; the probabilities agree with the host's to float precision (the front-end is
+    float, whose kernels may round differently per architecture) and the labels are the same.
+    One CPU and three ticks: float models run slowly under emulation."""
+    bundle, wav = embed_bundle
+    args = ["-m", "edgeav", "run", "--model", str(bundle), "--audio-file", str(wav)]
+    args += ["--rate", "2", "--duration", "2.5", "--json", "--no-realtime"]
+    want = _records(host(args, tmp_path).stdout)
+    got_run = emulate(pi, CPUS[0], args, tmp_path)
+    assert got_run.returncode == 0, got_run.stderr[-3000:]
+    got = _records(got_run.stdout)
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want, strict=True):
+        assert g["label"] == w["label"] and g["window"] == w["window"]
+        np.testing.assert_allclose(g["probs"]["audio"], w["probs"]["audio"], atol=2e-3)
