@@ -5,8 +5,12 @@
   :class:`~edgeav.runtime.ringbuffer.RingBuffer`. The device is chosen by index or by part of its
   name. If it cannot capture at the model's rate it captures at one it supports and the callback
   resamples (soxr, streaming). Overflows reported by PortAudio are counted, never fatal; a stream
-  that dies is reopened with backoff. sounddevice (and so PortAudio) is imported only when a
-  microphone is opened: without the system library the error names the Debian package.
+  that dies (device unplugged, sound server restarted) is reopened with backoff, reinitialising
+  PortAudio when the old device list no longer works, and said in one line. sounddevice (and so
+  PortAudio) is imported only when a microphone is opened: without the system library the error
+  names the Debian package. PortAudio and ALSA write their own diagnostics to stderr (on import,
+  on opening a stream, from the audio thread when a stream dies): edgeav keeps those lines out of
+  its output and reports failures in its own words.
 - :class:`AudioFile`: a WAV/FLAC file on its own clock: ``window(t, n)`` is exactly the file's
   ``n`` samples ending at stream time ``t`` (decoded and resampled incrementally, the newest few
   seconds kept).
@@ -14,8 +18,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import select
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from edgeav.errors import EdgeAVError
+from edgeav.native_stderr import captured_native_stderr
 from edgeav.runtime.ringbuffer import RingBuffer
 from edgeav.runtime.sources import AudioSource, Window
 
@@ -35,12 +46,28 @@ PORTAUDIO_MISSING = (
     "the microphone needs the PortAudio library, which is not installed "
     "(Debian/Raspberry Pi OS: sudo apt install libportaudio2); --audio-file works without it"
 )
+#: Seconds between attempts to reopen a stopped stream: doubling from the first to the last.
+REOPEN_BACKOFF = (0.5, 8.0)
+#: A stream still not reopened after this many seconds is reported (once) with the reason.
+REOPEN_REPORT_AFTER = 10.0
+#: Lines that PortAudio and ALSA write to stderr themselves ("ALSA lib pulse.c:242:(pulse_connect)
+#: PulseAudio: Unable to connect: ...", "Expression '...' failed in 'src/hostapi/alsa/...'") and
+#: the JACK client library's, which PortAudio's ALSA probe can load.
+NATIVE_CHATTER = re.compile(
+    r"^(ALSA lib |Expression '.*' failed in '|PaAlsa|PortAudio|Cannot connect to server|"
+    r"jack server|JackShm)"
+)
 
 
 def import_sounddevice() -> Any:
-    """Import sounddevice, turning a missing PortAudio into a one-line :class:`EdgeAVError`."""
+    """Import sounddevice, turning a missing PortAudio into a one-line :class:`EdgeAVError`.
+
+    The import initialises PortAudio, which probes every ALSA device and lets ALSA (and JACK)
+    print what they could not open; that output is captured and dropped.
+    """
     try:
-        import sounddevice  # noqa: PLC0415
+        with captured_native_stderr():
+            import sounddevice  # noqa: PLC0415
     except OSError as exc:  # sounddevice raises OSError when libportaudio is not found
         raise EdgeAVError(PORTAUDIO_MISSING) from exc
     except ImportError as exc:
@@ -48,6 +75,124 @@ def import_sounddevice() -> Any:
             "sounddevice is not installed; install the runtime extra: pip install 'edgeav[runtime]'"
         ) from exc
     return sounddevice
+
+
+def _native_reason(lines: list[str]) -> str:
+    """The most telling of PortAudio's/ALSA's captured lines ("PulseAudio: Unable to connect:
+    Connection refused"), without ALSA's source-location prefix; "" if there is none."""
+    for line in lines:
+        if line.startswith("ALSA lib "):
+            return re.sub(r"^ALSA lib [^ ]*\) ", "", line).strip()
+    return ""
+
+
+def _native_call(what: str, fn: Callable[[], Any]) -> Any:
+    """``fn()`` with the native stderr captured; a failure becomes one :class:`EdgeAVError`:
+    ``what``, the exception and ALSA's reason."""
+    error: Exception
+    with captured_native_stderr() as native:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - PortAudio errors
+            error = exc
+    reason = _native_reason(native)  # filled in when the capture ended
+    raise EdgeAVError(f"{what}: {error}" + (f" ({reason})" if reason else "")) from error
+
+
+class _ChatterFilter:
+    """Keeps PortAudio's and ALSA's own stderr lines out of the process's stderr while a
+    microphone is open.
+
+    PortAudio's audio thread prints its diagnostics when a stream dies (a server restarted, a
+    device unplugged), at a moment no caller can wrap in :func:`captured_native_stderr`. While
+    active, file descriptor 2 is a pipe; a thread passes every line on to the real stderr at once
+    except those matching :data:`NATIVE_CHATTER`, of which it keeps the newest few. A partial
+    line is passed on after 0.1 s without its end. Process-wide and reference-counted: the first
+    :meth:`acquire` installs it, the last :meth:`release` restores fd 2. Without a usable fd 2 it
+    does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.dropped: deque[str] = deque(maxlen=20)
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users > 1:
+                return
+            try:
+                with contextlib.suppress(Exception):
+                    sys.stderr.flush()
+                read_end, write_end = os.pipe()
+                out = os.dup(2)
+                self._saved = os.dup(2)
+                os.dup2(write_end, 2)
+                os.close(write_end)
+            except (OSError, ValueError):
+                self._saved = None
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._pump, args=(read_end, out), name="edgeav-stderr-filter", daemon=True
+            )
+            self._thread.start()
+
+    def release(self) -> None:
+        with self._lock:
+            self._users = max(0, self._users - 1)
+            if self._users or self._saved is None:
+                return
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(self._saved, 2)  # the pipe's write end closes: the thread drains and ends
+            os.close(self._saved)
+            self._saved = None
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(timeout=2.0)
+                self._thread = None
+
+    def _pass_on(self, out: int, data: bytes) -> None:
+        line = data.decode("utf-8", "replace")
+        if NATIVE_CHATTER.match(line):
+            self.dropped.append(line.rstrip())
+            return
+        with contextlib.suppress(OSError):
+            os.write(out, data)
+
+    def _pump(self, read_end: int, out: int) -> None:
+        pending = b""
+        try:
+            while True:
+                try:
+                    ready = select.select([read_end], [], [], 0.1)[0]
+                except (OSError, ValueError):  # no waiting with a timeout: plain blocking reads
+                    ready = [read_end]
+                if ready:
+                    chunk = os.read(read_end, 65536)
+                    if not chunk:
+                        break
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        self._pass_on(out, line + b"\n")
+                elif pending and not NATIVE_CHATTER.match(pending.decode("utf-8", "replace")):
+                    self._pass_on(out, pending)
+                    pending = b""
+                elif self._stop.is_set():
+                    break
+            if pending:
+                self._pass_on(out, pending)
+        finally:
+            os.close(read_end)
+            os.close(out)
+
+
+_chatter = _ChatterFilter()
 
 
 def _check_rate(sample_rate: Any) -> int:
@@ -146,7 +291,7 @@ class Microphone(AudioSource):
         sample_rate: the model's rate.
         seconds: audio kept (at least :data:`MIN_BUFFER_SECONDS`).
         blocksize: frames per callback (0: PortAudio chooses).
-        log: called with one-line messages (rate fallback, reopening).
+        log: called with one-line messages (rate fallback, a stream that stopped).
     """
 
     live = True
@@ -170,8 +315,12 @@ class Microphone(AudioSource):
         self._stream: Any = None
         self._resample: _Resampler | None = None
         self._closed = False
+        self._filtering = False
+        self._stopped_at: float | None = None  # when the current outage was noticed
+        self._reported = False  # the current outage's reason has been logged
+        self._outage_reason = ""
         self._next_reopen = 0.0
-        self._backoff = 0.5
+        self._backoff = REOPEN_BACKOFF[0]
         self.last_write: float | None = None
         self.device_index: int | None = None
         self.device_name = ""
@@ -185,13 +334,46 @@ class Microphone(AudioSource):
     def open(self) -> Microphone:
         if self._stream is not None:
             return self
-        sd = self._sd = import_sounddevice()
+        self._sd = import_sounddevice()
+        self._choose_device()
+        if self.capture_rate != self.sample_rate:
+            self._log(
+                f"{self.label}: capturing at {self.capture_rate} Hz, resampling to "
+                f"{self.sample_rate} Hz"
+            )
+        if not self._filtering:
+            _chatter.acquire()
+            self._filtering = True
         try:
-            devices = list(sd.query_devices())
-            default = sd.default.device[0] if sd.default.device is not None else None
-        except Exception as exc:  # noqa: BLE001 - PortAudio errors
-            raise EdgeAVError(f"cannot list audio devices: {exc}") from exc
-        index = resolve_input_device(devices, self.device_spec, default)
+            self._start_stream()
+        except EdgeAVError:
+            self.close()
+            raise
+        return self
+
+    def _choose_device(self, *, again: bool = False) -> None:
+        """Resolve the device (index, name) and the capture rate from PortAudio's device list.
+
+        ``again`` (after PortAudio was reinitialised): the system's default input must exist
+        (while a sound server is down there is none; the first device listed would be the wrong
+        one) and a device of the name used before wins.
+        """
+        sd = self._sd
+        devices, default = _native_call(
+            "cannot list audio devices",
+            lambda: (
+                list(sd.query_devices()),
+                sd.default.device[0] if sd.default.device is not None else None,
+            ),
+        )
+        spec = self.device_spec
+        if again and spec is None:
+            if default is None or default < 0:
+                raise EdgeAVError(f"{self.label}: no default input device")
+            names = [str(d["name"]) for d in devices]
+            if self.device_name in names:
+                spec = names.index(self.device_name)
+        index = resolve_input_device(devices, spec, default)
         self.device_index, self.device_name = index, str(devices[index]["name"])
 
         def supported(rate: int) -> bool:
@@ -201,20 +383,17 @@ class Microphone(AudioSource):
                 return False
             return True
 
-        default_rate = devices[index].get("default_samplerate")
-        self.capture_rate = choose_rate(supported, self.sample_rate, default_rate)
-        if self.capture_rate != self.sample_rate:
-            self._log(
-                f"{self.label}: capturing at {self.capture_rate} Hz, resampling to "
-                f"{self.sample_rate} Hz"
+        with captured_native_stderr():  # probing rates opens the device
+            rate = choose_rate(
+                supported, self.sample_rate, devices[index].get("default_samplerate")
             )
-        self._start_stream()
-        return self
+        self.capture_rate = rate
 
     def _start_stream(self) -> None:
         self._resample = _Resampler(self.capture_rate, self.sample_rate)
-        try:
-            self._stream = self._sd.InputStream(
+
+        def start() -> Any:
+            stream = self._sd.InputStream(
                 device=self.device_index,
                 samplerate=self.capture_rate,
                 channels=1,
@@ -222,10 +401,33 @@ class Microphone(AudioSource):
                 blocksize=self.blocksize,
                 callback=self._callback,
             )
-            self._stream.start()
-        except Exception as exc:  # noqa: BLE001 - PortAudio errors
-            self._stream = None
-            raise EdgeAVError(f"cannot start {self.label}: {exc}") from exc
+            try:
+                stream.start()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    stream.close(ignore_errors=True)
+                raise
+            return stream
+
+        self._stream = _native_call(f"cannot start {self.label}", start)
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with captured_native_stderr(), contextlib.suppress(Exception):
+                stream.stop(ignore_errors=True)
+                stream.close(ignore_errors=True)
+
+    def _reinitialize(self) -> None:
+        """Restart PortAudio so that it lists the devices again (after a sound server restart or
+        a device plugged in again, the old list can name devices that no longer open), then
+        resolve the device again."""
+        terminate = getattr(self._sd, "_terminate", None)
+        initialize = getattr(self._sd, "_initialize", None)
+        if terminate is None or initialize is None:
+            return
+        _native_call("cannot restart PortAudio", lambda: (terminate(), initialize()))
+        self._choose_device(again=True)
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and getattr(status, "input_overflow", False):
@@ -237,29 +439,44 @@ class Microphone(AudioSource):
                 self.last_write = time.monotonic()
 
     def _reopen_if_stopped(self) -> None:
-        """Reopen a stream that stopped (device unplugged, server restarted), with backoff."""
+        """Reopen a stream that stopped (device unplugged, server restarted), with backoff.
+
+        One line says that the stream stopped; attempts are silent until it has been down for
+        :data:`REOPEN_REPORT_AFTER` seconds, when one more line gives the reason. Each attempt
+        tries the same device, then PortAudio reinitialised and the device resolved again.
+        """
         if self._closed or self._sd is None:
             return
         if self._stream is not None and self._stream.active:
-            self._backoff = 0.5
             return
         now = time.monotonic()
+        if self._stopped_at is None:
+            self._stopped_at, self._reported, self._outage_reason = now, False, ""
+            self._backoff, self._next_reopen = REOPEN_BACKOFF[0], now
+            self._log(f"{self.label}: the stream stopped; reopening")
+            self._close_stream()
         if now < self._next_reopen:
             return
-        self._log(f"{self.label}: stream stopped; reopening")
-        if self._stream is not None:
-            try:
-                self._stream.close(ignore_errors=True)
-            except Exception:  # noqa: BLE001
-                pass
-            self._stream = None
-        self.reopens += 1
         try:
             self._start_stream()
         except EdgeAVError as exc:
-            self._log(f"{exc}; retrying in {self._backoff:.1f} s")
-            self._next_reopen = now + self._backoff
-            self._backoff = min(self._backoff * 2, 8.0)
+            # the first failure of an outage, on the device list it began with, says most
+            self._outage_reason = self._outage_reason or str(exc)
+            try:
+                self._reinitialize()
+                self._start_stream()
+            except EdgeAVError:
+                self._next_reopen = now + self._backoff
+                self._backoff = min(self._backoff * 2, REOPEN_BACKOFF[1])
+                if not self._reported and now - self._stopped_at >= REOPEN_REPORT_AFTER:
+                    self._reported = True
+                    self._log(
+                        f"{self._outage_reason}; still retrying every "
+                        f"{REOPEN_BACKOFF[1]:g} s at most"
+                    )
+                return
+        self.reopens += 1
+        self._stopped_at = None
 
     def window(self, t_us: int, n: int) -> Window | None:
         """The newest ``n`` samples; once at least half of them have arrived, the start of a
@@ -278,13 +495,10 @@ class Microphone(AudioSource):
 
     def close(self) -> None:
         self._closed = True
-        if self._stream is not None:
-            try:
-                self._stream.stop(ignore_errors=True)
-                self._stream.close(ignore_errors=True)
-            except Exception:  # noqa: BLE001
-                pass
-            self._stream = None
+        self._close_stream()
+        if self._filtering:
+            self._filtering = False
+            _chatter.release()
 
     def stats(self) -> dict[str, Any]:
         return {
