@@ -14,6 +14,12 @@ from typing import Any
 
 import typer
 
+#: Default ``--rate`` with ``--mic``: several overlapping windows a second, so one of them holds a
+#: whole word wherever it falls (a 1 s window once a second cuts words in half).
+MIC_RATE = 4.0
+#: Default ``--rate`` otherwise.
+RATE = 1.0
+
 
 def _log(message: str) -> None:
     typer.echo(f"edgeav: {message}", err=True)
@@ -36,7 +42,15 @@ def run(
     audio_file: Path = typer.Option(
         None, "--audio-file", "-a", help="A WAV/FLAC file instead of the microphone."
     ),
-    rate: float = typer.Option(1.0, "--rate", help="Predictions per second."),
+    rate: float = typer.Option(
+        None,
+        "--rate",
+        help=(
+            f"Predictions per second. Default: {MIC_RATE:g} with --mic/--mic-device (each "
+            f"prediction's audio window overlaps the last), else {RATE:g}."
+        ),
+        show_default=False,
+    ),
     threads: int = typer.Option(None, "--threads", help="Interpreter threads per model."),
     json_out: bool = typer.Option(
         False, "--json", help="One JSON object per prediction on stdout (logs on stderr)."
@@ -66,6 +80,8 @@ def run(
     from edgeav import interrupts  # noqa: PLC0415
     from edgeav.runtime.pipeline import RunOptions, open_pipeline  # noqa: PLC0415
 
+    if rate is None:
+        rate = MIC_RATE if mic or mic_device is not None else RATE
     options = RunOptions(
         camera=camera,
         mic=mic,
