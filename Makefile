@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 # tests need (the Pi emulation).
 DEB_PACKAGES       := libportaudio2 libsndfile1
 DEB_TRAIN_PACKAGES := flite
-DEB_TEST_PACKAGES  := qemu-user-static mmdebstrap
+DEB_TEST_PACKAGES  := qemu-user-static mmdebstrap pulseaudio pulseaudio-utils libasound2-plugins
 # A read-only tmpfs and a full one for tests/test_bad_input.py (root only; else those rows skip).
 export EDGEAV_TEST_MOUNTS ?= /tmp/edgeav-test-mounts
 
