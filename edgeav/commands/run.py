@@ -51,6 +51,12 @@ def run(
         ),
         show_default=False,
     ),
+    smooth: int = typer.Option(
+        1,
+        "--smooth",
+        help="Decide on the mean of the last N ticks' fused probabilities (steadier labels, "
+        "slower to change: at 4 Hz, 3 ticks put the slowest reaction near 0.5 s).",
+    ),
     threads: int = typer.Option(None, "--threads", help="Interpreter threads per model."),
     json_out: bool = typer.Option(
         False, "--json", help="One JSON object per prediction on stdout (logs on stderr)."
@@ -88,6 +94,7 @@ def run(
         mic_device=mic_device,
         audio_file=audio_file,
         rate=rate,
+        smooth=smooth,
         threads=threads,
         realtime=not no_realtime,
         duration=duration,
