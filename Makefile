@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the runtime needs, those only training data needs (CMU Flite speaks
 # av-digits' test-unseen voices; without it that split uses espeak-ng alone), and those only the
-# tests need (the Pi emulation).
+# tests need (the Pi emulation, the live microphone through PulseAudio).
 DEB_PACKAGES       := libportaudio2 libsndfile1
 DEB_TRAIN_PACKAGES := flite
 DEB_TEST_PACKAGES  := qemu-user-static mmdebstrap pulseaudio pulseaudio-utils libasound2-plugins
