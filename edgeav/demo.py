@@ -12,10 +12,10 @@ The stages, each one a call into the part that owns it (the same code the comman
    stage, :func:`edgeav.benchmarks.bundle_bench.bench_bundle`) and ``edgeav bench --quick`` (the
    small zoo variants, :func:`edgeav.benchmarks.zoo_sweep.sweep`), plotted to ``DIR/latency.png``;
 5. **stream**: a test stream from the test split, ``DIR/stream/test.mkv`` + ``test.wav``
-   (:func:`edgeav.streams.make_test_stream`: second ``k`` shows one image and plays one clip of
-   the same class);
+   (:func:`edgeav.streams.make_test_stream`: item ``k``, one audio window long, shows one image
+   and plays one clip of the same class);
 6. **run**: the runtime on that stream exactly as ``edgeav run --camera VIDEO --audio-file WAV
-   --no-realtime`` runs it (:func:`edgeav.runtime.pipeline.open_pipeline`), scored against
+   --rate 1/ITEM --no-realtime`` runs it (:func:`edgeav.runtime.pipeline.open_pipeline`), scored against
    the stream's labels;
 7. **report**: ``DIR/summary.json`` (every figure, machine-readable), ``DIR/report.md`` (the
    tables and the plot) and a summary on stdout (:mod:`edgeav.demo_report`).
@@ -322,8 +322,9 @@ def bench(bundle_path: Path, plot_path: Path, cfg: DemoSettings, console: Any) -
     }
 
 
-def make_stream(data_dir: Path, stream_dir: Path, cfg: DemoSettings):
-    """The test split as a video and a WAV (:func:`edgeav.streams.make_test_stream`)."""
+def make_stream(data_dir: Path, stream_dir: Path, cfg: DemoSettings, item_seconds: float = 1.0):
+    """The test split as a video and a WAV (:func:`edgeav.streams.make_test_stream`), one item
+    per audio window of the bundle (``item_seconds``)."""
     from edgeav.streams import make_test_stream  # noqa: PLC0415
 
     stream_dir.mkdir(parents=True, exist_ok=True)
@@ -335,6 +336,7 @@ def make_stream(data_dir: Path, stream_dir: Path, cfg: DemoSettings):
         seconds=cfg.stream_seconds,
         seed=cfg.seed,
         labels_json=stream_dir / "labels.json",
+        item_seconds=item_seconds,
     )
 
 
@@ -350,14 +352,15 @@ def run_stream(
     from edgeav.fileio import write_text_atomic  # noqa: PLC0415
     from edgeav.runtime.pipeline import RunOptions, open_pipeline  # noqa: PLC0415
 
-    # edgeav run's defaults: rate 1 Hz, interpreter threads chosen by the backend
+    # one tick per item (each as long as the audio window); threads chosen by the backend
     bundle = read_bundle(bundle_path)
-    options = RunOptions(camera=str(stream.video), audio_file=stream.wav, realtime=False)
+    rate = 1.0 / stream.item_seconds
+    options = RunOptions(camera=str(stream.video), audio_file=stream.wav, realtime=False, rate=rate)
     records: list[dict[str, Any]] = []
     with open_pipeline(bundle, options, log=log) as pipe:
         log(
             f"run: {bundle_path} ({'+'.join(pipe.models)}), {pipe.backend}, default thread(s), "
-            f"1 Hz, files' own clock"
+            f"{rate:g} Hz, files' own clock"
         )
         with _progress(console) as bar:
             task = bar.add_task("edgeav run (test stream)", total=stream.seconds)
@@ -438,10 +441,16 @@ def run_demo(out: str | os.PathLike[str] = "demo", *, fast: bool = False) -> dic
     with stages.stage("bench", f"bench: {bundle_path.name} and the quick zoo sweep"):
         benched = bench(bundle_path, plot_path, cfg, err)
     with stages.stage("stream", f"stream: the test split as video + WAV in {stream_dir}"):
-        stream = make_stream(data_dir, stream_dir, cfg)
-        log(f"wrote {stream.video} and {stream.wav} ({stream.seconds} s)")
+        from edgeav.bundle import read_bundle  # noqa: PLC0415
+
+        window = read_bundle(bundle_path).feature_config.window_seconds
+        stream = make_stream(data_dir, stream_dir, cfg, item_seconds=max(1.0, window))
+        log(
+            f"wrote {stream.video} and {stream.wav} "
+            f"({stream.seconds} items of {stream.item_seconds:g} s)"
+        )
     with stages.stage("run", f"run: edgeav run --camera {stream.video} --audio-file "
-                      f"{stream.wav} --no-realtime"):  # fmt: skip
+                      f"{stream.wav} --rate {1 / stream.item_seconds:g} --no-realtime"):  # fmt: skip
         ran = run_stream(bundle_path, stream, stream_dir / "predictions.jsonl", err, log)
     with stages.stage("report", f"report: {out / 'report.md'} and {out / 'summary.json'}"):
         seconds = dict(stages.seconds)

@@ -307,7 +307,8 @@ def render_report(summary: dict[str, Any], benched: dict[str, Any]) -> str:
         "## Accuracy on the test split (%)\n",
         "Keras: the trained models; Keras pruned: after pruning and fine-tuning; TFLite: the "
         f"bundle's models in LiteRT; edgeav run: the runtime on the test stream "
-        f"({acc['stream_seconds']} s of video + audio, one prediction per second). Voices in the "
+        f"({acc['stream_seconds']} items of video + audio, each one audio window long, one "
+        "prediction per item). Voices in the "
         "test split never occur in training.\n",
         _md_table([h.format(quant=quant) for h in ACCURACY_HEADER], accuracy_rows(summary)),
     ]
@@ -381,7 +382,7 @@ def print_summary(summary: dict[str, Any], console: Any) -> None:
     quant = bundle["quantization"]
     acc = summary["accuracy"]
     table = Table(
-        title=f"accuracy on the test split (%), {acc['stream_seconds']} s test stream",
+        title=f"accuracy on the test split (%), test stream of {acc['stream_seconds']} items",
         title_justify="left",
     )
     for i, h in enumerate(ACCURACY_HEADER):

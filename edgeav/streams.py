@@ -1,10 +1,11 @@
 """Build a test stream from a data set split: a video of its images and a WAV of its clips.
 
-Second ``k`` of the stream shows one image (for a whole second, ``fps`` identical frames) and
-plays an audio clip of the same class from the start of that second (zero-padded or cut to one
-second). ``edgeav run --camera VIDEO --audio-file WAV --no-realtime`` then makes one prediction
-per second, tick ``k`` at ``t = k + 1`` covering exactly second ``k`` -- the runtime's clock is
-built so that tick sees that image and exactly that clip.
+Item ``k`` of the stream lasts ``item_seconds`` (one second by default; the bundle's audio window
+for the demo): it shows one image (``fps`` identical frames a second) and plays an audio clip of
+the same class from its start (zero-padded or cut to one second). ``edgeav run --camera VIDEO
+--audio-file WAV --no-realtime --rate 1/item_seconds`` then makes one prediction per item, tick
+``k`` at ``t = (k + 1) * item_seconds`` covering exactly item ``k`` -- the runtime's clock is built
+so that tick sees that image and exactly that clip, when the audio window is one item long.
 
 By default the stream holds every image of the split, each paired with a clip by
 :func:`edgeav.data.loader.paired_indices` -- the same pairs the training and conversion reports
@@ -44,9 +45,11 @@ class TestStream:
     audio_files: list[Path] = field(default_factory=list)
     fps: float = 10.0
     sample_rate: int = 16000
+    item_seconds: float = 1.0
 
     @property
     def seconds(self) -> int:
+        """The number of items (one prediction each)."""
         return len(self.labels)
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +62,7 @@ class TestStream:
             "audio_files": [str(p) for p in self.audio_files],
             "fps": self.fps,
             "sample_rate": self.sample_rate,
+            "item_seconds": self.item_seconds,
         }
 
 
@@ -77,6 +81,7 @@ def make_test_stream(
     *,
     fps: float = 10.0,
     labels_json: str | os.PathLike[str] | None = None,
+    item_seconds: float = 1.0,
 ) -> TestStream:
     """Write ``out_video`` and ``out_wav`` from ``data_dir``'s ``split`` (see the module docstring).
 
@@ -88,7 +93,9 @@ def make_test_stream(
         seconds: stream length (default: every image of the split).
         seed: order of the seconds.
         fps: video frame rate (each image is shown for ``fps`` frames).
-        labels_json: also write the per-second labels and source files there.
+        labels_json: also write the per-item labels and source files there.
+        item_seconds: how long each image is shown and each clip's slot lasts (>= 1; a whole
+            number of frames at ``fps``).
 
     Returns:
         A :class:`TestStream` with the label of every second.
@@ -109,6 +116,8 @@ def make_test_stream(
         )
     if not (isinstance(fps, (int, float)) and 1 <= fps <= 120):
         raise EdgeAVError(f"fps must be in 1..120, got {fps!r}")
+    if not (isinstance(item_seconds, (int, float)) and 1.0 <= item_seconds <= 10.0):
+        raise EdgeAVError(f"item_seconds must be in 1..10, got {item_seconds!r}")
     index = scan_dataset(data_dir)
     if split not in index.splits:
         raise EdgeAVError(
@@ -136,11 +145,12 @@ def make_test_stream(
 
     first_audio, sample_rate = read_audio(pairs[0][1][0])
     frame_shape: tuple[int, int] | None = None
-    per_second = int(round(fps))
+    per_item = int(round(fps * item_seconds))
     tmp_video, tmp_wav = _tmp_name(out_video), _tmp_name(out_wav)
     writer = None
     try:
-        audio = np.zeros(len(pairs) * sample_rate, dtype=np.float32)
+        slot = int(round(item_seconds * sample_rate))
+        audio = np.zeros(len(pairs) * slot, dtype=np.float32)
         for k, ((img_path, _), (clip_path, _)) in enumerate(pairs):
             img = read_image(img_path)
             if img.dtype != np.uint8:
@@ -162,7 +172,7 @@ def make_test_stream(
                 img = cv2.resize(
                     img, (frame_shape[1], frame_shape[0]), interpolation=cv2.INTER_AREA
                 )
-            for _ in range(per_second):
+            for _ in range(per_item):
                 writer.write(np.ascontiguousarray(img))
             y, sr = read_audio(clip_path)
             if y.ndim == 2:
@@ -172,7 +182,7 @@ def make_test_stream(
 
                 y = soxr.resample(y, sr, sample_rate)
             y = y[:sample_rate]
-            audio[k * sample_rate : k * sample_rate + len(y)] = y
+            audio[k * slot : k * slot + len(y)] = y
         writer.release()
         writer = None
         try:
@@ -201,6 +211,7 @@ def make_test_stream(
         audio_files=[clip[0] for _, clip in pairs],
         fps=float(fps),
         sample_rate=int(sample_rate),
+        item_seconds=float(item_seconds),
     )
     if labels_json is not None:
         from edgeav.fileio import write_text_atomic  # noqa: PLC0415

@@ -173,13 +173,13 @@ def test_stream_accuracy_is_the_runtime_predictions_scored_and_matches_tflite(de
 
 @pytest.mark.slow
 def test_bundle_loads_and_predicts_like_the_runtime_did(demo):
-    """The bundle, read and run directly, gives the runtime's probabilities for second 0."""
+    """The bundle, read and run directly, gives the runtime's probabilities for item 0."""
     import soundfile as sf
 
     from edgeav.bundle import read_bundle
     from edgeav.data.loader import read_image
-    from edgeav.features import extract
     from edgeav.preprocess import preprocess_image
+    from edgeav.runtime.frontend import FrontEnd
     from edgeav.runtime.interpreter import load_interpreter
 
     out, _, _ = demo
@@ -193,8 +193,12 @@ def test_bundle_loads_and_predicts_like_the_runtime_did(demo):
     )
     p_image = image.probabilities(x).reshape(-1)
     audio = load_interpreter(bundle.model_bytes("audio"), output=bundle.model_output("audio"))
+    front = FrontEnd(bundle.audio_input, bundle.feature_config, bundle.frontend_models())
     y, sr = sf.read(labels["audio_files"][0], dtype="float32")
-    p_audio = audio.probabilities(extract(y, bundle.feature_config, sr=sr)).reshape(-1)
+    assert sr == bundle.feature_config.sample_rate
+    window = np.zeros(front.window, np.float32)  # the stream's item 0: the clip, then silence
+    window[: min(sr, y.size)] = y[:sr]
+    p_audio = audio.probabilities(front(window)).reshape(-1)
 
     for probs, m in ((p_image, "image"), (p_audio, "audio")):
         assert probs.shape == (len(bundle.classes),)

@@ -53,10 +53,13 @@ def test_run_on_an_av_digits_test_stream_matches_the_bundle(av_bundle):
     from edgeav.streams import make_test_stream
 
     bundle = av_bundle / "model.edgeav"
-    expected = read_bundle(bundle).manifest.accuracy["tflite"]
+    loaded = read_bundle(bundle)
+    expected = loaded.manifest.accuracy["tflite"]
+    item = loaded.feature_config.window_seconds  # one audio window per image and clip
     stream = make_test_stream(
-        av_bundle / "data", "test", av_bundle / "test.mkv", av_bundle / "test.wav", seed=1
-    )
+        av_bundle / "data", "test", av_bundle / "test.mkv", av_bundle / "test.wav", seed=1,
+        item_seconds=item,
+    )  # fmt: skip
     assert stream.seconds >= 50
     accuracy = {}
     for name, args in (
@@ -64,11 +67,14 @@ def test_run_on_an_av_digits_test_stream_matches_the_bundle(av_bundle):
         ("image", ["--camera", stream.video]),
         ("audio", ["--audio-file", stream.wav]),
     ):
-        proc = _edgeav("run", "--model", bundle, *args, "--json", "--no-realtime", timeout=300)
+        args += ["--rate", str(1 / item), "--json", "--no-realtime"]
+        proc = _edgeav("run", "--model", bundle, *args, timeout=300)
         lines = [json.loads(line) for line in proc.stdout.splitlines()]
         records = lines[:-1]
-        # one prediction per second of the stream, at t = 1, 2, ...
-        assert [r["t"] for r in records] == [float(k + 1) for k in range(stream.seconds)]
+        # one prediction per item of the stream, at t = item, 2 item, ...
+        assert [r["t"] for r in records] == [
+            round((k + 1) * item, 6) for k in range(stream.seconds)
+        ]
         assert lines[-1]["summary"]["end"] == "end of input"
         accuracy[name] = _accuracy(records, stream.labels)
     print("stream accuracy", accuracy, "bundle (tflite)", expected)
