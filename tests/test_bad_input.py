@@ -413,8 +413,8 @@ def _(w):
 
 @case("info: manifest from a newer format version")
 def _(w):
-    _manifest_case(w, lambda m: m.update(format_version=3))
-    return ["info", BUNDLE], [BUNDLE, "version 3"]
+    _manifest_case(w, lambda m: m.update(format_version=4))
+    return ["info", BUNDLE], [BUNDLE, "version 4"]
 
 
 @case("run: labels do not match the model's output size")
@@ -606,7 +606,7 @@ def _(w):
 @case("train: only one class")
 def _(w):
     data = w.data()
-    for split in ("train", "val", "test", "test-noisy"):
+    for split in ("train", "val", "test", "test-noisy", "test-unseen"):
         for m in ("image", "audio"):
             for d in (data / split / m).iterdir():
                 if d.name != "0":
