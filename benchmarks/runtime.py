@@ -111,6 +111,7 @@ def ticks(bundle: Any, video: Path, wav: Path, n: int, threads: int | None) -> d
     return {
         "stages_ms": stages,
         "overhead_ms": statistics.median(overhead),
+        "tick_timings_ms": timings,
         "ticks": len(timings),
         "ticks_per_second": len(timings) / wall if wall > 0 else None,
         "backend": backend,
@@ -177,6 +178,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "cold_start_s": {"median": statistics.median(cold), "runs": cold},
         "stages_ms": tick["stages_ms"],
         "overhead_ms": tick["overhead_ms"],
+        "tick_timings_ms": tick["tick_timings_ms"],
         "invoke_p50_ms": invokes,
         "reference": reference,
         "overhead_to_reference": ratio,
