@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeav.data.speech import _CLIP, _HEADER, _read_exact
+from edgeav.data.speech import _CLIP, _HEADER, run_child
 from edgeav.errors import EdgeAVError
 
 # --- Piper --------------------------------------------------------------------------------------
@@ -120,61 +120,16 @@ def synthesize_piper(
     """
     payload = json.dumps({"seed": int(seed), "requests": [asdict(r) for r in requests]})
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    yield from _run_child(["piper"], payload.encode(), len(requests), env, on_start, "Piper", stop)
-
-
-# --- the child process protocol (the one of edgeav.data.speech) --------------------------------
-
-
-def _run_child(
-    args: list[str],
-    payload: bytes,
-    count: int,
-    env: dict[str, str],
-    on_start: Callable[[int, str], None] | None,
-    name: str,
-    stop: threading.Event | None = None,
-) -> Iterator[np.ndarray]:
-    errors = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edgeav.data.engines", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=errors,
-        env=env,
+    yield from run_child(
+        "edgeav.data.engines",
+        ["piper"],
+        payload.encode(),
+        len(requests),
+        env,
+        on_start,
+        "Piper",
+        stop,
     )
-    finished = False
-    try:
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(payload)
-        proc.stdin.close()
-        try:
-            rate, vlen = _HEADER.unpack(_read_exact(proc.stdout, _HEADER.size))
-            version = _read_exact(proc.stdout, vlen).decode()
-            if on_start is not None:
-                on_start(rate, version)
-            for _ in range(count):
-                if stop is not None and stop.is_set():
-                    return  # the child is killed below
-                (n,) = _CLIP.unpack(_read_exact(proc.stdout, _CLIP.size))
-                if n < 0:
-                    raise EOFError
-                yield np.frombuffer(_read_exact(proc.stdout, 2 * n), dtype="<i2").astype(np.int16)
-        except EOFError:
-            proc.wait(timeout=60)
-            errors.seek(0)
-            err = errors.read().decode(errors="replace").strip().splitlines()
-            raise EdgeAVError(
-                f"{name} synthesis failed: {err[-1] if err else f'exit status {proc.returncode}'}"
-            ) from None
-        finished = True
-    finally:
-        if not finished and proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=60)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        errors.close()
 
 
 # --- Flite --------------------------------------------------------------------------------------

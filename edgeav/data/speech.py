@@ -23,6 +23,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,9 +337,33 @@ def synthesize(
     ).encode()
     env = dict(os.environ)
     env.pop("ESPEAK_DATA_PATH", None)
+
+    def started(rate: int, version: str) -> None:
+        if on_start is not None:
+            on_start(SynthesisInfo(rate, version))
+
+    yield from run_child("edgeav.data.speech", [], payload, len(requests), env, started, "speech")
+
+
+def run_child(
+    module: str,
+    args: list[str],
+    payload: bytes,
+    count: int,
+    env: dict[str, str],
+    on_start: Callable[[int, str], None] | None,
+    name: str,
+    stop: threading.Event | None = None,
+) -> Iterator[np.ndarray]:
+    """Run ``python -m module args`` with ``payload`` on stdin and yield its ``count`` int16 clips.
+
+    The child's protocol: a header (sample rate, version string), then each clip as its length
+    and 16-bit samples; a negative length or an early end is a failure, reported with the last
+    line of the child's stderr. ``stop`` set ends the iteration (the child is killed).
+    """
     errors = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgeav.data.speech"],
+        [sys.executable, "-m", module, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=errors,
@@ -351,26 +376,28 @@ def synthesize(
         proc.stdin.close()
         try:
             rate, vlen = _HEADER.unpack(_read_exact(proc.stdout, _HEADER.size))
-            info = SynthesisInfo(rate, _read_exact(proc.stdout, vlen).decode())
+            version = _read_exact(proc.stdout, vlen).decode()
             if on_start is not None:
-                on_start(info)
-            for _ in requests:
+                on_start(rate, version)
+            for _ in range(count):
+                if stop is not None and stop.is_set():
+                    return  # the child is killed below
                 (n,) = _CLIP.unpack(_read_exact(proc.stdout, _CLIP.size))
                 if n < 0:
                     raise EOFError
                 yield np.frombuffer(_read_exact(proc.stdout, 2 * n), dtype="<i2").astype(np.int16)
         except EOFError:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
             errors.seek(0)
             err = errors.read().decode(errors="replace").strip().splitlines()
             raise EdgeAVError(
-                f"speech synthesis failed: {err[-1] if err else f'exit status {proc.returncode}'}"
+                f"{name} synthesis failed: {err[-1] if err else f'exit status {proc.returncode}'}"
             ) from None
         finished = True
     finally:
         if not finished and proc.poll() is None:
             proc.kill()
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
         if proc.stdout is not None:
             proc.stdout.close()
         errors.close()
