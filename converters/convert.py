@@ -209,6 +209,7 @@ def convert_models(
     progress: Progress | None = None,
     audio_input: Any = None,
     frontend_models: dict[str, bytes] | None = None,
+    calibration: Any = None,
 ) -> ConvertResult:
     """Convert, validate and bundle ``models`` (``{"image": keras_model, "audio": keras_model}``).
 
@@ -222,6 +223,7 @@ def convert_models(
         audio_input: what the audio model reads (:class:`edgeav.runtime.frontend.AudioInput`;
             default: the averaged features); ``frontend_models``: the speech-embedding
             front-end's ``.tflite`` bytes by role, carried into the bundle as they are.
+        calibration: the run's :class:`~edgeav.calibration.Calibration` (default: neutral).
     """
     from edgeav import bundle as bundle_mod  # noqa: PLC0415
     from edgeav.data.loader import paired_indices  # noqa: PLC0415
@@ -304,8 +306,10 @@ def convert_models(
         progress.stage("fused: comparing on paired test samples")
         ii, ai = paired_indices(test.image_labels, test.audio_labels, seed=0)
         if len(ii):
-            k = fused_probs(keras_probs["image"][ii], keras_probs["audio"][ai], fusion)
-            t = fused_probs(tflite_probs["image"][ii], tflite_probs["audio"][ai], fusion)
+            k = fused_probs(keras_probs["image"][ii], keras_probs["audio"][ai], fusion, calibration)
+            t = fused_probs(
+                tflite_probs["image"][ii], tflite_probs["audio"][ai], fusion, calibration
+            )
             fused = compare(k, t, np.asarray(test.image_labels)[ii])
 
     checks = {m: r.comparison for m, r in results.items()}
@@ -365,6 +369,7 @@ def convert_models(
         accuracy=accuracy,
         **({"audio_input": audio_input} if audio_input is not None else {}),
         frontend=frontend,
+        **({"calibration": calibration} if calibration is not None else {}),
     )
     path = bundle_mod.write_bundle(out, manifest, members)
     return ConvertResult(
@@ -469,6 +474,7 @@ def convert_run(
         progress=progress,
         audio_input=run.audio_input,
         frontend_models=run.frontend_models,
+        calibration=run.calibration,
     )
     result.run_dir = Path(run_path).resolve()
     return result

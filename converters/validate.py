@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeav.calibration import Calibration
 from edgeav.errors import EdgeAVError
 from edgeav.fusion import FusionWeights, fuse
 
@@ -84,9 +85,16 @@ def compare(keras_probs: np.ndarray, tflite_probs: np.ndarray, labels: np.ndarra
     )
 
 
-def fused_probs(p_image: np.ndarray, p_audio: np.ndarray, weights: FusionWeights) -> np.ndarray:
-    """Fused probabilities with ``edgeav.fusion.fuse`` and the run's weights."""
-    fused, _used = fuse({"image": p_image, "audio": p_audio}, weights)
+def fused_probs(
+    p_image: np.ndarray,
+    p_audio: np.ndarray,
+    weights: FusionWeights,
+    calibration: Calibration | None = None,
+) -> np.ndarray:
+    """Fused probabilities with ``edgeav.fusion.fuse``, the run's weights and its temperatures."""
+    cal = calibration or Calibration()
+    probs = {"image": cal.apply("image", p_image), "audio": cal.apply("audio", p_audio)}
+    fused, _used = fuse(probs, weights)
     return np.asarray(fused, dtype=np.float32)
 
 

@@ -8,7 +8,12 @@ A bundle is a zip archive (like Keras's ``.keras`` files) holding::
     image.tflite    the image classifier (optional if the run has no image model)
     audio.tflite    the audio classifier (optional if the run has no audio model)
 
-Format version 3 (this edgeav; it reads versions 1 and 2 too) adds ``audio_input`` -- what the
+Format version 4 (this edgeav; it reads versions 1 to 3 too) adds ``calibration``
+(:class:`edgeav.calibration.Calibration`): per-modality temperatures and minimum confidences and the
+fused decision threshold, fitted on the validation split. Older bundles read with the neutral
+calibration (temperature 1, no thresholds).
+
+Format version 3 adds ``audio_input`` -- what the
 audio head reads (:class:`edgeav.runtime.frontend.AudioInput`: the seed's averaged features, a
 log-mel spectrogram, or speech embeddings) -- and ``frontend``: the speech-embedding front-end's
 models (members ``frontend_melspectrogram.tflite`` and ``frontend_embedding.tflite``) with their
@@ -56,6 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from edgeav import __version__
+from edgeav.calibration import Calibration
 from edgeav.errors import EdgeAVError
 from edgeav.fileio import write_bytes_atomic
 from edgeav.fusion import FusionWeights
@@ -66,9 +72,9 @@ if TYPE_CHECKING:
     from edgeav.features import FeatureConfig
 
 #: The bundle format this code writes (it reads :data:`READABLE_VERSIONS`).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: Versions this edgeav reads (1: outputs are probabilities, before ``ModelEntry.output``).
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
 #: What a model's output holds: softmax probabilities, or the logits before the softmax.
 OUTPUTS = ("probabilities", "logits")
 FORMAT_NAME = "edgeav-bundle"
@@ -230,6 +236,7 @@ class Manifest:
     audio_input: AudioInput = field(default_factory=AudioInput)
     #: The speech-embedding front-end: ``{"models": {role: member}, "origin": {...}}``, or None.
     frontend: dict[str, Any] | None = None
+    calibration: Calibration = field(default_factory=Calibration)
 
     def __post_init__(self) -> None:
         from edgeav.features import FeatureConfig  # noqa: PLC0415  (NumPy only)
@@ -239,6 +246,7 @@ class Manifest:
         self.fusion = _section(self.fusion, "fusion", FusionWeights)
         self.accuracy = _section(self.accuracy, "accuracy", Accuracy)
         self.audio_input = _section(self.audio_input, "audio_input", AudioInput)
+        self.calibration = _section(self.calibration, "calibration", Calibration)
         if self.frontend is not None:
             self.frontend = _frontend(self.frontend)
 
@@ -259,6 +267,7 @@ class Manifest:
             "accuracy": self.accuracy.to_dict(),
             "audio_input": self.audio_input.to_dict(),
             "frontend": self.frontend,
+            "calibration": self.calibration.to_dict(),
             "members": dict(self.members),
         }
 
@@ -285,6 +294,8 @@ class Manifest:
         }  # fmt: skip
         if version >= 3:
             known |= {"audio_input", "frontend"}
+        if version >= 4:
+            known |= {"calibration"}
         _no_unknown(obj, known, where)
         classes = _get(obj, "classes", list, where)
         if not 1 <= len(classes) <= MAX_CLASSES:
@@ -330,6 +341,7 @@ class Manifest:
             format_version=version,
             audio_input=_get(obj, "audio_input", dict, where) if version >= 3 else AudioInput(),
             frontend=obj.get("frontend") if version >= 3 else None,
+            calibration=_get(obj, "calibration", dict, where) if version >= 4 else Calibration(),
         )
 
     def entry(self, modality: str) -> ModelEntry | None:
@@ -385,6 +397,10 @@ class Bundle:
     @property
     def fusion(self) -> FusionWeights:
         return self.manifest.fusion
+
+    @property
+    def calibration(self) -> Calibration:
+        return self.manifest.calibration
 
     def member_sizes(self) -> dict[str, int]:
         return {name: len(data) for name, data in self._members.items()}

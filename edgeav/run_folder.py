@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeav.calibration import Calibration
 from edgeav.errors import EdgeAVError
 from edgeav.fileio import write_bytes_atomic, write_text_atomic
 from edgeav.fusion import FusionWeights
@@ -60,6 +61,7 @@ class Run:
     audio_input: AudioInput = field(default_factory=AudioInput)
     #: The speech-embedding front-end's ``.tflite`` bytes by role (``audio-embed``), or None.
     frontend_models: dict[str, bytes] | None = None
+    calibration: Calibration = field(default_factory=Calibration)
 
     def frontend(self, threads: int | None = None) -> FrontEnd:
         """The audio front-end this run's audio model reads from."""
@@ -100,6 +102,7 @@ def write_run(
     audio_variant: str = "audio-mlp",
     audio_input: AudioInput | None = None,
     frontend_models: dict[str, bytes] | None = None,
+    calibration: Calibration | None = None,
 ) -> None:
     """Write a run into ``folder`` (empty; usually :func:`edgeav.fileio.atomic_dir`'s).
 
@@ -111,6 +114,7 @@ def write_run(
         audio_variant, audio_input: the audio model's zoo name and what it reads.
         frontend_models: the speech-embedding front-end's models, kept as
             ``frontend_<role>.tflite`` beside the Keras models.
+        calibration: temperatures and thresholds fitted on the validation split.
     """
     for modality, name in MODEL_FILES.items():
         models[modality].save(str(folder / name))
@@ -130,6 +134,7 @@ def write_run(
         "audio_variant": audio_variant,
         "audio_input": (audio_input or AudioInput()).to_dict(),
         "frontend": sorted(frontend_models or {}),
+        "calibration": (calibration or Calibration()).to_dict(),
     }
     write_text_atomic(folder / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     write_text_atomic(folder / RUN_FILE, json.dumps(run, indent=2) + "\n")
@@ -180,6 +185,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
         feature_config = FeatureConfig.from_dict(meta["feature_config"])
         fusion = FusionWeights.from_dict(meta["fusion"])
         audio_input = AudioInput.from_dict(meta.get("audio_input", {}))
+        calibration = Calibration.from_dict(meta.get("calibration", {}))
     except (EdgeAVError, TypeError, ValueError) as exc:
         raise EdgeAVError(f"{meta_path}: {exc}") from exc
     frontend = None
@@ -207,6 +213,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
         audio_variant=str(meta.get("audio_variant", "audio-mlp")),
         audio_input=audio_input,
         frontend_models=frontend,
+        calibration=calibration,
     )
 
 

@@ -27,13 +27,21 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeav.augment import Augment, augmented_audio_features, image_augmenter
+from edgeav.calibration import (
+    Calibration,
+    expected_calibration_error,
+    fit_temperature,
+    fit_threshold,
+    gate,
+    scale,
+)
 from edgeav.errors import EdgeAVError
 from edgeav.fusion import FusionWeights, fit_weights, fuse
 from edgeav.preprocess import ImageSpec
@@ -56,6 +64,14 @@ AUDIO_DEFAULTS = {
     "audio-dscnn": {"audio_epochs": 15, "audio_augment": 2},
 }
 STEPS = ("step1", "step2")
+#: The image model's input by the data set's image style (``dataset.json``'s ``style``; a folder
+#: without one counts as ``mnist``): camera scenes are read whole, in grey, large enough that a
+#: digit filling a third of the frame is about 20 pixels tall (as an MNIST digit is); MNIST-framed
+#: digits are centred and fill the crop, and the default variant reads them best at 48x48.
+IMAGE_INPUTS = {
+    "camera": {"size": 64, "channels": 1, "crop": "none"},
+    "mnist": {"size": 48, "channels": 3, "crop": "center"},
+}
 
 
 @dataclass
@@ -64,8 +80,8 @@ class TrainConfig:
 
     image_model: str = DEFAULT_IMAGE_MODEL
     audio_model: str = AUDIO_MODELS[0]
-    input_size: int = 48  # the default variant reads digits better at 48x48 than at 32x32
-    channels: int = 3
+    input_size: int | None = None  # None: by the data's style (IMAGE_INPUTS)
+    channels: int | None = None
     epochs: int = 15  # step 1, image
     audio_epochs: int | None = None  # step 1, audio (default per model: AUDIO_DEFAULTS)
     triplet_epochs: int = 3  # step 2, image
@@ -121,7 +137,7 @@ class TrainConfig:
             raise EdgeAVError(f"degrade must be between 0 and 1, got {self.degrade}")
         if not self.margin > 0:
             raise EdgeAVError(f"--margin must be positive, got {self.margin}")
-        if self.input_size < 32:
+        if self.input_size is not None and self.input_size < 32:
             raise EdgeAVError(f"--input-size must be at least 32, got {self.input_size}")
         if self.audio_model not in AUDIO_MODELS:
             raise EdgeAVError(
@@ -230,6 +246,25 @@ class _Modality:
     epochs: int
     triplet_epochs: int
     augment: Augment | None = None
+    #: Training inputs that show or say nothing (the data set's ``none`` folder): trained
+    #: towards the uniform distribution, so the model is unsure on them (outlier exposure,
+    #: Hendrycks et al. 2019). ``nothing_eval``: the same per evaluation split.
+    x_nothing: np.ndarray | None = None
+    nothing_eval: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def fit_arrays(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+        """``(x, targets, loss)``: class labels alone (sparse cross-entropy), or with the
+        nothing-inputs appended and every target a distribution (theirs uniform)."""
+        if self.x_nothing is None or not len(self.x_nothing):
+            return x, y, "sparse_categorical_crossentropy"
+        classes = int(self.model.output_shape[-1])
+        targets = np.concatenate(
+            [
+                np.eye(classes, dtype=np.float32)[y],
+                np.full((len(self.x_nothing), classes), 1.0 / classes, np.float32),
+            ]
+        )
+        return np.concatenate([x, self.x_nothing]), targets, "categorical_crossentropy"
 
 
 def _steps(n: int, batch: int) -> int:
@@ -239,21 +274,18 @@ def _steps(n: int, batch: int) -> int:
 def _fit_classifier(keras, mod: _Modality, cfg: TrainConfig, bar: _Progress, rng) -> None:
     """Step 1: encoder + head with cross-entropy (Adam, cosine learning-rate decay)."""
     model = mod.model
-    n = len(mod.y_train)
+    x_all, targets, loss = mod.fit_arrays(mod.x_train, mod.y_train)
+    n = len(targets)
     total_steps = _steps(n, cfg.batch_size) * mod.epochs
     rate = cfg.learning_rate if mod.name == "image" else cfg.audio_learning_rate
     schedule = keras.optimizers.schedules.CosineDecay(rate, total_steps, alpha=0.05)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
     phase = f"{mod.name}: cross-entropy"
     bar_phase = bar.phase(keras, phase, mod.epochs, _steps(n, cfg.batch_size))
     if mod.augment is None:
         model.fit(
-            mod.x_train,
-            mod.y_train,
+            x_all,
+            targets,
             batch_size=cfg.batch_size,
             epochs=mod.epochs,
             shuffle=True,
@@ -262,9 +294,9 @@ def _fit_classifier(keras, mod: _Modality, cfg: TrainConfig, bar: _Progress, rng
         )
         return
     for epoch in range(mod.epochs):
-        x = mod.augment(mod.x_train, rng)
+        x = mod.augment(x_all, rng)
         cb = bar_phase.callback(first_epoch=epoch)
-        model.fit(x, mod.y_train, batch_size=cfg.batch_size, epochs=1, verbose=0, callbacks=[cb])
+        model.fit(x, targets, batch_size=cfg.batch_size, epochs=1, verbose=0, callbacks=[cb])
 
 
 def _fit_triplet(keras, mod: _Modality, cfg: TrainConfig, bar: _Progress, rng) -> None:
@@ -302,13 +334,12 @@ def _fit_triplet(keras, mod: _Modality, cfg: TrainConfig, bar: _Progress, rng) -
         if mod.augment is not None:
             x = np.concatenate([x, mod.augment(mod.x_train, rng)])
         y = np.concatenate([mod.y_train] * (len(x) // n))
+        x, y, loss = mod.fit_arrays(x, y)
         emb = encoder.predict(x, batch_size=256, verbose=0)
         inp = keras.Input(shape=emb.shape[1:], name=f"{mod.name}_embedding_in")
         head_model = keras.Model(inp, head(inp), name=f"{mod.name}_head")
         head_model.compile(
-            optimizer=keras.optimizers.Adam(cfg.head_learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+            optimizer=keras.optimizers.Adam(cfg.head_learning_rate), loss=loss, metrics=["accuracy"]
         )
         steps = _steps(len(y), cfg.batch_size)
         cb = bar.phase(keras, f"{mod.name}: head refit", cfg.head_epochs, steps).callback()
@@ -323,32 +354,148 @@ def _accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def _evaluate(
     image: _Modality, audio: _Modality, seed: int
-) -> tuple[FusionWeights, dict[str, Any]]:
-    """Fusion weights fit on val, and accuracy per split for image, audio and fused."""
+) -> tuple[FusionWeights, Calibration, dict[str, Any]]:
+    """Calibrate and fuse on val; accuracy and calibration error per split.
+
+    On the validation split (voices and writers never heard or seen in training): each
+    modality's temperature, then the fusion weights on the tempered probabilities, then the
+    thresholds (:func:`_thresholds`). Every split is then scored as the runtime decides: tempered
+    probabilities, an unsure modality left out per example, log-linear fusion.
+    """
     from edgeav.data.loader import paired_indices  # noqa: PLC0415
 
-    probs = {
+    mods = {m.name: m for m in (image, audio)}
+    raw = {
         m.name: {s: m.model.predict(x, batch_size=256, verbose=0) for s, x in m.x_eval.items()}
-        for m in (image, audio)
+        for m in mods.values()
+    }
+    temperature = {
+        name: fit_temperature(raw[name]["val"], m.y_eval["val"]) for name, m in mods.items()
+    }
+    tempered = {
+        name: {s: scale(p, temperature[name]) for s, p in raw[name].items()} for name in mods
     }
 
-    def pairs(split: str):
+    def pairs(split: str, probs=tempered):
         ii, ai = paired_indices(image.y_eval[split], audio.y_eval[split], seed=seed)
         return probs["image"][split][ii], probs["audio"][split][ai], image.y_eval[split][ii]
 
     pi, pa, y = pairs("val")
     weights = fit_weights(pi, pa, y)
-    out: dict[str, Any] = {"fusion": weights.to_dict(), "accuracy": {}}
+    nothing = {
+        name: {
+            s: scale(m.model.predict(x, batch_size=256, verbose=0), temperature[name])
+            for s, x in m.nothing_eval.items()
+            if x is not None and len(x)
+        }
+        for name, m in mods.items()
+    }
+    calibration = _thresholds(
+        temperature, weights, (pi, pa, y), {n: v.get("val") for n, v in nothing.items()}
+    )
+    out: dict[str, Any] = {
+        "fusion": weights.to_dict(),
+        "calibration": calibration.to_dict(),
+        "accuracy": {},
+        "ece": {},
+        "nothing_named": {},
+    }
     for split in image.x_eval:
         pi, pa, y = pairs(split)
-        fused, _ = fuse({"image": pi, "audio": pa}, weights)
+        fused = _decide(pi, pa, weights, calibration)
         out["accuracy"][split] = {
-            "image": _accuracy(probs["image"][split], image.y_eval[split]),
-            "audio": _accuracy(probs["audio"][split], audio.y_eval[split]),
+            "image": _accuracy(tempered["image"][split], image.y_eval[split]),
+            "audio": _accuracy(tempered["audio"][split], audio.y_eval[split]),
             "fused": _accuracy(fused, y),
             "pairs": int(len(y)),
         }
-    return weights, out
+        out["ece"][split] = {
+            name: {
+                "before": round(expected_calibration_error(raw[name][split], m.y_eval[split]), 4),
+                "after": round(
+                    expected_calibration_error(tempered[name][split], m.y_eval[split]), 4
+                ),
+            }
+            for name, m in mods.items()
+        }
+        named = _nothing_named(
+            nothing["image"].get(split), nothing["audio"].get(split), weights, calibration
+        )
+        if named is not None:
+            out["nothing_named"][split] = named
+    return weights, calibration, out
+
+
+def _decide(
+    pi: np.ndarray, pa: np.ndarray, weights: FusionWeights, calibration: Calibration
+) -> np.ndarray:
+    """Fused probabilities per row as the runtime makes them (an unsure modality left out;
+    both unsure: the image decides, as the runtime would then name nothing)."""
+    out = np.empty_like(pi)
+    for k in range(len(pi)):
+        usable, _ = gate({"image": pi[k], "audio": pa[k]}, calibration)
+        out[k] = fuse(usable or {"image": pi[k]}, weights)[0]
+    return out
+
+
+def _nothing_cases(
+    ni: np.ndarray | None, na: np.ndarray | None, weights: FusionWeights, calibration: Calibration
+) -> np.ndarray:
+    """Decision confidences on val's nothing-inputs (0 where every modality is unsure): empty
+    frames with silence, empty frames with noise, noise alone."""
+    cases: list[dict[str, np.ndarray]] = []
+    if ni is not None:
+        cases += [{"image": p} for p in ni]
+    if na is not None:
+        cases += [{"audio": p} for p in na]
+    if ni is not None and na is not None:
+        cases += [{"image": p, "audio": na[k % len(na)]} for k, p in enumerate(ni)]
+    conf = []
+    for case in cases:
+        usable, _ = gate(case, calibration)
+        conf.append(float(fuse(usable, weights)[0].max()) if usable else 0.0)
+    return np.asarray(conf)
+
+
+def _thresholds(
+    temperature: dict[str, float],
+    weights: FusionWeights,
+    val: tuple[np.ndarray, np.ndarray, np.ndarray],
+    nothing: dict[str, np.ndarray | None],
+) -> Calibration:
+    """Per-modality minimum confidences, then the decision threshold, from val.
+
+    Each modality's minimum lets through at most 10 % of its nothing-inputs and turns away at
+    most 3 % of the examples it classifies correctly; the decision threshold lets through at most
+    3 % of the nothing-cases (:func:`_nothing_cases`) and rejects at most 3 % of correct fused
+    decisions. A modality without nothing-inputs gets no minimum.
+    """
+    pi, pa, y = val
+    minimum = {}
+    for name, p in (("image", pi), ("audio", pa)):
+        correct = p.max(axis=1)[p.argmax(axis=1) == y]
+        none = nothing.get(name)
+        minimum[name] = (
+            fit_threshold(none.max(axis=1), correct, quantile=0.90, keep=0.97)
+            if none is not None
+            else 0.0
+        )
+    cal = Calibration(temperature=temperature, min_confidence=minimum, threshold=0.0)
+    fused = _decide(pi, pa, weights, cal)
+    correct = fused.max(axis=1)[fused.argmax(axis=1) == y]
+    cases = _nothing_cases(nothing.get("image"), nothing.get("audio"), weights, cal)
+    threshold = fit_threshold(cases, correct, quantile=0.97, keep=0.97) if len(cases) else 0.0
+    return Calibration(temperature=temperature, min_confidence=minimum, threshold=threshold)
+
+
+def _nothing_named(
+    ni: np.ndarray | None, na: np.ndarray | None, weights: FusionWeights, calibration: Calibration
+) -> float | None:
+    """Share of a split's nothing-cases that would still name a label (None: it has none)."""
+    if ni is None and na is None:
+        return None
+    conf = _nothing_cases(ni, na, weights, calibration)
+    return round(float(np.mean((conf > 0) & (conf >= calibration.threshold))), 4)
 
 
 def _build_audio_model(classes: int, cfg: TrainConfig, train_x: np.ndarray):
@@ -439,6 +586,29 @@ def augmented_frontend_inputs(
     return x, out_labels
 
 
+def data_style(data_dir: Path) -> str:
+    """The image style of a data set: ``dataset.json``'s ``style``, else ``"mnist"``."""
+    import json  # noqa: PLC0415
+
+    try:
+        meta = json.loads((Path(data_dir) / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "mnist"
+    style = meta.get("style") if isinstance(meta, dict) else None
+    return style if style in IMAGE_INPUTS else "mnist"
+
+
+def image_spec_for(data_dir: Path, cfg: TrainConfig) -> ImageSpec:
+    """The image input for ``data_dir``: :data:`IMAGE_INPUTS` by its style, with ``cfg``'s
+    ``input_size`` and ``channels`` where given."""
+    spec = dict(IMAGE_INPUTS[data_style(data_dir)])
+    if cfg.input_size is not None:
+        spec["size"] = cfg.input_size
+    if cfg.channels is not None:
+        spec["channels"] = cfg.channels
+    return ImageSpec(**spec)
+
+
 def train(
     data_dir: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -477,7 +647,7 @@ def train(
 
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    image_spec = ImageSpec(size=cfg.input_size, channels=cfg.channels)
+    image_spec = image_spec_for(data_path, cfg)
     audio_input, feature_config, frontend_models = audio_setup(cfg)
     frontend = None
     if audio_input.kind != "features":
@@ -532,8 +702,8 @@ def train(
         image_model = build_variant(
             cfg.image_model,
             classes=len(classes),
-            input_size=cfg.input_size,
-            channels=cfg.channels,
+            input_size=image_spec.size,
+            channels=image_spec.channels,
         )
         audio_train_x = np.concatenate([train_split.audio_features, aug_x])
         audio_train_y = np.concatenate([train_split.audio_labels, aug_y])
@@ -552,6 +722,8 @@ def train(
                 if cfg.shift or cfg.degrade
                 else None
             ),
+            x_nothing=train_split.nothing.get("image"),
+            nothing_eval={s: ds[s].nothing.get("image") for s in eval_splits},
         )
         audio = _Modality(
             "audio",
@@ -562,6 +734,8 @@ def train(
             {s: ds[s].audio_labels for s in eval_splits},
             cfg.audio_epochs,
             cfg.audio_triplet_epochs,
+            x_nothing=train_split.nothing.get("audio"),
+            nothing_eval={s: ds[s].nothing.get("audio") for s in eval_splits},
         )
 
         results: dict[str, Any] = {}
@@ -569,13 +743,13 @@ def train(
             t0 = time.perf_counter()
             _fit_classifier(keras, mod, cfg, bar, rng)
             timings[f"{mod.name}_step1"] = time.perf_counter() - t0
-        _, results["step1"] = _evaluate(image, audio, cfg.seed)
+        _, _, results["step1"] = _evaluate(image, audio, cfg.seed)
         bar.log(_summary("after step 1", results["step1"]))
         for mod in (image, audio):
             t0 = time.perf_counter()
             _fit_triplet(keras, mod, cfg, bar, rng)
             timings[f"{mod.name}_step2"] = time.perf_counter() - t0
-        fusion, results["step2"] = _evaluate(image, audio, cfg.seed)
+        fusion, calibration, results["step2"] = _evaluate(image, audio, cfg.seed)
         bar.log(_summary("after step 2", results["step2"]))
 
         for mod in (image, audio):
@@ -608,6 +782,7 @@ def train(
             audio_variant=cfg.audio_model,
             audio_input=audio_input,
             frontend_models=frontend_models,
+            calibration=calibration,
         )
     metrics["run_dir"] = str(out)
     return metrics

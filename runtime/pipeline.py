@@ -8,6 +8,13 @@ embeddings), invoke each model, fuse (:func:`edgeav.fusion.fuse`)
 and return a :class:`Prediction`. A modality whose input is absent, stale or silent is left out
 of the fusion and flagged; the other decides alone.
 
+**The decision.** Each model's probabilities are first tempered by the bundle's
+:class:`~edgeav.calibration.Calibration` (fitted on held-out voices and writers), so a
+confidence means about what it says. A modality whose tempered confidence is below its
+``min_confidence`` (nothing in view, a window of noise) is left out too, flagged ``unsure``. The
+fused probabilities are averaged over the last ``smooth`` ticks; below the decision
+``threshold`` the record names no label and ``reason`` says why.
+
 **The clock.** Tick ``k`` is at stream time ``t_k = first + k * period`` with ``period = 1 /
 rate`` and ``first = max(period, audio window)`` when audio is used (else ``period``), so every
 tick describes ``[t_k - window, t_k)``. Files answer for exactly that time (see
@@ -34,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeav.calibration import gate
 from edgeav.errors import EdgeAVError
 from edgeav.runtime.interpreter import Model, load_interpreter
 from edgeav.runtime.sources import AudioSource, Frame, FrameSource, Window
@@ -66,6 +74,8 @@ class RunOptions:
         silence_dbfs: an audio window quieter than this (RMS, dB full scale) is silent.
         smooth: the decision is taken on the mean of the fused probabilities of the last
             ``smooth`` ticks that had any (overlapping windows hear one word several times).
+        threshold: the decision names no label below this confidence (None: the bundle's).
+        top_k: how many of the most likely labels each record lists.
     """
 
     camera: str | None = None
@@ -81,6 +91,8 @@ class RunOptions:
     stale_after: float | None = None
     silence_dbfs: float = -60.0
     smooth: int = 1
+    threshold: float | None = None
+    top_k: int = 3
 
     @property
     def wants_mic(self) -> bool:
@@ -93,11 +105,16 @@ class Prediction:
 
     Attributes:
         tick: its number, from 0. t: its stream time in seconds.
-        label, confidence: the decision: the fused probabilities, averaged over the last
-            ``smooth`` ticks (None when no modality could be used this tick).
-        probs: ``image``, ``audio`` and ``fused`` probabilities (lists), each None if absent.
+        label, confidence: the decision: the most likely label of the fused probabilities
+            averaged over the last ``smooth`` ticks, and its probability. ``label`` is None when
+            no modality could be used or the confidence is below the threshold.
+        reason: why ``label`` is None (else None).
+        top: the ``top_k`` most likely labels of the decision, ``[[label, p], ...]``.
+        probs: ``image``, ``audio`` (tempered) and ``fused`` (this tick's own, not smoothed)
+            probabilities as lists, each None if the modality did not run.
         present: modalities that had input this tick. used: modalities fused.
-        flags: modality -> ``"absent"`` | ``"stale"`` | ``"silent"`` for those left out.
+        flags: modality -> ``"absent"`` | ``"stale"`` | ``"silent"`` | ``"unsure"`` for those
+            left out.
         frame: ``{"index", "t"}`` of the frame used, or None.
         window: ``[start, end]`` (seconds) of the audio window used, or None.
         timings_ms: milliseconds per stage of :data:`STAGES` that ran.
@@ -107,6 +124,8 @@ class Prediction:
     t: float
     label: str | None
     confidence: float | None
+    reason: str | None
+    top: list[list[Any]]
     probs: dict[str, list[float] | None]
     present: list[str]
     used: list[str]
@@ -230,8 +249,17 @@ class Pipeline:
         self.backend = next(iter(self.models.values())).backend
         self.ticks = self.ticks_skipped = 0
         self.modality_counts = {
-            m: {"used": 0, "absent": 0, "stale": 0, "silent": 0} for m in self.models
+            m: {"used": 0, "absent": 0, "stale": 0, "silent": 0, "unsure": 0} for m in self.models
         }
+        self.calibration = bundle.calibration
+        threshold = self.calibration.threshold if options.threshold is None else options.threshold
+        if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+            raise EdgeAVError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+        self.threshold = float(threshold)
+        if not (isinstance(options.top_k, int) and 1 <= options.top_k <= len(self.classes)):
+            raise EdgeAVError(
+                f"top-k must be 1..{len(self.classes)} (the bundle's labels), got {options.top_k!r}"
+            )
         self.end_reason = ""
         if not (isinstance(options.smooth, int) and 1 <= options.smooth <= 100):
             raise EdgeAVError(f"smoothing must be 1..100 ticks, got {options.smooth!r}")
@@ -276,20 +304,22 @@ class Pipeline:
             x = self._preprocess(frame.image, self.image_spec, source_order="bgr")
             timings["preprocess"] = (clock() - t) * 1e3
             t = clock()
-            probs["image"] = self.models["image"].probabilities(x)
+            probs["image"] = self.calibration.apply("image", self.models["image"].probabilities(x))
             timings["image"] = (clock() - t) * 1e3
         if "audio" in self.models and "audio" not in flags:
             t = clock()
             x = self.frontend(window.samples)
             timings["frontend"] = (clock() - t) * 1e3
             t = clock()
-            probs["audio"] = self.models["audio"].probabilities(x)
+            probs["audio"] = self.calibration.apply("audio", self.models["audio"].probabilities(x))
             timings["audio"] = (clock() - t) * 1e3
 
         t = clock()
+        usable, unsure = gate(probs, self.calibration)
+        flags.update(unsure)
         fused, used = None, []
-        if probs["image"] is not None or probs["audio"] is not None:
-            fused, used = self._fuse(probs, self.bundle.fusion)
+        if usable:
+            fused, used = self._fuse(usable, self.bundle.fusion)
         end = clock()
         timings["fusion"] = (end - t) * 1e3
         timings["compute"] = (end - t1) * 1e3
@@ -306,12 +336,25 @@ class Pipeline:
         if fused is not None:
             self._recent.append(fused)
             decision = np.mean(self._recent, axis=0) if len(self._recent) > 1 else fused
-        best = None if decision is None else int(np.argmax(decision))
+        label, confidence, reason, top = None, None, None, []
+        if decision is None:
+            reason = "no usable input: " + ", ".join(f"{m} {f}" for m, f in flags.items())
+        else:
+            order = np.argsort(-decision, kind="stable")
+            best = int(order[0])
+            confidence = float(decision[best])
+            top = [[self.classes[i], round(float(decision[i]), 6)] for i in order[: self.options.top_k]]
+            if confidence >= self.threshold:
+                label = self.classes[best]
+            else:
+                reason = f"uncertain: confidence {confidence:.2f} < threshold {self.threshold:.2f}"
         prediction = Prediction(
             tick=self.ticks,
             t=round(t_us / 1e6, 6),
-            label=None if best is None else self.classes[best],
-            confidence=None if best is None else float(decision[best]),
+            label=label,
+            confidence=confidence,
+            reason=reason,
+            top=top,
             probs={
                 m: None if p is None else [float(v) for v in p]
                 for m, p in (*probs.items(), ("fused", fused))

@@ -253,8 +253,11 @@ def av_models(tmp_path_factory):
     return out
 
 
-def write_av_bundle(path: Path, models: dict, modalities=("image", "audio")) -> Path:
-    """A real int8 bundle of :func:`av_models`' models for ``modalities``."""
+def write_av_bundle(
+    path: Path, models: dict, modalities=("image", "audio"), calibration=None
+) -> Path:
+    """A real int8 bundle of :func:`av_models`' models for ``modalities`` (neutral calibration
+    unless one is given)."""
     import media
 
     from edgeav.bundle import Manifest, ModelEntry, write_bundle
@@ -282,6 +285,7 @@ def write_av_bundle(path: Path, models: dict, modalities=("image", "audio")) -> 
         feature_config=models["config"],
         fusion=FusionWeights(1.0, 1.0),
         quantization="int8",
+        **({"calibration": calibration} if calibration is not None else {}),
     )
     return write_bundle(path, manifest, members)
 

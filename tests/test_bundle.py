@@ -16,6 +16,7 @@ import pytest
 
 from edgeav import bundle as bundle_mod
 from edgeav.bundle import BundleError, Manifest, read_bundle, write_bundle
+from edgeav.calibration import Calibration
 from edgeav.errors import EdgeAVError
 
 
@@ -221,19 +222,31 @@ def test_hash_mismatch(tiny_bundle, tmp_path):
 
 
 def test_unknown_format_version(tiny_bundle, tmp_path):
-    entries = _with_manifest(_entries(tiny_bundle), format_version=4)
+    entries = _with_manifest(_entries(tiny_bundle), format_version=5)
     path = _write_zip(tmp_path / "v4.edgeav", entries)
-    _assert_rejected(path, "format version 4")
+    _assert_rejected(path, "format version 5")
 
 
 def test_models_output_logits_and_version_1_bundles_still_read(tiny_bundle, tmp_path):
     """The converter removes the final softmax (int8 probabilities lose the small ones fusion
     weighs); version 1 bundles, whose models end in their softmax, are read as probabilities."""
     bundle = read_bundle(tiny_bundle)
-    assert bundle.manifest.format_version == 3
+    assert bundle.manifest.format_version == 4
     assert bundle.model_output("image") == bundle.model_output("audio") == "logits"
     manifest = json.loads(_entries(tiny_bundle)["manifest.json"])
-    v1 = {k: v for k, v in manifest.items() if k not in ("audio_input", "frontend")}  # v3's
+    v3 = {k: v for k, v in manifest.items() if k != "calibration"}  # v4's
+    v3["format_version"] = 3
+    path = _write_zip(
+        tmp_path / "v3.edgeav", {**_entries(tiny_bundle), "manifest.json": json.dumps(v3).encode()}
+    )
+    assert read_bundle(path).calibration == Calibration()  # neutral: temperature 1, no thresholds
+    v3["calibration"] = manifest["calibration"]
+    bad = _write_zip(
+        tmp_path / "v3-cal.edgeav",
+        {**_entries(tiny_bundle), "manifest.json": json.dumps(v3).encode()},
+    )
+    _assert_rejected(bad, "calibration")
+    v1 = {k: v for k, v in v3.items() if k not in ("audio_input", "frontend", "calibration")}
     v1["format_version"] = 1
     for m in ("image", "audio"):
         v1[m] = {k: v for k, v in manifest[m].items() if k != "output"}

@@ -82,7 +82,13 @@ def test_rate_duration_and_silence(av_bundle, tmp_path):
     silent = predictions[2]
     assert silent.flags == {"audio": "silent"} and silent.used == ["image"]
     assert silent.present == ["image", "audio"] and silent.label == "bright"
-    assert summary["modalities"]["audio"] == {"used": 3, "absent": 0, "stale": 0, "silent": 1}
+    assert summary["modalities"]["audio"] == {
+        "used": 3,
+        "absent": 0,
+        "stale": 0,
+        "silent": 1,
+        "unsure": 0,
+    }
 
 
 def test_errors_are_one_line(av_bundle, av_models, tmp_path, av_stream):
@@ -158,3 +164,44 @@ def test_smoothing_decides_on_the_mean_of_the_last_ticks(av_bundle, tmp_path):
         assert p.confidence == pytest.approx(float(recent.max()), abs=1e-6)
     with pytest.raises(EdgeAVError, match="smoothing must be 1..100 ticks"):
         run_files(av_bundle, wav=wav, smooth=0)
+
+
+def test_calibration_thresholds_and_top_k(av_bundle, av_models, av_stream, tmp_path):
+    """The bundle's calibration is applied: a high temperature flattens both modalities, the
+    decision threshold then names nothing (with the reason), --threshold overrides it, and a
+    modality below its minimum confidence is left out as unsure."""
+    from edgeav.calibration import Calibration
+
+    video, wav = av_stream
+    named, _ = run_files(av_bundle, video, wav, top_k=2)
+    assert all(p.reason is None and len(p.top) == 2 for p in named)
+    assert all(p.top[0] == [p.label, pytest.approx(p.confidence, abs=1e-6)] for p in named)
+
+    flat = Calibration(
+        temperature={"image": 50.0, "audio": 50.0},
+        min_confidence={"image": 0.0, "audio": 0.0},
+        threshold=0.9,
+    )
+    bundle = write_av_bundle(tmp_path / "flat.edgeav", av_models, calibration=flat)
+    unsure, _ = run_files(bundle, video, wav)
+    assert all(p.label is None for p in unsure)
+    assert all(p.confidence < 0.9 and p.reason.startswith("uncertain: confidence") for p in unsure)
+    # the argmax is untouched by the temperature
+    assert [p.top[0][0] for p in unsure] == [p.label for p in named]
+    overridden, _ = run_files(bundle, video, wav, threshold=0.0)
+    assert [p.label for p in overridden] == [p.label for p in named]
+
+    picky = Calibration(
+        temperature={"image": 1.0, "audio": 1.0},
+        min_confidence={"image": 1.0, "audio": 0.0},
+        threshold=0.0,
+    )
+    bundle = write_av_bundle(tmp_path / "picky.edgeav", av_models, calibration=picky)
+    audio_decides, summary = run_files(bundle, video, wav)
+    assert all(p.used == ["audio"] and p.flags == {"image": "unsure"} for p in audio_decides)
+    assert all(p.probs["image"] is not None for p in audio_decides)  # still reported
+    assert summary["modalities"]["image"]["unsure"] == len(audio_decides)
+    with pytest.raises(EdgeAVError, match="top-k must be 1..3"):
+        run_files(av_bundle, video, wav, top_k=4)
+    with pytest.raises(EdgeAVError, match="threshold must be a probability"):
+        run_files(av_bundle, video, wav, threshold=1.5)

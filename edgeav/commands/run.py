@@ -57,6 +57,15 @@ def run(
         help="Decide on the mean of the last N ticks' fused probabilities (steadier labels, "
         "slower to change: at 4 Hz, 3 ticks put the slowest reaction near 0.5 s).",
     ),
+    threshold: float = typer.Option(
+        None,
+        "--threshold",
+        help="Name a label only when the decision's confidence is at least P (0..1); below it the "
+        "record's label is null and its reason says why. Default: the bundle's, chosen on "
+        "held-out data so that empty frames and room noise name nothing.",
+        show_default=False,
+    ),
+    top_k: int = typer.Option(3, "--top-k", help="List the K most likely labels per record."),
     threads: int = typer.Option(None, "--threads", help="Interpreter threads per model."),
     json_out: bool = typer.Option(
         False, "--json", help="One JSON object per prediction on stdout (logs on stderr)."
@@ -95,6 +104,8 @@ def run(
         audio_file=audio_file,
         rate=rate,
         smooth=smooth,
+        threshold=threshold,
+        top_k=top_k,
         threads=threads,
         realtime=not no_realtime,
         duration=duration,
@@ -181,7 +192,12 @@ def _table(rows: Any, pipe: Any) -> Any:
                 cells.append(f"{pipe.classes[best]} {probs[best]:.2f}")
             else:
                 cells.append("")
-        label = p.label if p.label is not None else "[red]no input[/red]"
+        if p.label is not None:
+            label = p.label
+        elif p.confidence is None:
+            label = "[red]no input[/red]"
+        else:
+            label = f"[yellow]uncertain[/yellow] ({p.top[0][0]}?)"
         conf = f"{p.confidence:.2f}" if p.confidence is not None else ""
         table.add_row(
             f"{p.t:.2f}", f"[bold]{label}[/bold]", conf, *cells, f"{p.timings_ms['total']:.1f}"

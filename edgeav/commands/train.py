@@ -17,7 +17,13 @@ def train(
     image_model: str = typer.Option(
         "resnet-sep-tiny", "--image-model", help="Image model from `edgeav zoo`."
     ),
-    input_size: int = typer.Option(48, "--input-size", help="Square image input size (pixels)."),
+    input_size: int = typer.Option(
+        None,
+        "--input-size",
+        help="Square image input size in pixels. Default by the data's style: 64 (grey, the whole "
+        "frame) for camera scenes, 48 (colour, centre crop) for MNIST-framed digits.",
+        show_default=False,
+    ),
     audio_model: str = typer.Option(
         "audio-embed",
         "--audio-model",
@@ -112,6 +118,29 @@ def print_table(metrics: dict[str, Any]) -> None:
         f"step 2 image {w2['image']:g} audio {w2['audio']:g}",
         highlight=False,
     )
+    cal = metrics["step2"].get("calibration")
+    if cal:
+        t, low = cal["temperature"], cal["min_confidence"]
+        console.print(
+            f"calibration (fit on val): temperature image {t['image']:g} audio {t['audio']:g}; "
+            f"minimum confidence image {low['image']:.2f} audio {low['audio']:.2f}; "
+            f"decision threshold {cal['threshold']:.2f}",
+            highlight=False,
+        )
+        ece = Table(title="expected calibration error (%), before -> after temperature")
+        ece.add_column("split")
+        for modality in ("image", "audio"):
+            ece.add_column(modality, justify="right")
+        ece.add_column("nothing named", justify="right")
+        named = metrics["step2"].get("nothing_named", {})
+        for split, row in metrics["step2"].get("ece", {}).items():
+            cells = [
+                f"{100 * row[m]['before']:.1f} -> {100 * row[m]['after']:.1f}"
+                for m in ("image", "audio")
+            ]
+            share = named.get(split)
+            ece.add_row(split, *cells, "" if share is None else f"{100 * share:.1f} %")
+        console.print(ece)
     console.print(
         f"run folder: {metrics.get('run_dir')}  ({secs.get('total', 0):.0f} s)", highlight=False
     )

@@ -5,7 +5,10 @@ The folder layout::
     DATA/<split>/image/<class>/*.png|jpg|...     e.g. train, val, test, test-noisy, test-unseen
     DATA/<split>/audio/<class>/*.wav|flac|...
 
-Images and audio are paired by class, not by file. Class names are the folder names, sorted. A
+Images and audio are paired by class, not by file. Class names are the folder names, sorted,
+except ``none`` (:data:`NOTHING`): an optional folder, in either modality, of inputs that show or
+say nothing (an empty camera frame, room noise). It is no class; training teaches the models to
+be unsure on it and calibration chooses thresholds with it (:attr:`Split.nothing`). A
 folder without split folders (``DATA/image/<class>``, ``DATA/audio/<class>``) is split
 deterministically (70/15/15 per class and modality, by a hash of each file's name) and the
 :class:`Dataset` says so in ``split_note``; so is a folder with ``train`` but no ``val`` (15 % of
@@ -49,6 +52,9 @@ _EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS}
 #: Only train is required (val is cut from it when missing); test, test-noisy and test-unseen
 #: (voices and synthesizers no train or val clip uses) are loaded when present.
 KNOWN_SPLITS = ("train", "val", "test", "test-noisy", "test-unseen")
+
+#: The folder of inputs that show or say nothing: not a class.
+NOTHING = "none"
 
 #: Fractions used when a folder has no split folders (train, val, test).
 AUTO_SPLIT = (0.70, 0.15, 0.15)
@@ -123,8 +129,8 @@ def _scan_split(folder: Path, name: str, skipped: list[Path]) -> SplitIndex:
         if not sub.is_dir():
             raise EdgeAVError(f"{folder} has no {modality} folder (expected {sub}/<class>/...)")
         files[modality] = _scan_modality(sub, modality, skipped)
-    only_image = sorted(set(files["image"]) - set(files["audio"]))
-    only_audio = sorted(set(files["audio"]) - set(files["image"]))
+    only_image = sorted(set(files["image"]) - set(files["audio"]) - {NOTHING})
+    only_audio = sorted(set(files["audio"]) - set(files["image"]) - {NOTHING})
     if only_image:
         raise EdgeAVError(
             f"class {only_image[0]!r} has images but no audio in {folder} "
@@ -227,10 +233,10 @@ def scan_dataset(path: str | os.PathLike[str]) -> DatasetIndex:
             f"{root}/<split>/audio/<class>/... (or {root}/image/<class>/... without splits)"
         )
 
-    classes = sorted(set().union(*(s.files["image"] for s in splits.values())))
+    classes = sorted(set().union(*(s.files["image"] for s in splits.values())) - {NOTHING})
     train_classes = set(splits["train"].files["image"])
     for name, split in splits.items():
-        extra = sorted(set(split.files["image"]) - train_classes)
+        extra = sorted(set(split.files["image"]) - train_classes - {NOTHING})
         if extra:
             raise EdgeAVError(
                 f"class {extra[0]!r} appears in split {name!r} but not in train ({root})"
@@ -312,6 +318,9 @@ class Split:
         audio_features: ``(M, D)`` float32, :func:`edgeav.features.extract` of each clip.
         audio_labels: ``(M,)`` int64.
         image_paths, audio_paths: the source file of each row.
+        nothing: per modality, the inputs of the split's ``none`` folder (images or audio inputs
+            that show or say nothing), shaped like ``images`` / ``audio_features``; empty arrays
+            when there is none.
     """
 
     name: str
@@ -321,9 +330,14 @@ class Split:
     audio_labels: np.ndarray
     image_paths: list[Path]
     audio_paths: list[Path]
+    nothing: dict[str, np.ndarray] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
-        return {"image": int(len(self.image_labels)), "audio": int(len(self.audio_labels))}
+        out = {"image": int(len(self.image_labels)), "audio": int(len(self.audio_labels))}
+        for m, arr in self.nothing.items():
+            if len(arr):
+                out[f"{m}_nothing"] = int(len(arr))
+        return out
 
 
 @dataclass
@@ -360,7 +374,8 @@ class Dataset:
 
 
 def _labelled(files: dict[str, list[Path]], class_index: dict[str, int]) -> list[tuple[Path, int]]:
-    return [(p, class_index[c]) for c in sorted(files) for p in files[c]]
+    """``(path, class index)`` of every file, the ``none`` folder's as index -1."""
+    return [(p, class_index.get(c, -1)) for c in sorted(files) for p in files[c]]
 
 
 def progress_bar(enabled: bool = True):
@@ -473,14 +488,18 @@ def load_dataset(
             t2 = time.perf_counter()
             seconds["image"] += t1 - t0
             seconds["audio"] += t2 - t1
+            img_labels = np.array([lab for _, lab in img_items], dtype=np.int64)
+            aud_labels = np.array([lab for _, lab in aud_items], dtype=np.int64)
+            img_keep, aud_keep = img_labels >= 0, aud_labels >= 0
             loaded[name] = Split(
                 name=name,
-                images=images,
-                image_labels=np.array([lab for _, lab in img_items], dtype=np.int64),
-                audio_features=feats,
-                audio_labels=np.array([lab for _, lab in aud_items], dtype=np.int64),
-                image_paths=[p for p, _ in img_items],
-                audio_paths=[p for p, _ in aud_items],
+                images=images[img_keep],
+                image_labels=img_labels[img_keep],
+                audio_features=feats[aud_keep],
+                audio_labels=aud_labels[aud_keep],
+                image_paths=[p for p, lab in img_items if lab >= 0],
+                audio_paths=[p for p, lab in aud_items if lab >= 0],
+                nothing={"image": images[~img_keep], "audio": feats[~aud_keep]},
             )
     return Dataset(
         root=index.root,

@@ -1,0 +1,211 @@
+"""Calibration and the decision rule: temperature scaling, calibration error, thresholds.
+
+A classifier's softmax says how sure it is, but a network trained with cross-entropy is usually
+surer than it is right, and by a different amount for each modality. Fusing two such
+distributions, or asking "is this confident enough to name a digit?", needs probabilities that
+mean what they say. Temperature scaling (Guo et al., "On Calibration of Modern Neural Networks",
+2017) divides each modality's logits by one number ``T`` chosen on held-out data to minimise the
+negative log-likelihood; it never changes a modality's argmax.
+
+:class:`Calibration` travels in the bundle (section ``calibration``) and holds, fitted on the
+validation split (voices and writers never seen in training):
+
+- ``temperature``: per modality;
+- ``min_confidence``: per modality, below which that modality is left out of the fusion
+  ("unsure") -- a frame with nothing in view, a window of noise;
+- ``threshold``: below which the fused decision names no label ("uncertain").
+
+NumPy only; the runtime imports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgeav.errors import EdgeAVError
+
+MODALITIES = ("image", "audio")
+
+#: Temperatures searched (log-spaced); the fitted one is refined between neighbours.
+_T_RANGE = (0.05, 20.0)
+
+#: Default share of the validation "nothing" inputs (empty frames, noise windows) that may still
+#: exceed a fitted threshold.
+NOTHING_QUANTILE = 0.97
+
+
+def log_probs(p: np.ndarray) -> np.ndarray:
+    """Natural log of probabilities, floored so a hard zero stays finite."""
+    return np.log(np.clip(np.asarray(p, dtype=np.float64), 1e-12, None))
+
+
+def scale(p: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities ``p`` (``(C,)`` or ``(N, C)``) re-tempered: ``softmax(log p / T)``.
+
+    ``log p`` equals the logits up to a constant per row, so this is temperature scaling of the
+    logits, usable on a model that outputs probabilities.
+    """
+    z = log_probs(p) / float(temperature)
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _nll(z: np.ndarray, y: np.ndarray, temperature: float) -> float:
+    s = z / temperature
+    s = s - s.max(axis=1, keepdims=True)
+    log_p = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+    return float(-np.mean(log_p[np.arange(len(y)), y]))
+
+
+def fit_temperature(p: np.ndarray, y: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of labels ``y`` under ``p``.
+
+    A grid over ``log T`` followed by a golden-section refinement between the best point's
+    neighbours (the NLL is smooth and unimodal in ``log T`` in practice).
+    """
+    z = log_probs(p)
+    y = np.asarray(y)
+    if z.ndim != 2 or len(y) != len(z) or len(y) == 0:
+        raise EdgeAVError(f"fit_temperature needs (N, C) probabilities and N labels, got {z.shape}")
+    grid = np.geomspace(*_T_RANGE, 41)
+    losses = [_nll(z, y, t) for t in grid]
+    i = int(np.argmin(losses))
+    lo, hi = np.log(grid[max(i - 1, 0)]), np.log(grid[min(i + 1, len(grid) - 1)])
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(30):
+        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        if _nll(z, y, np.exp(a)) < _nll(z, y, np.exp(b)):
+            hi = b
+        else:
+            lo = a
+    return float(round(np.exp((lo + hi) / 2.0), 4))
+
+
+def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """ECE: the bin-weighted gap between confidence and accuracy (equal-width bins of the top
+    probability), in 0..1."""
+    p = np.asarray(p, dtype=np.float64)
+    y = np.asarray(y)
+    if len(y) == 0:
+        return float("nan")
+    conf = p.max(axis=1)
+    correct = p.argmax(axis=1) == y
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            ece += sel.mean() * abs(conf[sel].mean() - correct[sel].mean())
+    return float(ece)
+
+
+def fit_threshold(
+    nothing_conf: np.ndarray,
+    correct_conf: np.ndarray,
+    *,
+    quantile: float = NOTHING_QUANTILE,
+    keep: float = 0.95,
+) -> float:
+    """A confidence threshold from held-out data.
+
+    Args:
+        nothing_conf: top probabilities on inputs that should name nothing (empty frames,
+            noise, their fusion).
+        correct_conf: top probabilities on inputs classified correctly.
+        quantile: the threshold is at least this quantile of ``nothing_conf``, so at most
+            ``1 - quantile`` of the nothing-inputs pass it...
+        keep: ...unless that would reject more than ``1 - keep`` of the correct ones: the
+            threshold never exceeds the ``1 - keep`` quantile of ``correct_conf``.
+
+    Returns 0.0 (name everything) when there are no nothing-inputs.
+    """
+    nothing = np.asarray(nothing_conf, dtype=np.float64)
+    if nothing.size == 0:
+        return 0.0
+    t = float(np.quantile(nothing, quantile))
+    correct = np.asarray(correct_conf, dtype=np.float64)
+    if correct.size:
+        t = min(t, float(np.quantile(correct, 1.0 - keep)))
+    return float(round(max(t, 0.0), 4))
+
+
+def _number(value: Any, where: str, *, low: float, high: float, strict_low: bool) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    if not ok or value > high or (value <= low if strict_low else value < low):
+        bound = f"> {low}" if strict_low else f">= {low}"
+        raise EdgeAVError(f"{where} must be a number {bound} and <= {high}, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-modality temperatures and minimum confidences, and the fused decision threshold.
+
+    The defaults change nothing (temperature 1, no thresholds): what a bundle written before
+    calibration existed reads as.
+    """
+
+    temperature: dict[str, float] = field(default_factory=lambda: dict.fromkeys(MODALITIES, 1.0))
+    min_confidence: dict[str, float] = field(default_factory=lambda: dict.fromkeys(MODALITIES, 0.0))
+    threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, table, low, strict in (
+            ("temperature", self.temperature, 0.0, True),
+            ("min_confidence", self.min_confidence, 0.0, False),
+        ):
+            if not isinstance(table, dict) or set(table) != set(MODALITIES):
+                raise EdgeAVError(f"calibration.{name} must give image and audio, got {table!r}")
+            for m, v in table.items():
+                high = 1000.0 if name == "temperature" else 1.0
+                _number(v, f"calibration.{name}.{m}", low=low, high=high, strict_low=strict)
+        _number(self.threshold, "calibration.threshold", low=0.0, high=1.0, strict_low=False)
+
+    def apply(self, modality: str, p: np.ndarray) -> np.ndarray:
+        """``p`` with ``modality``'s temperature applied (unchanged at T = 1)."""
+        t = self.temperature[modality]
+        return np.asarray(p, dtype=np.float32) if t == 1.0 else scale(p, t)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "temperature": {m: float(self.temperature[m]) for m in MODALITIES},
+            "min_confidence": {m: float(self.min_confidence[m]) for m in MODALITIES},
+            "threshold": float(self.threshold),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Calibration:
+        if not isinstance(data, dict):
+            raise EdgeAVError(f"calibration must be an object, got {type(data).__name__}")
+        unknown = set(data) - {"temperature", "min_confidence", "threshold"}
+        if unknown:
+            raise EdgeAVError(f"unknown calibration field(s): {', '.join(sorted(unknown))}")
+        default = cls()
+        return cls(
+            temperature=data.get("temperature", default.temperature),
+            min_confidence=data.get("min_confidence", default.min_confidence),
+            threshold=data.get("threshold", 0.0),
+        )
+
+
+def gate(
+    probs: dict[str, np.ndarray | None], calibration: Calibration
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The modalities sure enough to fuse, and ``{modality: "unsure"}`` for the others.
+
+    ``probs`` holds one tick's tempered probabilities (``(C,)`` each, None when absent).
+    """
+    usable, flags = {}, {}
+    for m, p in probs.items():
+        if p is None:
+            continue
+        if float(np.max(p)) < calibration.min_confidence[m]:
+            flags[m] = "unsure"
+        else:
+            usable[m] = p
+    return usable, flags

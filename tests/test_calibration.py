@@ -1,0 +1,80 @@
+"""Temperature scaling, calibration error, thresholds and the Calibration section."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeav.calibration import (
+    Calibration,
+    expected_calibration_error,
+    fit_temperature,
+    fit_threshold,
+    gate,
+    scale,
+)
+from edgeav.errors import EdgeAVError
+
+
+def overconfident(n=4000, classes=10, true_t=3.0, seed=0):
+    """Labels drawn from softmax(z / true_t), reported as softmax(z): overconfident by true_t."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 4.0, size=(n, classes))
+    calibrated = scale(np.exp(z) / np.exp(z).sum(1, keepdims=True), true_t)
+    y = np.array([rng.choice(classes, p=p / p.sum()) for p in calibrated.astype(np.float64)])
+    p = np.exp(z - z.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True), y
+
+
+def test_temperature_recovers_the_overconfidence_and_lowers_ece():
+    p, y = overconfident()
+    t = fit_temperature(p, y)
+    assert t == pytest.approx(3.0, rel=0.12)
+    before, after = expected_calibration_error(p, y), expected_calibration_error(scale(p, t), y)
+    assert before > 0.15 and after < 0.05
+    assert np.array_equal(scale(p, t).argmax(1), p.argmax(1))  # never changes the decision
+
+
+def test_a_calibrated_model_keeps_temperature_near_one():
+    p, y = overconfident(true_t=1.0, seed=1)
+    assert fit_temperature(p, y) == pytest.approx(1.0, rel=0.12)
+
+
+def test_threshold_lets_few_nothing_inputs_through_but_keeps_correct_ones():
+    nothing = np.linspace(0.1, 0.5, 101)
+    correct = np.linspace(0.6, 1.0, 101)
+    t = fit_threshold(nothing, correct, quantile=0.97, keep=0.97)
+    assert np.mean(nothing >= t) <= 0.04 and np.mean(correct >= t) == 1.0
+    # overlapping: capped so that at most 3 % of the correct ones are rejected
+    t = fit_threshold(np.full(50, 0.9), correct, quantile=0.97, keep=0.97)
+    assert np.mean(correct < t) <= 0.03
+    assert fit_threshold(np.array([]), correct) == 0.0
+
+
+def test_gate_leaves_out_an_unsure_modality():
+    cal = Calibration(min_confidence={"image": 0.5, "audio": 0.0})
+    usable, flags = gate({"image": np.full(4, 0.25), "audio": np.array([0.7, 0.1, 0.1, 0.1])}, cal)
+    assert list(usable) == ["audio"] and flags == {"image": "unsure"}
+    usable, flags = gate({"image": None, "audio": np.full(4, 0.25)}, cal)
+    assert list(usable) == ["audio"] and flags == {}
+
+
+def test_calibration_round_trip_and_bad_values():
+    cal = Calibration(
+        temperature={"image": 1.5, "audio": 0.8},
+        min_confidence={"image": 0.3, "audio": 0.2},
+        threshold=0.6,
+    )
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    assert Calibration.from_dict({}) == Calibration()
+    for bad, match in (
+        ({"temperature": {"image": 0.0, "audio": 1.0}}, "temperature.image"),
+        ({"temperature": {"image": 1.0}}, "must give image and audio"),
+        ({"min_confidence": {"image": 1.5, "audio": 0}}, "min_confidence.image"),
+        ({"threshold": float("nan")}, "threshold"),
+        ({"threshold": True}, "threshold"),
+        ({"temperature": 3}, "must give image and audio"),
+        ({"extra": 1}, "unknown calibration field"),
+    ):
+        with pytest.raises(EdgeAVError, match=match):
+            Calibration.from_dict(bad)
