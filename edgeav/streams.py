@@ -106,7 +106,13 @@ def make_test_stream(
     import cv2  # noqa: PLC0415
     import soundfile as sf  # noqa: PLC0415
 
-    from edgeav.data.loader import paired_indices, read_audio, read_image, scan_dataset  # noqa: PLC0415
+    from edgeav.data.loader import (  # noqa: PLC0415
+        NOTHING,
+        paired_indices,
+        read_audio,
+        read_image,
+        scan_dataset,
+    )
 
     out_video, out_wav = Path(out_video), Path(out_wav)
     codec = CODECS.get(out_video.suffix.lower())
@@ -125,8 +131,18 @@ def make_test_stream(
         )
     class_index = {c: i for i, c in enumerate(index.classes)}
     files = index.splits[split].files
-    images = [(p, class_index[c]) for c in sorted(files["image"]) for p in files["image"][c]]
-    clips = [(p, class_index[c]) for c in sorted(files["audio"]) for p in files["audio"][c]]
+    images = [
+        (p, class_index[c])
+        for c in sorted(files["image"])
+        if c != NOTHING
+        for p in files["image"][c]
+    ]
+    clips = [
+        (p, class_index[c])
+        for c in sorted(files["audio"])
+        if c != NOTHING
+        for p in files["audio"][c]
+    ]
     ii, ai = paired_indices(
         np.array([lab for _, lab in images]), np.array([lab for _, lab in clips]), seed=0
     )

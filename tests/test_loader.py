@@ -1,0 +1,72 @@
+"""The data set folder's ``none`` class folders: inputs that show or say nothing, not a class."""
+
+from __future__ import annotations
+
+import cv2
+import media
+import numpy as np
+import pytest
+
+from edgeav.data.loader import NOTHING, load_dataset, scan_dataset
+from edgeav.features import FeatureConfig
+from edgeav.preprocess import ImageSpec
+from edgeav.streams import make_test_stream
+
+
+def write_folder(root, nothing_image=2, nothing_audio=1):
+    for split in ("train", "val"):
+        for cls, level in (("dark", 30), ("bright", 220)):
+            img_dir = root / split / "image" / cls
+            img_dir.mkdir(parents=True)
+            aud_dir = root / split / "audio" / cls
+            aud_dir.mkdir(parents=True)
+            for k in range(3):
+                cv2.imwrite(str(img_dir / f"{k}.png"), np.full((16, 16), level, np.uint8))
+                media.write_wav(aud_dir / f"{k}.wav", media.tone(0 if cls == "dark" else 1))
+        for k in range(nothing_image):
+            path = root / split / "image" / NOTHING / f"{k}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), np.full((16, 16), 128, np.uint8))
+        for k in range(nothing_audio):
+            path = root / split / "audio" / NOTHING / f"{k}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            noise = np.random.default_rng(k).normal(0, 0.01, media.SR).astype(np.float32)
+            media.write_wav(path, noise)
+    return root
+
+
+def test_none_is_not_a_class_but_its_inputs_are_loaded(tmp_path):
+    root = write_folder(tmp_path / "data")
+    assert scan_dataset(root).classes == ["bright", "dark"]
+    ds = load_dataset(root, ImageSpec(size=16, channels=1), FeatureConfig(), progress=False)
+    train = ds["train"]
+    assert train.images.shape == (6, 16, 16, 1) and set(train.image_labels) == {0, 1}
+    assert train.nothing["image"].shape == (2, 16, 16, 1)
+    assert np.allclose(train.nothing["image"], 128 / 255)
+    assert train.nothing["audio"].shape[0] == 1 and len(train.audio_labels) == 6
+    assert train.counts() == {"image": 6, "audio": 6, "image_nothing": 2, "audio_nothing": 1}
+
+
+def test_a_folder_without_none_has_empty_nothing_arrays(tmp_path):
+    root = write_folder(tmp_path / "data", nothing_image=0, nothing_audio=0)
+    ds = load_dataset(root, ImageSpec(size=16, channels=1), FeatureConfig(), progress=False)
+    assert ds["train"].nothing["image"].shape == (0, 16, 16, 1)
+    assert ds["train"].counts() == {"image": 6, "audio": 6}
+
+
+def test_streams_leave_the_none_folder_out(tmp_path):
+    root = write_folder(tmp_path / "data")
+    stream = make_test_stream(root, "val", tmp_path / "v.mkv", tmp_path / "a.wav")
+    assert sorted(stream.labels) == ["bright"] * 3 + ["dark"] * 3
+    assert all(NOTHING not in p.parts for p in stream.image_files)
+
+
+@pytest.mark.parametrize("modality", ["image", "audio"])
+def test_only_none_in_a_modality_is_not_a_class_mismatch(tmp_path, modality):
+    root = write_folder(tmp_path / "data")
+    other = "audio" if modality == "image" else "image"
+    for split in ("train", "val"):
+        for f in (root / split / other / NOTHING).iterdir():
+            f.unlink()
+        (root / split / other / NOTHING).rmdir()
+    assert scan_dataset(root).classes == ["bright", "dark"]
