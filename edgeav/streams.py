@@ -103,14 +103,10 @@ def make_test_stream(
     Raises:
         EdgeAVError: missing split, no pairs, unreadable files, an unsupported video suffix.
     """
-    import cv2  # noqa: PLC0415
-    import soundfile as sf  # noqa: PLC0415
 
     from edgeav.data.loader import (  # noqa: PLC0415
         NOTHING,
         paired_indices,
-        read_audio,
-        read_image,
         scan_dataset,
     )
 
@@ -157,9 +153,102 @@ def make_test_stream(
                 f"split {split!r} has only {ii.size} pairs; asked for {seconds} seconds"
             )
         order = order[:seconds]
-    pairs = [(images[ii[k]], clips[ai[k]]) for k in order]
+    pairs = [(images[ii[k]][0], clips[ai[k]][0]) for k in order]
+    sample_rate = _write(pairs, out_video, out_wav, fps=fps, item_seconds=item_seconds)
+    stream = TestStream(
+        video=out_video,
+        wav=out_wav,
+        classes=list(index.classes),
+        labels=[index.classes[images[ii[k]][1]] for k in order],
+        image_files=[img for img, _ in pairs],
+        audio_files=[clip for _, clip in pairs],
+        fps=float(fps),
+        sample_rate=int(sample_rate),
+        item_seconds=float(item_seconds),
+    )
+    if labels_json is not None:
+        from edgeav.fileio import write_text_atomic  # noqa: PLC0415
 
-    first_audio, sample_rate = read_audio(pairs[0][1][0])
+        write_text_atomic(labels_json, json.dumps(stream.to_dict(), indent=2))
+    return stream
+
+
+def make_nothing_stream(
+    data_dir: str | os.PathLike[str],
+    split: str,
+    out_video: str | os.PathLike[str],
+    out_wav: str | os.PathLike[str],
+    seconds: int = 60,
+    seed: int = 0,
+    *,
+    fps: float = 10.0,
+) -> TestStream:
+    """A stream of nothing: ``split``'s ``none`` frames (empty scenes) with its ``none`` clips
+    (room noise; silence where the split has none), one a second, ``seconds`` long, shuffled
+    with ``seed``. Every item's label is ``""``: a run on it should name no digit.
+
+    Raises:
+        EdgeAVError: no such split, or the split has no ``image/none`` folder.
+    """
+    from edgeav.data.loader import NOTHING, scan_dataset  # noqa: PLC0415
+
+    out_video, out_wav = Path(out_video), Path(out_wav)
+    if out_video.suffix.lower() not in CODECS:
+        raise EdgeAVError(
+            f"video {out_video}: unsupported suffix {out_video.suffix!r}; use .mkv, .avi or .mp4"
+        )
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+        raise EdgeAVError(f"seconds must be a positive integer, got {seconds!r}")
+    index = scan_dataset(data_dir)
+    if split not in index.splits:
+        raise EdgeAVError(
+            f"data set {index.root} has no split {split!r} (has {', '.join(index.splits)})"
+        )
+    files = index.splits[split].files
+    frames = files["image"].get(NOTHING, [])
+    if not frames:
+        raise EdgeAVError(f"split {split!r} of {index.root} has no {NOTHING} images")
+    clips = files["audio"].get(NOTHING, [])
+    rng = np.random.default_rng(seed)
+    order_f = rng.permutation(len(frames))
+    order_c = rng.permutation(len(clips)) if clips else []
+    pairs = [
+        (frames[order_f[k % len(frames)]], clips[order_c[k % len(clips)]] if clips else None)
+        for k in range(seconds)
+    ]
+    rate = _write(pairs, out_video, out_wav, fps=fps, item_seconds=1.0)
+    return TestStream(
+        video=out_video,
+        wav=out_wav,
+        classes=list(index.classes),
+        labels=[""] * seconds,
+        image_files=[f for f, _ in pairs],
+        audio_files=[c for _, c in pairs if c is not None],
+        fps=float(fps),
+        sample_rate=rate,
+    )
+
+
+def _write(
+    pairs: list[tuple[Path, Path | None]],
+    out_video: Path,
+    out_wav: Path,
+    *,
+    fps: float,
+    item_seconds: float,
+    sample_rate: int | None = None,
+) -> int:
+    """Write the video and WAV of ``(image, clip)`` items (a clip None: silence); both files
+    appear together or not at all. Returns the sample rate (the first clip's by default)."""
+    import cv2  # noqa: PLC0415
+    import soundfile as sf  # noqa: PLC0415
+
+    from edgeav.data.loader import read_audio, read_image  # noqa: PLC0415
+
+    codec = CODECS[out_video.suffix.lower()]
+    if sample_rate is None:
+        first = next((clip for _, clip in pairs if clip is not None), None)
+        sample_rate = read_audio(first)[1] if first is not None else 16000
     frame_shape: tuple[int, int] | None = None
     per_item = int(round(fps * item_seconds))
     tmp_video, tmp_wav = _tmp_name(out_video), _tmp_name(out_wav)
@@ -167,7 +256,7 @@ def make_test_stream(
     try:
         slot = int(round(item_seconds * sample_rate))
         audio = np.zeros(len(pairs) * slot, dtype=np.float32)
-        for k, ((img_path, _), (clip_path, _)) in enumerate(pairs):
+        for k, (img_path, clip_path) in enumerate(pairs):
             img = read_image(img_path)
             if img.dtype != np.uint8:
                 img = img.astype(np.float32) / (257.0 if img.dtype == np.uint16 else 1.0)
@@ -190,6 +279,8 @@ def make_test_stream(
                 )
             for _ in range(per_item):
                 writer.write(np.ascontiguousarray(img))
+            if clip_path is None:
+                continue
             y, sr = read_audio(clip_path)
             if y.ndim == 2:
                 y = y.mean(axis=1)
@@ -197,7 +288,7 @@ def make_test_stream(
                 import soxr  # noqa: PLC0415
 
                 y = soxr.resample(y, sr, sample_rate)
-            y = y[:sample_rate]
+            y = y[:slot]
             audio[k * slot : k * slot + len(y)] = y
         writer.release()
         writer = None
@@ -217,20 +308,4 @@ def make_test_stream(
             writer.release()
         for tmp in (tmp_video, tmp_wav):
             tmp.unlink(missing_ok=True)
-    del first_audio
-    stream = TestStream(
-        video=out_video,
-        wav=out_wav,
-        classes=list(index.classes),
-        labels=[index.classes[img[1]] for img, _ in pairs],
-        image_files=[img[0] for img, _ in pairs],
-        audio_files=[clip[0] for _, clip in pairs],
-        fps=float(fps),
-        sample_rate=int(sample_rate),
-        item_seconds=float(item_seconds),
-    )
-    if labels_json is not None:
-        from edgeav.fileio import write_text_atomic  # noqa: PLC0415
-
-        write_text_atomic(labels_json, json.dumps(stream.to_dict(), indent=2))
-    return stream
+    return int(sample_rate)

@@ -70,3 +70,17 @@ def test_only_none_in_a_modality_is_not_a_class_mismatch(tmp_path, modality):
             f.unlink()
         (root / split / other / NOTHING).rmdir()
     assert scan_dataset(root).classes == ["bright", "dark"]
+
+
+def test_a_stream_of_nothing(tmp_path):
+    from edgeav.data.loader import read_audio
+    from edgeav.streams import make_nothing_stream
+
+    root = write_folder(tmp_path / "data")
+    stream = make_nothing_stream(root, "val", tmp_path / "n.mkv", tmp_path / "n.wav", seconds=5)
+    assert stream.labels == [""] * 5 and len(stream.image_files) == 5
+    assert all(p.parent.name == NOTHING for p in stream.image_files + stream.audio_files)
+    cap = cv2.VideoCapture(str(stream.video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 50
+    y, sr = read_audio(stream.wav)
+    assert sr == media.SR and len(y) == 5 * media.SR and 0 < np.std(y) < 0.05
