@@ -1,4 +1,5 @@
-"""The av-digits generator (real MNIST digits + espeak-ng speech) and the data set loader."""
+"""The av-digits generator (real MNIST digits in camera scenes or as they are + synthesised speech)
+and the data set loader."""
 
 from __future__ import annotations
 
@@ -34,7 +35,16 @@ def _tree_digest(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
+    """The mnist style: MNIST's own 28x28 PNG images."""
     out = tmp_path_factory.mktemp("gen") / "avd"
+    avdigits.generate_av_digits(out, per_class=3, seed=0, style="mnist", progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory) -> Path:
+    """The default style: camera scenes (JPEG) and <split>/image/none."""
+    out = tmp_path_factory.mktemp("gen") / "cam"
     avdigits.generate_av_digits(out, per_class=3, seed=0, progress=False)
     return out
 
@@ -101,10 +111,10 @@ def test_png_and_wav_formats(tiny):
 
 def test_same_seed_same_bytes_other_seed_differs(tiny, tmp_path):
     again = tmp_path / "again"
-    avdigits.generate_av_digits(again, per_class=3, seed=0, progress=False)
+    avdigits.generate_av_digits(again, per_class=3, seed=0, style="mnist", progress=False)
     assert _tree_digest(again) == _tree_digest(tiny)
     other = tmp_path / "other"
-    avdigits.generate_av_digits(other, per_class=3, seed=1, progress=False)
+    avdigits.generate_av_digits(other, per_class=3, seed=1, style="mnist", progress=False)
     a, b = _tree_digest(other), _tree_digest(tiny)
     assert a != b
     assert sum(a.get(k) == v for k, v in b.items()) < len(b) // 10
@@ -201,7 +211,9 @@ def test_absent_engines_are_reported_and_skipped(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(engines, "flite_status", lambda: "flite not installed (test)")
     out = tmp_path / "no-engines"
     with pytest.raises(SystemExit) as exc:
-        main(["data", "av-digits", str(out), "--per-class", "1", "-q", "--json"])
+        main(
+            ["data", "av-digits", str(out), "--per-class", "1", "--style", "mnist", "-q", "--json"]
+        )
     assert exc.value.code == 0
     captured = capsys.readouterr()
     notes = [line for line in captured.err.splitlines() if line.startswith("note:")]
@@ -210,6 +222,7 @@ def test_absent_engines_are_reported_and_skipped(tmp_path, monkeypatch, capsys):
     assert "flite left out" in notes[1] and "flite not installed (test)" in notes[1]
     summary = json.loads(captured.out)
     assert set(summary["skipped_engines"]) == {"piper", "flite"}
+    assert summary["style"] == "mnist" and not list(out.rglob("*.jpg"))
     meta = json.loads((out / "dataset.json").read_text())
     assert set(meta["audio"]["engines"]) == {"espeak"}
     assert set(meta["audio"]["skipped_engines"]) == {"piper", "flite"}
@@ -246,6 +259,89 @@ def test_test_noisy_is_test_degraded(tiny):
     assert -6 < np.median(snrs) < 6
 
 
+# --- the camera style (the default) -------------------------------------------------------------
+
+
+def test_camera_layout_counts_and_metadata(camera):
+    from edgeav.data import scenes
+
+    expected = {"train": 6, "val": 1, "test": 1, "test-noisy": 1, "test-unseen": 1}
+    for split, n in expected.items():
+        folder = camera / split / "image"
+        assert sorted(p.name for p in folder.iterdir()) == sorted([*DIGITS, avdigits.NONE])
+        for name in [*DIGITS, avdigits.NONE]:  # none: as many frames as one class
+            files = list((folder / name).iterdir())
+            assert len(files) == n and all(f.suffix == ".jpg" for f in files), (split, name)
+        assert sorted(p.name for p in (camera / split / "audio").iterdir()) == DIGITS
+    meta = json.loads((camera / "dataset.json").read_text())
+    assert meta["format"] == avdigits.FORMAT and meta["style"] == "camera"
+    assert meta["counts"]["train"] == {"image": 60, "audio": 60, "none": 6}
+    assert meta["counts"]["test-unseen"] == {"image": 10, "audio": 10, "none": 1}
+    image = meta["image"]
+    assert image["style"] == "camera" and image["scene_size"] == list(scenes.SCENE_SIZE)
+    assert image["scenes_per_train_digit"] == avdigits.TRAIN_SCENES_PER_DIGIT == 2
+    assert {s: image["sources"][s] for s in ("train", "val", "test", "test-noisy")} == {
+        s: ["mnist"] for s in ("train", "val", "test", "test-noisy")
+    }
+    assert image["sources"]["test-unseen"] == ["uci-optdigits"]  # 1 per class: 0 Hershey (30 %)
+    assert image["test_unseen_sources"] == {"uci-optdigits": 10, "hershey-script": 0}
+    assert image["backgrounds"] == scenes.background_sources()
+    assert all(b["licence"] for b in image["backgrounds"])
+
+
+def test_camera_frames_are_jpeg_scenes(camera):
+    import cv2
+
+    for path in (
+        next((camera / "train" / "image" / "4").iterdir()),
+        next((camera / "val" / "image" / avdigits.NONE).iterdir()),
+        next((camera / "test-unseen" / "image" / "8").iterdir()),
+    ):
+        img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert img.shape == (240, 320, 3) and img.dtype == np.uint8, path
+        assert np.abs(img[..., 0].astype(int) - img[..., 2]).mean() > 1  # colour, not grey
+
+
+def test_camera_splits_are_held_out(camera, tiny):
+    def rows(root: Path, split: str) -> list[int]:
+        return [int(p.stem.split("-")[1]) for p in (root / split / "image").glob("[0-9]/mnist5k-*")]
+
+    train, val, test = (rows(camera, s) for s in ("train", "val", "test"))
+    assert len(train) == 60 and len(set(train)) == 30  # each training digit in two scenes
+    assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
+    for split in ("train", "val", "test"):  # the same digits as the mnist style's
+        assert sorted(set(rows(camera, split))) == sorted(rows(tiny, split))
+    scenes_of = {}
+    for p in (camera / "train" / "image").glob("[0-9]/*.jpg"):
+        scenes_of.setdefault(p.stem.rsplit("-", 1)[0], []).append(p.read_bytes())
+    assert all(len(v) == 2 and v[0] != v[1] for v in scenes_of.values())
+    # test-unseen: other handwriting, no MNIST digit at all
+    unseen = [p.name for p in (camera / "test-unseen" / "image").glob("[0-9]/*.jpg")]
+    assert len(unseen) == 10
+    assert all(n.startswith(("uci-optdigits-", "hershey-script-")) for n in unseen)
+
+
+def test_camera_test_noisy_is_test_harder(camera):
+    from edgeav.data.loader import read_image
+
+    clean = sorted(p.relative_to(camera / "test") for p in (camera / "test").rglob("*.jpg"))
+    noisy = sorted(
+        p.relative_to(camera / "test-noisy") for p in (camera / "test-noisy").rglob("*.jpg")
+    )
+    assert clean == noisy and len(clean) == 11  # ten digits and one none frame
+    for rel in clean:
+        a = read_image(camera / "test" / rel).astype(float)
+        b = read_image(camera / "test-noisy" / rel).astype(float)
+        assert b.mean() < a.mean() and np.abs(a - b).mean() > 10  # low light and more
+
+
+@pytest.mark.slow
+def test_camera_same_seed_same_bytes(camera, tmp_path):
+    again = tmp_path / "again"
+    avdigits.generate_av_digits(again, per_class=3, seed=0, progress=False)
+    assert _tree_digest(again) == _tree_digest(camera)
+
+
 def test_refuses_non_empty_out_unless_force(tiny, tmp_path):
     out = tmp_path / "busy"
     out.mkdir()
@@ -259,21 +355,37 @@ def test_refuses_non_empty_out_unless_force(tiny, tmp_path):
 
 
 def test_per_class_bounds():
-    assert avdigits.split_sizes(300)["image"] == {
+    assert avdigits.split_sizes(300, style="mnist")["image"] == {
         "train": 300,
         "val": 60,
         "test": 100,
         "test-noisy": 100,
         "test-unseen": 40,  # what the 500 MNIST digits per class have left
     }
-    assert avdigits.split_sizes(300)["audio"]["train"] == 600
-    assert avdigits.split_sizes(300)["audio"]["test-unseen"] == 100
-    assert avdigits.split_sizes(325)["image"]["train"] == 325
-    assert avdigits.split_sizes(325)["image"]["test-unseen"] == 1
-    with pytest.raises(EdgeAVError, match="at most 325"):
-        avdigits.split_sizes(326)
-    with pytest.raises(EdgeAVError, match="at least 1"):
-        avdigits.split_sizes(0)
+    assert "none" not in avdigits.split_sizes(300, style="mnist")
+    for style in avdigits.STYLES:
+        assert avdigits.split_sizes(300, style=style)["audio"]["train"] == 600
+        assert avdigits.split_sizes(300, style=style)["audio"]["test-unseen"] == 100
+    assert avdigits.split_sizes(325, style="mnist")["image"]["train"] == 325
+    assert avdigits.split_sizes(325, style="mnist")["image"]["test-unseen"] == 1
+    # camera: two scenes per training digit; test-unseen from other sources, as many as test
+    camera = avdigits.split_sizes(300)
+    assert camera["image"] == {
+        "train": 600,
+        "val": 60,
+        "test": 100,
+        "test-noisy": 100,
+        "test-unseen": 100,
+    }
+    assert camera["none"] == camera["image"]  # one class's worth of frames per split
+    assert avdigits.split_sizes(325)["image"]["test-unseen"] == 109
+    for style in avdigits.STYLES:
+        with pytest.raises(EdgeAVError, match="at most 325"):
+            avdigits.split_sizes(326, style=style)
+        with pytest.raises(EdgeAVError, match="at least 1"):
+            avdigits.split_sizes(0, style=style)
+    with pytest.raises(EdgeAVError, match="unknown image style 'photo'"):
+        avdigits.split_sizes(3, style="photo")
 
 
 def test_voice_split_is_disjoint_and_spread():
@@ -312,6 +424,9 @@ def test_cli_data_errors_are_one_line(tmp_path):
     assert exc.value.code == 3
     with pytest.raises(SystemExit) as exc:
         main(["data", "av-digits", str(tmp_path / "x"), "--per-class", "400", "-q"])
+    assert exc.value.code == 3
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "av-digits", str(tmp_path / "x"), "--style", "photo", "-q"])
     assert exc.value.code == 3
     assert not (tmp_path / "x").exists()
 
@@ -521,6 +636,6 @@ def test_an_error_mid_build_stops_the_background_engines(tmp_path, monkeypatch):
     monkeypatch.setattr(avdigits, "place_clip", failing)
     out = tmp_path / "broken"
     with pytest.raises(EdgeAVError, match="disk trouble"):
-        avdigits.generate_av_digits(out, per_class=20, progress=False)
+        avdigits.generate_av_digits(out, per_class=20, style="mnist", progress=False)
     assert psutil.Process().children(recursive=True) == []  # no Piper child left running
     assert not out.exists() and list(tmp_path.iterdir()) == []

