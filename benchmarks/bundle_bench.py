@@ -114,7 +114,7 @@ def time_pipeline(
             prediction = pipeline.step(pipeline.first_us + i * pipeline.period_us)
             if i < warmup:
                 continue
-            if set(prediction.used) != set(modalities):
+            if any(prediction.probs[m] is None for m in modalities):  # a model did not run
                 flags = ", ".join(f"{m}: {f}" for m, f in prediction.flags.items())
                 raise EdgeAVError(f"the pipeline left out a modality on synthetic input ({flags})")
             for name in STAGES:

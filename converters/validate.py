@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeav.calibration import Calibration
+from edgeav.calibration import Calibration, fuse_rows
 from edgeav.errors import EdgeAVError
-from edgeav.fusion import FusionWeights, fuse
+from edgeav.fusion import FusionWeights
 
 
 class AccuracyDropError(EdgeAVError):
@@ -91,10 +91,9 @@ def fused_probs(
     weights: FusionWeights,
     calibration: Calibration | None = None,
 ) -> np.ndarray:
-    """Fused probabilities with ``edgeav.fusion.fuse``, the run's weights and its temperatures."""
-    cal = calibration or Calibration()
-    probs = {"image": cal.apply("image", p_image), "audio": cal.apply("audio", p_audio)}
-    fused, _used = fuse(probs, weights)
+    """Fused probabilities as the runtime makes them: the run's temperatures, an unsure
+    modality left out, the run's weights (:func:`edgeav.calibration.fuse_rows`)."""
+    fused = fuse_rows(p_image, p_audio, weights, calibration or Calibration())
     return np.asarray(fused, dtype=np.float32)
 
 

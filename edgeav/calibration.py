@@ -209,3 +209,20 @@ def gate(
         else:
             usable[m] = p
     return usable, flags
+
+
+def fuse_rows(
+    p_image: np.ndarray, p_audio: np.ndarray, weights: Any, calibration: Calibration
+) -> np.ndarray:
+    """Fused probabilities of paired ``(N, C)`` rows, decided as the runtime decides each tick:
+    each modality tempered, an unsure one left out (both unsure: the image's alone, where the
+    runtime would name nothing), then :func:`edgeav.fusion.fuse` with ``weights``."""
+    from edgeav.fusion import fuse  # noqa: PLC0415
+
+    pi = calibration.apply("image", p_image)
+    pa = calibration.apply("audio", p_audio)
+    out = np.empty_like(pi)
+    for k in range(len(pi)):
+        usable, _ = gate({"image": pi[k], "audio": pa[k]}, calibration)
+        out[k] = fuse(usable or {"image": pi[k]}, weights)[0]
+    return out

@@ -39,6 +39,9 @@ from typing import Any
 from edgeav.demo_report import ROWS, build_summary, print_summary, render_report
 from edgeav.errors import EdgeAVError
 
+#: Length of the demo's stream of nothing (empty scenes, room noise), in seconds.
+NOTHING_SECONDS = 60
+
 #: The stages, in order (keys of ``summary["seconds"]``).
 STAGES = ("data", "train", "convert", "bench", "stream", "run", "report")
 
@@ -201,13 +204,16 @@ def prepare_data(data_dir: Path, cfg: DemoSettings, log: Callable[[str], None]) 
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 meta = None
-            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            fmt = meta.get("format") if isinstance(meta, dict) else None
+            if not (isinstance(fmt, str) and fmt.startswith(FORMAT.rsplit("/", 1)[0] + "/")):
                 raise EdgeAVError(
                     f"{data_dir} exists and is not an av-digits data set (no valid "
                     f"{meta_path.name}); remove it or choose another --out"
                 )
             same = (
-                meta.get("per_class") == cfg.per_class
+                fmt == FORMAT
+                and meta.get("style", "mnist") == "camera"
+                and meta.get("per_class") == cfg.per_class
                 and meta.get("seed") == cfg.seed
                 and meta.get("clips_per_class") == wanted_clips
             )
@@ -217,8 +223,9 @@ def prepare_data(data_dir: Path, cfg: DemoSettings, log: Callable[[str], None]) 
                 )
                 return {"reused": True, "counts": meta.get("counts", {}), "seconds": 0.0}
             log(
-                f"{data_dir} holds av-digits with --per-class {meta.get('per_class')}; "
-                f"rebuilding it with --per-class {cfg.per_class}"
+                f"{data_dir} holds av-digits built otherwise ({fmt}, style "
+                f"{meta.get('style', 'mnist')}, --per-class {meta.get('per_class')}); rebuilding "
+                f"it (camera style, --per-class {cfg.per_class})"
             )
             force = True
     result = generate_av_digits(
@@ -322,22 +329,47 @@ def bench(bundle_path: Path, plot_path: Path, cfg: DemoSettings, console: Any) -
     }
 
 
-def make_stream(data_dir: Path, stream_dir: Path, cfg: DemoSettings, item_seconds: float = 1.0):
-    """The test split as a video and a WAV (:func:`edgeav.streams.make_test_stream`), one item
-    per audio window of the bundle (``item_seconds``)."""
-    from edgeav.streams import make_test_stream  # noqa: PLC0415
+def make_stream(
+    data_dir: Path,
+    stream_dir: Path,
+    cfg: DemoSettings,
+    item_seconds: float = 1.0,
+    split: str = "test",
+):
+    """A split as a video and a WAV (:func:`edgeav.streams.make_test_stream`), one item per
+    audio window of the bundle (``item_seconds``); ``split`` ``"nothing"``: the test split's
+    empty scenes and room noise (:func:`edgeav.streams.make_nothing_stream`), one a second."""
+    from edgeav.streams import make_nothing_stream, make_test_stream  # noqa: PLC0415
 
     stream_dir.mkdir(parents=True, exist_ok=True)
+    video, wav = stream_dir / f"{split}.mkv", stream_dir / f"{split}.wav"
+    if split == "nothing":
+        return make_nothing_stream(
+            data_dir, "test", video, wav, seconds=NOTHING_SECONDS, seed=cfg.seed
+        )
     return make_test_stream(
         data_dir,
-        "test",
-        stream_dir / "test.mkv",
-        stream_dir / "test.wav",
+        split,
+        video,
+        wav,
         seconds=cfg.stream_seconds,
         seed=cfg.seed,
-        labels_json=stream_dir / "labels.json",
+        labels_json=stream_dir / "labels.json" if split == "test" else None,
         item_seconds=item_seconds,
     )
+
+
+def other_streams(data_dir: Path) -> list[str]:
+    """The demo's streams besides test: test-unseen, and "nothing" (empty scenes, room noise)
+    when the data set has them."""
+    from edgeav.data.loader import NOTHING  # noqa: PLC0415
+
+    out = []
+    if (data_dir / "test-unseen" / "image").is_dir():
+        out.append("test-unseen")
+    if (data_dir / "test" / "image" / NOTHING).is_dir():
+        out.append("nothing")
+    return out
 
 
 def run_stream(
@@ -357,13 +389,14 @@ def run_stream(
     rate = 1.0 / stream.item_seconds
     options = RunOptions(camera=str(stream.video), audio_file=stream.wav, realtime=False, rate=rate)
     records: list[dict[str, Any]] = []
+    name = Path(stream.video).stem
     with open_pipeline(bundle, options, log=log) as pipe:
         log(
             f"run: {bundle_path} ({'+'.join(pipe.models)}), {pipe.backend}, default thread(s), "
             f"{rate:g} Hz, files' own clock"
         )
         with _progress(console) as bar:
-            task = bar.add_task("edgeav run (test stream)", total=stream.seconds)
+            task = bar.add_task(f"edgeav run ({name} stream)", total=stream.seconds)
             for prediction in pipe.run():
                 records.append(prediction.to_dict())
                 bar.advance(task)
@@ -377,18 +410,26 @@ def run_stream(
         log(f"the run made {len(records)} predictions for a {stream.seconds}-second stream")
     correct = dict.fromkeys(ROWS, 0)
     counted = dict.fromkeys(ROWS, 0)
+    named = named_right = 0
     for record, truth in zip(records[:n], stream.labels[:n], strict=True):
         for m in ROWS:
             probs = record["probs"].get(m)
-            if probs is None:
+            if probs is None or not truth:  # a stream of nothing has no right answer
                 continue
             counted[m] += 1
             correct[m] += int(classes[int(np.argmax(probs))] == truth)
+        if record["label"] is not None:
+            named += 1
+            named_right += int(record["label"] == truth)
     return {
         "seconds": stream.seconds,
         "ticks": len(records),
         "accuracy": {m: (correct[m] / counted[m] if counted[m] else None) for m in ROWS},
         "counted": counted,
+        # at the bundle's decision threshold: the share of ticks that name a label, and how
+        # many of those are right
+        "named": named / n if n else None,
+        "named_accuracy": named_right / named if named and any(stream.labels) else None,
         "summary": summary,
     }
 
@@ -452,6 +493,10 @@ def run_demo(out: str | os.PathLike[str] = "demo", *, fast: bool = False) -> dic
     with stages.stage("run", f"run: edgeav run --camera {stream.video} --audio-file "
                       f"{stream.wav} --rate {1 / stream.item_seconds:g} --no-realtime"):  # fmt: skip
         ran = run_stream(bundle_path, stream, stream_dir / "predictions.jsonl", err, log)
+        streams = {}
+        for split in other_streams(data_dir):
+            extra = make_stream(data_dir, stream_dir, cfg, stream.item_seconds, split)
+            streams[split] = run_stream(bundle_path, extra, stream_dir / f"{split}.jsonl", err, log)
     with stages.stage("report", f"report: {out / 'report.md'} and {out / 'summary.json'}"):
         seconds = dict(stages.seconds)
         seconds["total"] = round(stages.elapsed(), 2)
@@ -464,6 +509,7 @@ def run_demo(out: str | os.PathLike[str] = "demo", *, fast: bool = False) -> dic
             benched=benched,
             stream=stream,
             ran=ran,
+            streams=streams,
             seconds=seconds,
         )
         write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")

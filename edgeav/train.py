@@ -39,6 +39,7 @@ from edgeav.calibration import (
     expected_calibration_error,
     fit_temperature,
     fit_threshold,
+    fuse_rows,
     gate,
     scale,
 )
@@ -429,13 +430,9 @@ def _evaluate(
 def _decide(
     pi: np.ndarray, pa: np.ndarray, weights: FusionWeights, calibration: Calibration
 ) -> np.ndarray:
-    """Fused probabilities per row as the runtime makes them (an unsure modality left out;
-    both unsure: the image decides, as the runtime would then name nothing)."""
-    out = np.empty_like(pi)
-    for k in range(len(pi)):
-        usable, _ = gate({"image": pi[k], "audio": pa[k]}, calibration)
-        out[k] = fuse(usable or {"image": pi[k]}, weights)[0]
-    return out
+    """Fused rows of already tempered ``pi``/``pa`` as the runtime decides them."""
+    neutral = Calibration(min_confidence=calibration.min_confidence)  # already tempered
+    return fuse_rows(pi, pa, weights, neutral)
 
 
 def _nothing_cases(

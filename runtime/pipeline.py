@@ -11,7 +11,9 @@ of the fusion and flagged; the other decides alone.
 **The decision.** Each model's probabilities are first tempered by the bundle's
 :class:`~edgeav.calibration.Calibration` (fitted on held-out voices and writers), so a
 confidence means about what it says. A modality whose tempered confidence is below its
-``min_confidence`` (nothing in view, a window of noise) is left out too, flagged ``unsure``. The
+``min_confidence`` (nothing in view, a window of noise) is left out too, flagged ``unsure``
+(when every modality is unsure the record still shows the image's probabilities but names
+nothing). The
 fused probabilities are averaged over the last ``smooth`` ticks; below the decision
 ``threshold`` the record names no label and ``reason`` says why.
 
@@ -320,6 +322,9 @@ class Pipeline:
         fused, used = None, []
         if usable:
             fused, used = self._fuse(usable, self.bundle.fusion)
+        elif unsure:  # every modality that ran is unsure: report the image's (else the audio's)
+            first = "image" if "image" in unsure else "audio"
+            fused, _ = self._fuse({first: probs[first]}, self.bundle.fusion)
         end = clock()
         timings["fusion"] = (end - t) * 1e3
         timings["compute"] = (end - t1) * 1e3
@@ -333,9 +338,11 @@ class Pipeline:
             elif modality in flags:
                 counts[flags[modality]] += 1
         decision = None
-        if fused is not None:
+        if fused is not None and used:
             self._recent.append(fused)
             decision = np.mean(self._recent, axis=0) if len(self._recent) > 1 else fused
+        elif fused is not None:  # every modality unsure: shown, never smoothed in or named
+            decision = fused
         label, confidence, reason, top = None, None, None, []
         if decision is None:
             reason = "no usable input: " + ", ".join(f"{m} {f}" for m, f in flags.items())
@@ -343,8 +350,16 @@ class Pipeline:
             order = np.argsort(-decision, kind="stable")
             best = int(order[0])
             confidence = float(decision[best])
-            top = [[self.classes[i], round(float(decision[i]), 6)] for i in order[: self.options.top_k]]
-            if confidence >= self.threshold:
+            top = [
+                [self.classes[i], round(float(decision[i]), 6)] for i in order[: self.options.top_k]
+            ]
+            if not used:
+                reason = "unsure: " + ", ".join(
+                    f"{m} {max(probs[m]):.2f} < {self.calibration.min_confidence[m]:.2f}"
+                    for m in flags
+                    if flags[m] == "unsure"
+                )
+            elif confidence >= self.threshold:
                 label = self.classes[best]
             else:
                 reason = f"uncertain: confidence {confidence:.2f} < threshold {self.threshold:.2f}"

@@ -272,11 +272,19 @@ def test_camera_layout_counts_and_metadata(camera):
         for name in [*DIGITS, avdigits.NONE]:  # none: as many frames as one class
             files = list((folder / name).iterdir())
             assert len(files) == n and all(f.suffix == ".jpg" for f in files), (split, name)
-        assert sorted(p.name for p in (camera / split / "audio").iterdir()) == DIGITS
+        audio = camera / split / "audio"
+        assert sorted(p.name for p in audio.iterdir()) == sorted([*DIGITS, avdigits.NONE])
+        clips = {name: len(list((audio / name).iterdir())) for name in [*DIGITS, avdigits.NONE]}
+        assert len(set(clips.values())) == 1, (split, clips)  # room noise: one class's worth
     meta = json.loads((camera / "dataset.json").read_text())
     assert meta["format"] == avdigits.FORMAT and meta["style"] == "camera"
-    assert meta["counts"]["train"] == {"image": 60, "audio": 60, "none": 6}
-    assert meta["counts"]["test-unseen"] == {"image": 10, "audio": 10, "none": 1}
+    assert meta["counts"]["train"] == {"image": 60, "audio": 60, "none": 6, "audio_none": 6}
+    assert meta["counts"]["test-unseen"] == {
+        "image": 10,
+        "audio": 10,
+        "none": 1,
+        "audio_none": 1,
+    }
     image = meta["image"]
     assert image["style"] == "camera" and image["scene_size"] == list(scenes.SCENE_SIZE)
     assert image["scenes_per_train_digit"] == avdigits.TRAIN_SCENES_PER_DIGIT == 2
@@ -639,3 +647,16 @@ def test_an_error_mid_build_stops_the_background_engines(tmp_path, monkeypatch):
         avdigits.generate_av_digits(out, per_class=20, style="mnist", progress=False)
     assert psutil.Process().children(recursive=True) == []  # no Piper child left running
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_room_noise_names_no_word_and_varies():
+    """Room noise (audio/none): below speech level most of the time, deterministic per seed."""
+    levels = []
+    for k in range(40):
+        y = avdigits.room_noise(np.random.default_rng(k))
+        assert y.shape == (avdigits.SAMPLE_RATE,) and np.all(np.isfinite(y))
+        levels.append(10 * np.log10(np.mean(y**2)))
+    assert np.array_equal(
+        avdigits.room_noise(np.random.default_rng(3)), avdigits.room_noise(np.random.default_rng(3))
+    )
+    assert min(levels) < -60 and np.median(levels) < -30 and max(levels) - min(levels) > 20

@@ -201,6 +201,13 @@ def test_calibration_thresholds_and_top_k(av_bundle, av_models, av_stream, tmp_p
     assert all(p.used == ["audio"] and p.flags == {"image": "unsure"} for p in audio_decides)
     assert all(p.probs["image"] is not None for p in audio_decides)  # still reported
     assert summary["modalities"]["image"]["unsure"] == len(audio_decides)
+    both = dataclasses.replace(picky, min_confidence={"image": 1.0, "audio": 1.0})
+    bundle = write_av_bundle(tmp_path / "both.edgeav", av_models, calibration=both)
+    nothing, _ = run_files(bundle, video, wav)
+    assert all(
+        p.label is None and p.used == [] and p.reason.startswith("unsure: image") for p in nothing
+    )
+    assert all(p.probs["fused"] is not None and p.top for p in nothing)  # shown, not named
     with pytest.raises(EdgeAVError, match="top-k must be 1..3"):
         run_files(av_bundle, video, wav, top_k=4)
     with pytest.raises(EdgeAVError, match="threshold must be a probability"):

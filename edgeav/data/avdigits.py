@@ -9,8 +9,10 @@ in one of two styles:
   320x240 colour JPEG files (:data:`~edgeav.data.scenes.SCENE_SIZE`). Each training digit is
   seen in :data:`TRAIN_SCENES_PER_DIGIT` different scenes, the other splits' digits in one. Every
   split also has ``image/none/``: frames with nothing to read (background only, or a blank
-  sheet), as many as one digit class of the split. ``none`` is not a class; there is no
-  ``audio/none``.
+  sheet), as many as one digit class of the split, and ``audio/none/``: one class's worth of
+  1 s clips of a room where nobody speaks (:func:`room_noise`). ``none`` is not a class: the
+  models learn to be unsure on it and calibration picks its thresholds with it
+  (:mod:`edgeav.calibration`).
 - ``mnist``: the digits as they are, 28x28 grayscale PNG files, light on dark.
 
 Audio clips are the words "zero".."nine" spoken by several synthesizers, each clip placed at a
@@ -29,6 +31,7 @@ Piper and Flite are optional: one that is not installed is reported and left out
 
     OUT/{train,val,test,test-noisy,test-unseen}/{image,audio}/<digit>/*.jpg|*.png|*.wav
     OUT/{train,val,test,test-noisy,test-unseen}/image/none/*.jpg    (camera style only)
+    OUT/{train,val,test,test-noisy,test-unseen}/audio/none/*.wav    (camera style only)
     OUT/dataset.json   provenance: style, seed, counts, image sources and backgrounds, engines and
                        voices per split, the engine and voice of every clip, degradations
 
@@ -370,6 +373,38 @@ def add_noise(
     power = float(np.mean(active**2)) if active.size else 0.0
     noise = colored_noise(rng, clean.size, kind) * math.sqrt(power / 10 ** (snr_db / 10))
     return clean + noise
+
+
+#: Room noise (``audio/none``): background level (RMS, dBFS), the chance and level of mains hum,
+#: of knocks and clicks, and of a beep (a non-speech sound at speech level).
+ROOM_NOISE_DBFS = (-70.0, -35.0)
+HUM_PROBABILITY, HUM_DBFS = 0.3, (-60.0, -35.0)
+KNOCK_PROBABILITY, KNOCKS = 0.3, (1, 4)
+BEEP_PROBABILITY, BEEP_DBFS = 0.15, (-30.0, -12.0)
+
+
+def room_noise(rng: np.random.Generator, n: int = SAMPLE_RATE) -> np.ndarray:
+    """``n`` samples of a room where nobody speaks: coloured noise at a random level, sometimes
+    mains hum (50 or 60 Hz and harmonics), knocks or clicks (short decaying bursts) or a beep."""
+    t = np.arange(n) / SAMPLE_RATE
+    kind = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
+    y = colored_noise(rng, n, kind) * 10 ** (rng.uniform(*ROOM_NOISE_DBFS) / 20)
+    if rng.random() < HUM_PROBABILITY:
+        f0 = 50.0 if rng.random() < 0.5 else 60.0
+        hum = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in (1, 2, 3))
+        y += hum / np.sqrt(np.mean(hum**2)) * 10 ** (rng.uniform(*HUM_DBFS) / 20)
+    if rng.random() < KNOCK_PROBABILITY:
+        for _ in range(int(rng.integers(KNOCKS[0], KNOCKS[1] + 1))):
+            length = int(rng.integers(80, 1600))
+            start = int(rng.integers(0, n - length))
+            burst = rng.standard_normal(length) * np.exp(-np.arange(length) / (length / 5))
+            y[start : start + length] += burst * 10 ** (rng.uniform(-30.0, -6.0) / 20)
+    if rng.random() < BEEP_PROBABILITY:
+        length = int(rng.integers(SAMPLE_RATE // 10, SAMPLE_RATE // 2))
+        start = int(rng.integers(0, n - length))
+        beep = np.sin(2 * np.pi * rng.uniform(400.0, 3000.0) * t[:length])
+        y[start : start + length] += beep * np.sqrt(2) * 10 ** (rng.uniform(*BEEP_DBFS) / 20)
+    return y
 
 
 def to_int16(y: np.ndarray) -> np.ndarray:
@@ -915,6 +950,7 @@ def generate_av_digits(
                         (tmp / split / modality / str(digit)).mkdir(parents=True)
                 if NONE in sizes:
                     (tmp / split / "image" / NONE).mkdir()
+                    (tmp / split / "audio" / NONE).mkdir()
             piper_jobs, flite_job = start_background()
 
             if style == "camera":
@@ -934,6 +970,18 @@ def generate_av_digits(
                 _write_mnist_images(
                     tmp, images, labels, image_rows, seed, lambda: bar.advance(task)
                 )
+
+            if NONE in sizes:
+                total = sum(sizes["audio"][split] for split in SPLITS)
+                task = bar.add_task("room noise (audio/none)", total=total)
+                for split in SPLITS:
+                    for index in range(sizes["audio"][split]):
+                        rng = _rng(seed, _SPLIT_CODE[split], _MODALITY_CODE["audio"], 11, index)
+                        noise = wav_bytes(to_int16(room_noise(rng)))
+                        (tmp / split / "audio" / NONE / f"{NONE}-{index:04d}.wav").write_bytes(
+                            noise
+                        )
+                        bar.advance(task)
 
             def write(clip: _Clip, samples: np.ndarray, rate: int, task) -> None:
                 y = samples.astype(np.float32) / 32768.0
@@ -1002,6 +1050,7 @@ def generate_av_digits(
             if NONE in sizes:
                 for split in SPLITS:
                     counts[split][NONE] = sizes[NONE][split]
+                    counts[split][f"audio_{NONE}"] = sizes["audio"][split]
             image_meta = _image_meta(style, unseen_images)
             voices_out = {s: [v or "(default)" for v in voices[s]] for s in _SPOKEN}
             voices_out["test-noisy"] = voices_out["test"]

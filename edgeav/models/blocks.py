@@ -73,16 +73,28 @@ def conv(
     padding: str = "same",
     use_bias: bool = True,
     separable: bool = False,
+    depth_multiplier: int = 1,
     name: str | None = None,
 ):
     """A ``Conv2D``, or with ``separable=True`` the ``SeparableConv2D`` with the same arguments.
 
     Only the convolution itself is swapped; 1x1 convolutions are swapped too (a 1x1
     SeparableConv2D is a per-channel scale followed by the 1x1 convolution), which is what
-    "every Conv2D replaced by SeparableConv2D" means.
+    "every Conv2D replaced by SeparableConv2D" means. ``depth_multiplier`` (separable only):
+    spatial filters per input channel -- on a one-channel (grey) input a separable stem with
+    the default 1 sees the image through a single spatial filter.
     """
-    layer = keras.layers.SeparableConv2D if separable else keras.layers.Conv2D
-    return layer(
+    if separable:
+        return keras.layers.SeparableConv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            use_bias=use_bias,
+            depth_multiplier=depth_multiplier,
+            name=name,
+        )(x)
+    return keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias, name=name
     )(x)
 

@@ -119,10 +119,16 @@ VARIANTS: dict[str, Variant] = _variants(
     Variant(
         "resnet-sep-tiny",
         "resnet",
-        {"separable": True, "width": 0.5, "blocks": (1, 1, 1), "bn_momentum": 0.9},
+        {
+            "separable": True,
+            "width": 0.5,
+            "blocks": (1, 1, 1),
+            "bn_momentum": 0.9,
+            "stem_depth_multiplier": 8,
+        },
         32,
         None,
-        "small separable ResNet for 32x32 inputs: width 0.5, 1+1+1 blocks",
+        "small separable ResNet: width 0.5, 1+1+1 blocks, 8 stem filters per input channel",
     ),
     Variant(
         "inception-resnet-sep-tiny",

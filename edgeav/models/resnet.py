@@ -34,6 +34,7 @@ def ResNet(
     blocks: Sequence[int] = RESNET50_BLOCKS,
     embedding_dim: int | None = None,
     bn_momentum: float = 0.99,
+    stem_depth_multiplier: int = 1,
     name: str | None = None,
 ):
     """Build a (separable) ResNet with bottleneck blocks, truncated by width and/or depth.
@@ -53,6 +54,9 @@ def ResNet(
       bn_momentum: momentum of every batch norm's moving statistics. Keras's 0.99 needs a few
         thousand steps to settle; the small variants use 0.9 so a short run on a small data set
         does not evaluate with statistics still near their initial values.
+      stem_depth_multiplier: spatial filters per input channel in a separable 7x7 stem. The
+        seed's rows keep 1; on a grey input that is one spatial filter for the whole network,
+        so the small variant reading camera frames uses more (as MobileNet's full first conv).
       name: the model's name (default ``"resnet"`` + depth, with ``"_sep"`` when separable).
 
     Returns:
@@ -76,7 +80,7 @@ def ResNet(
     x = keras.layers.ZeroPadding2D(padding=((3, 3), (3, 3)), name="conv1_pad")(inputs)
     x = conv(
         keras, x, scale_filters(64, width), 7, strides=2, padding="valid", separable=separable,
-        name="conv1_conv",
+        depth_multiplier=stem_depth_multiplier, name="conv1_conv",
     )  # fmt: skip
     x = _batch_norm(keras, bn_momentum, name="conv1_bn")(x)
     x = keras.layers.Activation("relu", name="conv1_relu")(x)
