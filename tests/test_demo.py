@@ -243,6 +243,7 @@ def test_demo_reuses_av_digits_built_with_the_same_settings(tmp_path):
     data.mkdir()
     meta = {
         "format": FORMAT,
+        "style": "camera",
         "per_class": cfg.per_class,
         "seed": cfg.seed,
         "clips_per_class": split_sizes(cfg.per_class)["audio"]["train"],
