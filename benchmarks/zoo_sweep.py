@@ -61,6 +61,7 @@ class SweepConfig:
     max_seconds: float | None = 20.0
     classes: int = DEFAULT_CLASSES
     input_size: int | None = None
+    channels: int | None = None  # image models only; None: 3
     representative: int = 8
     cache_dir: Path = field(default_factory=default_cache_dir)
 
@@ -118,6 +119,13 @@ def _input_size(name: str, config: SweepConfig) -> int:
     return int(variant.default_input_size)
 
 
+def _channels(name: str, config: SweepConfig) -> int | None:
+    """Input channels of an image variant (``--channels``, default 3); None for audio models."""
+    if _variants()[name].family == "audio":
+        return None
+    return 3 if config.channels is None else int(config.channels)
+
+
 def _variant_config(name: str) -> dict[str, Any]:
     """The variant's definition as JSON-able data (family and builder arguments)."""
     variant = _variants()[name]
@@ -145,6 +153,7 @@ def cache_key(name: str, quant: str, config: SweepConfig) -> str:
         "builders": _builders_digest(),
         "classes": config.classes,
         "input_size": _input_size(name, config),
+        "channels": _channels(name, config),
         "quant": quant,
         "representative": config.representative if quant == "int8" else 0,
         "tensorflow": _version("tensorflow"),
@@ -217,7 +226,10 @@ def _build(name: str, config: SweepConfig) -> tuple[Any, dict[str, Any]]:
 
     with captured_native_stderr():  # TensorFlow's import-time logs (CUDA, absl)
         keras().utils.set_random_seed(0)
-        model = build_variant(name, classes=config.classes, input_size=_input_size(name, config))
+        extra = {} if _channels(name, config) is None else {"channels": _channels(name, config)}
+        model = build_variant(
+            name, classes=config.classes, input_size=_input_size(name, config), **extra
+        )
     shape = list(model.inputs[0].shape[1:])
     variant = _variants()[name]
     meta = {

@@ -353,6 +353,7 @@ def test_cache_key_follows_the_configuration(tmp_path):
     for changed in (
         zoo_sweep.SweepConfig(models=(name,), classes=11),
         zoo_sweep.SweepConfig(models=(name,), input_size=48),
+        zoo_sweep.SweepConfig(models=(name,), channels=1),
         zoo_sweep.SweepConfig(models=(name,), representative=3),
     ):
         assert zoo_sweep.cache_key(name, "int8", changed) != key
@@ -416,6 +417,7 @@ def test_bench_command_bad_options_are_one_line_errors(capsys, tmp_path):
         (["bench", "--quant", "int4"], "int4"),
         (["bench", "--models", "no-such-net"], "no-such-net"),
         (["bench", "--runs", "0"], "--runs"),
+        (["bench", "--channels", "2"], "--channels must be 1 or 3"),
         # Output files are checked before the sweep, not after it.
         (["bench", "--quick", "--csv", str(tmp_path / "no" / "b.csv")], "does not exist"),
         (["bench", "--quick", "--plot", str(tmp_path)], "is a folder"),

@@ -95,6 +95,12 @@ def bench(
         20.0, "--max-seconds", help="Stop timing one model after this long (at least 3 runs)."
     ),
     classes: int = typer.Option(49, "--classes", help="Classes of the zoo models' heads."),
+    channels: int = typer.Option(
+        None,
+        "--channels",
+        help="Input channels of the zoo's image models: 1 (grey, as camera-scene bundles read) "
+        "or 3 (default).",
+    ),
     input_size: int = typer.Option(
         None, "--input-size", help="Square input size of the zoo models (default: each one's own)."
     ),
@@ -145,9 +151,10 @@ def bench(
     if bundle is not None:
         from edgeav.benchmarks import bundle_bench  # noqa: PLC0415
 
-        if models or quant or quick or input_size is not None:
+        if models or quant or quick or input_size is not None or channels is not None:
             raise EdgeAVError(
-                "--models, --quant, --quick and --input-size apply to the zoo sweep, not a bundle"
+                "--models, --quant, --quick, --input-size and --channels apply to the zoo sweep, "
+                "not a bundle"
             )
         result = bundle_bench.bench_bundle(
             bundle,
@@ -192,6 +199,8 @@ def bench(
         if quant
         else (list(zoo_sweep.QUANT_MODES) if quick else ["float32", "int8"])
     )
+    if channels is not None and channels not in (1, 3):
+        raise EdgeAVError(f"--channels must be 1 or 3, got {channels}")
     config = zoo_sweep.SweepConfig(
         models=tuple(model_list),
         quants=tuple(quants),
@@ -201,6 +210,7 @@ def bench(
         max_seconds=max_seconds,
         classes=classes,
         input_size=input_size,
+        channels=channels,
         cache_dir=Path(cache_dir) if cache_dir else zoo_sweep.default_cache_dir(),
     )
 
