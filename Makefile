@@ -9,10 +9,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the runtime needs, those only training data needs (CMU Flite speaks
 # av-digits' test-unseen voices; without it that split uses espeak-ng alone), and those only the
-# tests need (the Pi emulation, the live microphone through PulseAudio).
+# tests need (the Pi emulation, the live microphone through PulseAudio, the live page in a headless
+# browser).
 DEB_PACKAGES       := libportaudio2 libsndfile1
 DEB_TRAIN_PACKAGES := flite
-DEB_TEST_PACKAGES  := qemu-user-static mmdebstrap pulseaudio pulseaudio-utils libasound2-plugins
+DEB_TEST_PACKAGES  := qemu-user-static mmdebstrap pulseaudio pulseaudio-utils libasound2-plugins chromium
 # A read-only tmpfs and a full one for tests/test_bad_input.py (root only; else those rows skip).
 export EDGEAV_TEST_MOUNTS ?= /tmp/edgeav-test-mounts
 

@@ -141,6 +141,18 @@ class Prediction:
         return asdict(self)
 
 
+def _check_threshold(threshold: Any) -> float:
+    if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+        raise EdgeAVError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+    return float(threshold)
+
+
+def _check_smooth(smooth: Any) -> int:
+    if not (isinstance(smooth, int) and not isinstance(smooth, bool) and 1 <= smooth <= 100):
+        raise EdgeAVError(f"smoothing must be 1..100 ticks, got {smooth!r}")
+    return smooth
+
+
 def _dbfs(samples: np.ndarray) -> float:
     """RMS level in dB full scale (-inf for digital silence)."""
     power = float(np.mean(np.square(samples, dtype=np.float64))) if samples.size else 0.0
@@ -255,17 +267,22 @@ class Pipeline:
         }
         self.calibration = bundle.calibration
         threshold = self.calibration.threshold if options.threshold is None else options.threshold
-        if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
-            raise EdgeAVError(f"threshold must be a probability in [0, 1], got {threshold!r}")
-        self.threshold = float(threshold)
+        self.threshold = _check_threshold(threshold)
         if not (isinstance(options.top_k, int) and 1 <= options.top_k <= len(self.classes)):
             raise EdgeAVError(
                 f"top-k must be 1..{len(self.classes)} (the bundle's labels), got {options.top_k!r}"
             )
         self.end_reason = ""
-        if not (isinstance(options.smooth, int) and 1 <= options.smooth <= 100):
-            raise EdgeAVError(f"smoothing must be 1..100 ticks, got {options.smooth!r}")
-        self._recent: deque[np.ndarray] = deque(maxlen=options.smooth)
+        self._recent: deque[np.ndarray] = deque(maxlen=_check_smooth(options.smooth))
+        # threshold and smoothing may be changed from another thread (set_decision); the models
+        # may be invoked from another thread (classify): each under its lock
+        self._decision_lock = threading.Lock()
+        self._models_lock = threading.Lock()
+        #: The newest tick's inputs (frame, audio window) and audio level (dBFS), for a reader
+        #: such as the live page (:mod:`edgeav.runtime.serve`); replaced, never mutated.
+        self.last_frame: Frame | None = None
+        self.last_window: Window | None = None
+        self.audio_level: float | None = None
         self._timings = _Timings()
         self._stop = threading.Event()
         self._started: float | None = None
@@ -291,32 +308,60 @@ class Pipeline:
             return None
         t1 = clock()
         timings["capture"] = (t1 - t0) * 1e3
+        level = None if window is None else _dbfs(window.samples)
+        self.last_frame, self.last_window, self.audio_level = frame, window, level
 
         flags: dict[str, str] = {}
         for modality, data in (("image", frame), ("audio", window)):
             if modality in self.models and (flag := self._flag(data, now)):
                 flags[modality] = flag
         present = [m for m in self.models if m not in flags]
-        if "audio" in present and _dbfs(window.samples) < self.options.silence_dbfs:
+        if "audio" in present and level < self.options.silence_dbfs:
             flags["audio"] = "silent"
 
-        probs: dict[str, np.ndarray | None] = dict.fromkeys(MODALITIES)
-        if "image" in self.models and "image" not in flags:
-            t = clock()
-            x = self._preprocess(frame.image, self.image_spec, source_order="bgr")
-            timings["preprocess"] = (clock() - t) * 1e3
-            t = clock()
-            probs["image"] = self.calibration.apply("image", self.models["image"].probabilities(x))
-            timings["image"] = (clock() - t) * 1e3
-        if "audio" in self.models and "audio" not in flags:
-            t = clock()
-            x = self.frontend(window.samples)
-            timings["frontend"] = (clock() - t) * 1e3
-            t = clock()
-            probs["audio"] = self.calibration.apply("audio", self.models["audio"].probabilities(x))
-            timings["audio"] = (clock() - t) * 1e3
-
+        probs = self._probabilities(
+            None if "image" in flags else getattr(frame, "image", None),
+            None if "audio" in flags else getattr(window, "samples", None),
+            timings,
+        )
         t = clock()
+        fused, used = self._combine(probs, flags)
+        end = clock()
+        timings["fusion"] = (end - t) * 1e3
+        timings["compute"] = (end - t1) * 1e3
+        timings["total"] = (end - t0) * 1e3
+        return self._record(t_us, probs, fused, present, used, flags, frame, window, timings)
+
+    def _probabilities(
+        self, image: np.ndarray | None, samples: np.ndarray | None, timings: dict[str, float]
+    ) -> dict[str, np.ndarray | None]:
+        """Tempered probabilities per modality of a BGR ``image`` and an audio ``window``
+        (either None: not run), timing each stage into ``timings``."""
+        clock = time.perf_counter
+        probs: dict[str, np.ndarray | None] = dict.fromkeys(MODALITIES)
+        with self._models_lock:
+            if "image" in self.models and image is not None:
+                t = clock()
+                x = self._preprocess(image, self.image_spec, source_order="bgr")
+                timings["preprocess"] = (clock() - t) * 1e3
+                t = clock()
+                p = self.models["image"].probabilities(x)
+                probs["image"] = self.calibration.apply("image", p)
+                timings["image"] = (clock() - t) * 1e3
+            if "audio" in self.models and samples is not None:
+                t = clock()
+                x = self.frontend(samples)
+                timings["frontend"] = (clock() - t) * 1e3
+                t = clock()
+                p = self.models["audio"].probabilities(x)
+                probs["audio"] = self.calibration.apply("audio", p)
+                timings["audio"] = (clock() - t) * 1e3
+        return probs
+
+    def _combine(
+        self, probs: dict[str, np.ndarray | None], flags: dict[str, str]
+    ) -> tuple[np.ndarray | None, list[str]]:
+        """Gate (adding ``unsure`` to ``flags``) and fuse: (fused probabilities, modalities used)."""
         usable, unsure = gate(probs, self.calibration)
         flags.update(unsure)
         fused, used = None, []
@@ -325,11 +370,78 @@ class Pipeline:
         elif unsure:  # every modality that ran is unsure: report the image's (else the audio's)
             first = "image" if "image" in unsure else "audio"
             fused, _ = self._fuse({first: probs[first]}, self.bundle.fusion)
+        return fused, used
+
+    def classify(
+        self, image: np.ndarray | None = None, samples: np.ndarray | None = None
+    ) -> Prediction:
+        """The fused record of one BGR ``image`` and/or one audio window of exactly
+        ``self.window`` samples at the bundle's rate, outside the tick loop (``tick`` -1).
+
+        The same models, preprocessing, front-end, calibration, gate and threshold as a tick,
+        without smoothing and without counting; safe to call from another thread while
+        :meth:`run` ticks (a tick waits at most for one such call's inference).
+        """
+        if samples is not None and len(samples) != self.window:
+            raise EdgeAVError(f"an audio window must be {self.window} samples, got {len(samples)}")
+        clock = time.perf_counter
+        t0 = clock()
+        flags: dict[str, str] = {}
+        for modality, data in (("image", image), ("audio", samples)):
+            if modality in self.models and data is None:
+                flags[modality] = "absent"
+        present = [m for m in self.models if m not in flags]
+        if "audio" in present and _dbfs(samples) < self.options.silence_dbfs:
+            flags["audio"] = "silent"
+        timings: dict[str, float] = {}
+        probs = self._probabilities(
+            None if "image" in flags else image, None if "audio" in flags else samples, timings
+        )
+        t = clock()
+        fused, used = self._combine(probs, flags)
         end = clock()
         timings["fusion"] = (end - t) * 1e3
-        timings["compute"] = (end - t1) * 1e3
         timings["total"] = (end - t0) * 1e3
-        return self._record(t_us, probs, fused, present, used, flags, frame, window, timings)
+        with self._decision_lock:
+            decided = self._decide(fused, fused, used, probs, flags)
+        return Prediction(
+            -1, 0.0, *decided, **self._describe(probs, fused, present, used, flags, timings)
+        )
+
+    def set_decision(self, *, threshold: float | None = None, smooth: int | None = None) -> None:
+        """Change the decision threshold and/or the smoothing (ticks) from any thread; the next
+        tick decides with them (a shorter smoothing keeps the newest ticks).
+
+        Raises:
+            EdgeAVError: a threshold outside [0, 1], a smoothing outside 1..100.
+        """
+        threshold = None if threshold is None else _check_threshold(threshold)
+        smooth = None if smooth is None else _check_smooth(smooth)
+        with self._decision_lock:
+            if threshold is not None:
+                self.threshold = threshold
+            if smooth is not None and smooth != self._recent.maxlen:
+                self._recent = deque(self._recent, maxlen=smooth)
+
+    @property
+    def decision(self) -> dict[str, Any]:
+        """The decision's settings now: ``{"threshold", "smooth"}``."""
+        with self._decision_lock:
+            return {"threshold": self.threshold, "smooth": self._recent.maxlen}
+
+    def _describe(self, probs, fused, present, used, flags, timings) -> dict[str, Any]:
+        return {
+            "probs": {
+                m: None if p is None else [float(v) for v in p]
+                for m, p in (*probs.items(), ("fused", fused))
+            },
+            "present": present,
+            "used": used,
+            "flags": flags,
+            "frame": None,
+            "window": None,
+            "timings_ms": {k: round(v, 3) for k, v in timings.items()},
+        }
 
     def _record(self, t_us, probs, fused, present, used, flags, frame, window, timings):
         for modality, counts in self.modality_counts.items():
@@ -337,12 +449,30 @@ class Pipeline:
                 counts["used"] += 1
             elif modality in flags:
                 counts[flags[modality]] += 1
-        decision = None
-        if fused is not None and used:
-            self._recent.append(fused)
-            decision = np.mean(self._recent, axis=0) if len(self._recent) > 1 else fused
-        elif fused is not None:  # every modality unsure: shown, never smoothed in or named
-            decision = fused
+        with self._decision_lock:
+            decision = None
+            if fused is not None and used:
+                self._recent.append(fused)
+                decision = np.mean(self._recent, axis=0) if len(self._recent) > 1 else fused
+            elif fused is not None:  # every modality unsure: shown, never smoothed in or named
+                decision = fused
+            label, confidence, reason, top = self._decide(decision, fused, used, probs, flags)
+        described = self._describe(probs, fused, present, used, flags, timings)
+        described["frame"] = (
+            None if frame is None else {"index": frame.index, "t": round(frame.t, 6)}
+        )
+        described["window"] = (
+            None if window is None else [round(window.start, 6), round(window.end, 6)]
+        )
+        prediction = Prediction(
+            self.ticks, round(t_us / 1e6, 6), label, confidence, reason, top, **described
+        )
+        self.ticks += 1
+        self._timings.add(timings)
+        return prediction
+
+    def _decide(self, decision, fused, used, probs, flags):
+        """(label, confidence, reason, top) of the ``decision`` probabilities."""
         label, confidence, reason, top = None, None, None, []
         if decision is None:
             reason = "no usable input: " + ", ".join(f"{m} {f}" for m, f in flags.items())
@@ -363,27 +493,7 @@ class Pipeline:
                 label = self.classes[best]
             else:
                 reason = f"uncertain: confidence {confidence:.2f} < threshold {self.threshold:.2f}"
-        prediction = Prediction(
-            tick=self.ticks,
-            t=round(t_us / 1e6, 6),
-            label=label,
-            confidence=confidence,
-            reason=reason,
-            top=top,
-            probs={
-                m: None if p is None else [float(v) for v in p]
-                for m, p in (*probs.items(), ("fused", fused))
-            },
-            present=present,
-            used=used,
-            flags=flags,
-            frame=None if frame is None else {"index": frame.index, "t": round(frame.t, 6)},
-            window=None if window is None else [round(window.start, 6), round(window.end, 6)],
-            timings_ms={k: round(v, 3) for k, v in timings.items()},
-        )
-        self.ticks += 1
-        self._timings.add(timings)
-        return prediction
+        return label, confidence, reason, top
 
     def run(self) -> Iterator[Prediction]:
         """One prediction per tick until a file ends, ``duration`` passes or :meth:`stop`."""

@@ -81,6 +81,20 @@ def run(
         help="Files only: run on the files' own clocks as fast as possible (deterministic).",
     ),
     loop: bool = typer.Option(False, "--loop", help="Restart video and audio files at their end."),
+    serve: str = typer.Option(
+        None,
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="Also serve a live page and an HTTP API (JSON, Server-Sent Events, Prometheus "
+        "metrics) on HOST (default 127.0.0.1; 0.0.0.0 exposes it) and PORT (0: any free port).",
+    ),
+    token: str = typer.Option(
+        None,
+        "--token",
+        envvar="EDGEAV_TOKEN",
+        help="With --serve: every request must carry it (Authorization: Bearer T, or ?token=T).",
+        show_default=False,
+    ),
 ) -> None:
     """Classify what the camera sees and the microphone hears, fused, one prediction per tick.
 
@@ -91,6 +105,9 @@ def run(
     Ends at the end of the files, after --duration, or on Ctrl-C / SIGTERM (exit 130 / 143).
 
     Then prints a summary: ticks, latency p50/p95 per stage, frames dropped, audio overflows.
+
+    --serve 8000 also shows it all on http://127.0.0.1:8000/ (a phone's browser too) and as an
+    HTTP API; the ticks never wait for the server.
     """
     from edgeav import interrupts  # noqa: PLC0415
     from edgeav.runtime.pipeline import RunOptions, open_pipeline  # noqa: PLC0415
@@ -111,7 +128,9 @@ def run(
         duration=duration,
         loop=loop,
     )
-    pipe = None
+    if token is not None and serve is None:
+        raise typer.BadParameter("--token needs --serve", param_hint="--token")
+    pipe = server = None
     try:
         with open_pipeline(model, options, log=_log) as pipe:
             _log(
@@ -119,10 +138,20 @@ def run(
                 f"{threads or 'default'} thread(s), {rate:g} Hz"
                 + (", files' own clock" if no_realtime else "")
             )
-            if json_out:
-                _emit_json(pipe)
-            else:
-                _show_live(pipe)
+            predictions = pipe.run()
+            if serve is not None:
+                from edgeav.runtime.serve import Server  # noqa: PLC0415
+
+                server = Server(pipe, serve, token or None, log=_log)
+                predictions = server.publishing(predictions)
+            try:
+                if json_out:
+                    _emit_json(predictions)
+                else:
+                    _show_live(pipe, predictions)
+            finally:
+                if server is not None:
+                    server.stop()
     except interrupts.Interrupted as exc:
         if pipe is None:
             raise
@@ -135,9 +164,9 @@ def run(
         _print_summary(pipe.summary(), json_out)
 
 
-def _emit_json(pipe: Any) -> None:
+def _emit_json(predictions: Any) -> None:
     out = sys.stdout
-    for prediction in pipe.run():
+    for prediction in predictions:
         out.write(json.dumps(prediction.to_dict()) + "\n")
         out.flush()
 
@@ -156,7 +185,7 @@ def _stdout_console() -> Any:
     return _console
 
 
-def _show_live(pipe: Any) -> None:
+def _show_live(pipe: Any, predictions: Any) -> None:
     from collections import deque  # noqa: PLC0415
 
     from rich.live import Live  # noqa: PLC0415
@@ -164,7 +193,7 @@ def _show_live(pipe: Any) -> None:
     rows: deque[dict[str, Any]] = deque(maxlen=LIVE_ROWS)
     console = _stdout_console()
     with Live(_table(rows, pipe), console=console, refresh_per_second=8) as live:
-        for prediction in pipe.run():
+        for prediction in predictions:
             rows.append(prediction)
             live.update(_table(rows, pipe))
 
