@@ -176,12 +176,13 @@ class Hub:
             try:
                 client.queue.put_nowait(event)
             except asyncio.QueueFull:  # not reading: drop it, never wait for it
-                self.drop(client)
+                self.drop(client, slow=True)
 
-    def drop(self, client: _Client) -> None:
+    def drop(self, client: _Client, *, slow: bool = False) -> None:
+        """End ``client``'s stream; ``slow``: counted in :attr:`dropped` (it fell behind)."""
         if client in self.clients:
             self.clients.discard(client)
-            self.dropped += 1
+            self.dropped += slow
             client.end()
 
     def subscribe(self) -> _Client | None:
@@ -776,12 +777,13 @@ class _EventStream:
                     chunk = await asyncio.wait_for(client.queue.get(), KEEPALIVE)
                 except asyncio.TimeoutError:
                     chunk = b": keep-alive\n\n"
-        except (asyncio.TimeoutError, OSError):
-            pass  # too slow or gone: dropped below
+        except asyncio.TimeoutError:  # a send that did not finish: too slow
+            self.hub.drop(client, slow=True)
+        except OSError:  # gone
+            pass
         finally:
             watcher.cancel()
-            if client in self.hub.clients:
-                self.hub.drop(client)
+            self.hub.drop(client)
         with contextlib.suppress(asyncio.TimeoutError, OSError):
             await asyncio.wait_for(
                 send({"type": "http.response.body", "body": b"", "more_body": False}), 1.0

@@ -468,3 +468,22 @@ def test_the_page_follows_the_ticks(served, http, tmp_path):
             browser.close()
             http.post("/api/settings", json={"threshold": 0.0})
     assert shown == http.get("/api/latest").json()["label"] == "mid"
+
+
+# --- the benchmark ---------------------------------------------------------------------------------
+
+
+def test_the_clients_benchmark_runs(av_bundle):
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeav.benchmarks.serve", str(av_bundle), "--clients", "5",
+         "--seconds", "2", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    for phase in ("without", "with"):
+        assert result[phase]["ticks"] >= 10 and result[phase]["total_ms"]["p95"] > 0
+    assert result["ratio"]["total_ms"]["p50"] > 0
+    delivery = result["delivery"]
+    assert delivery["connected"] == 5 and delivery["dropped_clients"] == 0
+    assert delivery["events_received"] >= 0.9 * delivery["events_sent"] > 0

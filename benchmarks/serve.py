@@ -1,0 +1,271 @@
+"""``python -m edgeav.benchmarks.serve BUNDLE``: do 50 live-page clients slow the ticks?
+
+One run, two phases of ``--seconds`` each, on loopback only: the pipeline ticks (as ``edgeav run
+--serve`` does: file sources looped, real time, the server in its own thread) first with no
+client, then with ``--clients`` Server-Sent-Events clients reading ``/api/records``. The clients
+run in a separate process (as phones would be other machines, they do not share the server's
+interpreter lock), each on its own socket. Reported per phase:
+
+- **tick total**: the pipeline's own ``total`` stage (capture → fusion), p50 / p95 in ms;
+- **tick lateness**: how long after its scheduled time each tick's record came out (the loop's
+  sleep, the tick itself and anything that kept the thread from running), p50 / p95 in ms;
+
+the ratios with / without, and for the clients: events received of those sent, clients dropped,
+and the delivery time from a tick's record to a client reading it, p50 / p95 (one machine's
+monotonic clock, so exact).
+
+Without ``--camera``/``--audio-file``, a 2-second synthetic clip (grey noise frames, quiet noise)
+of the bundle's modalities is made in a temporary folder. Speed depends on the machine; no test
+asserts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import selectors
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeav.errors import EdgeAVError
+
+CLIENTS = 50
+SECONDS = 10.0
+RATE = 10.0
+
+
+def _clients(port: int, n: int, seconds: float, out: Any) -> None:
+    """``n`` event-stream clients for ``seconds``: put [(tick, monotonic time read), ...] and the
+    count of clients that connected on ``out``."""
+    selector = selectors.DefaultSelector()
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET /api/records HTTP/1.1\r\nHost: bench\r\n\r\n")
+        s.setblocking(False)
+        selector.register(s, selectors.EVENT_READ, bytearray())
+        socks.append(s)
+    received: list[tuple[int, float]] = []
+    connected = 0
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        for key, _ in selector.select(timeout=min(left, 0.5)):
+            now = time.monotonic()
+            try:
+                data = key.fileobj.recv(65536)
+            except BlockingIOError:
+                continue
+            if not data:
+                selector.unregister(key.fileobj)
+                continue
+            buf = key.data
+            if not buf and data.startswith(b"HTTP/1.1 200"):
+                connected += 1
+            buf += data
+            while (i := buf.find(b"\nid: ")) >= 0 or buf.startswith(b"id: "):
+                start = 0 if buf.startswith(b"id: ") else i + 1
+                j = buf.find(b"\n", start)
+                if j < 0:
+                    break
+                received.append((int(buf[start + 4 : j]), now))
+                del buf[:j]
+            if len(buf) > 4096:
+                del buf[:-4096]
+    for s in socks:
+        s.close()
+    out.put((connected, received))
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None}
+    p50, p95 = np.percentile(values, [50, 95])
+    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3)}
+
+
+def _synthetic_clip(bundle: Any, folder: Path) -> tuple[str | None, Path | None]:
+    import cv2  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    video = wav = None
+    if "image" in bundle.modalities:
+        path = folder / "frames.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+        for _ in range(20):
+            writer.write(rng.integers(0, 255, (120, 160, 3), np.uint8))
+        writer.release()
+        video = str(path)
+    if "audio" in bundle.modalities:
+        import soundfile as sf  # noqa: PLC0415
+
+        rate = bundle.feature_config.sample_rate
+        wav = folder / "noise.wav"
+        sf.write(wav, (0.05 * rng.standard_normal(2 * rate)).astype(np.float32), rate)
+    return video, wav
+
+
+def measure(
+    bundle_path: Path,
+    camera: str | None = None,
+    audio_file: Path | None = None,
+    *,
+    clients: int = CLIENTS,
+    seconds: float = SECONDS,
+    rate: float = RATE,
+    threads: int | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Tick latency and lateness without and with ``clients`` event-stream clients."""
+    from edgeav.bundle import read_bundle  # noqa: PLC0415
+    from edgeav.runtime.pipeline import RunOptions, open_pipeline  # noqa: PLC0415
+    from edgeav.runtime.serve import Server  # noqa: PLC0415
+
+    if not (1 <= clients <= 190 and 1 <= seconds <= 600):
+        raise EdgeAVError("--clients must be 1..190 and --seconds 1..600")
+    bundle = read_bundle(bundle_path)
+    with tempfile.TemporaryDirectory(prefix="edgeav-serve-bench-") as tmp:
+        if camera is None and audio_file is None:
+            camera, audio_file = _synthetic_clip(bundle, Path(tmp))
+        options = RunOptions(
+            camera=camera, audio_file=audio_file, rate=rate, loop=True, threads=threads
+        )
+        ticks: list[tuple[float, float, float]] = []  # (yielded at, t, total ms)
+        published: dict[int, float] = {}
+        with open_pipeline(bundle, options) as pipe:
+            server = Server(pipe, "127.0.0.1:0", log=lambda m: None)
+
+            def tick_loop() -> None:
+                for p in server.publishing(pipe.run()):
+                    now = time.monotonic()
+                    published[p.tick] = now
+                    ticks.append((now, p.t, p.timings_ms["total"]))
+
+            loop = threading.Thread(target=tick_loop, name="ticks")
+            loop.start()
+            try:
+                time.sleep(1.0)  # warm-up
+                phases = {}
+                start = time.monotonic()
+                time.sleep(seconds)
+                phases["without"] = (start, time.monotonic())
+                log(f"{len(ticks)} ticks; starting {clients} clients")
+                ctx = multiprocessing.get_context("spawn")
+                queue = ctx.Queue()
+                proc = ctx.Process(target=_clients, args=(server.port, clients, seconds + 2, queue))
+                proc.start()
+                time.sleep(1.0)  # connected
+                start = time.monotonic()
+                time.sleep(seconds)
+                phases["with"] = (start, time.monotonic())
+                connected, received = queue.get(timeout=seconds + 30)
+                proc.join(timeout=10)
+                dropped = server.hub.dropped
+            finally:
+                pipe.stop()
+                loop.join(timeout=10)
+                server.stop()
+    first = min(at - t for at, t, _ in ticks[:20])  # the loop's start on the files' clock
+    result: dict[str, Any] = {"clients": clients, "seconds": seconds, "rate": rate}
+    for name, (a, b) in phases.items():
+        rows = [(at, t, total) for at, t, total in ticks if a <= at < b]
+        result[name] = {
+            "ticks": len(rows),
+            "total_ms": _percentiles([total for _, _, total in rows]),
+            "late_ms": _percentiles([(at - first - t) * 1e3 for at, t, _ in rows]),
+        }
+    result["ratio"] = {
+        key: {
+            q: round(result["with"][key][q] / result["without"][key][q], 3)
+            if result["without"][key][q]
+            else None
+            for q in ("p50", "p95")
+        }
+        for key in ("total_ms", "late_ms")
+    }
+    a, b = phases["with"]
+    sent = [k for k, at in published.items() if a <= at < b]
+    in_phase = [(k, at) for k, at in received if k in set(sent)]
+    result["delivery"] = {
+        "connected": connected,
+        "events_sent": len(sent) * clients,
+        "events_received": len(in_phase),
+        "dropped_clients": dropped,
+        "ms": _percentiles([(at - published[k]) * 1e3 for k, at in in_phase]),
+    }
+    return result
+
+
+def print_result(r: dict[str, Any]) -> None:
+    print(f"ticks at {r['rate']:g} Hz, {r['seconds']:g} s per phase, loopback")
+    print(f"{'':<22}{'ticks':>6}{'total p50':>11}{'p95':>8}{'late p50':>10}{'p95':>8}  (ms)")
+    for name, label in (("without", "without clients"), ("with", f"with {r['clients']} clients")):
+        p = r[name]
+        print(
+            f"{label:<22}{p['ticks']:>6}{p['total_ms']['p50']:>11.3f}{p['total_ms']['p95']:>8.3f}"
+            f"{p['late_ms']['p50']:>10.3f}{p['late_ms']['p95']:>8.3f}"
+        )
+    ratio = r["ratio"]
+    print(
+        f"{'ratio with/without':<22}{'':>6}{ratio['total_ms']['p50']:>11.2f}"
+        f"{ratio['total_ms']['p95']:>8.2f}{ratio['late_ms']['p50']:>10.2f}"
+        f"{ratio['late_ms']['p95']:>8.2f}"
+    )
+    d = r["delivery"]
+    print(
+        f"clients: {d['connected']} connected, {d['events_received']}/{d['events_sent']} events "
+        f"received, {d['dropped_clients']} dropped; tick → client p50 {d['ms']['p50']} ms, "
+        f"p95 {d['ms']['p95']} ms"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m edgeav.benchmarks.serve",
+        description="Tick latency of `edgeav run --serve` without and with N live-page "
+        "(Server-Sent Events) clients, in one run, on loopback.",
+    )
+    parser.add_argument("bundle", type=Path, help="model.edgeav")
+    parser.add_argument("--camera", help="a video file (default: a synthetic clip)")
+    parser.add_argument("--audio-file", type=Path, help="a WAV/FLAC (default: synthetic noise)")
+    parser.add_argument("--clients", type=int, default=CLIENTS, help=f"default {CLIENTS}")
+    parser.add_argument(
+        "--seconds", type=float, default=SECONDS, help=f"per phase (default {SECONDS:g})"
+    )
+    parser.add_argument("--rate", type=float, default=RATE, help=f"ticks/s (default {RATE:g})")
+    parser.add_argument("--threads", type=int, help="interpreter threads")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    try:
+        result = measure(
+            args.bundle,
+            args.camera,
+            args.audio_file,
+            clients=args.clients,
+            seconds=args.seconds,
+            rate=args.rate,
+            threads=args.threads,
+            log=lambda m: print(f"edgeav: {m}", file=sys.stderr, flush=True),
+        )
+    except EdgeAVError as exc:
+        print(f"edgeav: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgeav: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_result(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
