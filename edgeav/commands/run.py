@@ -106,8 +106,7 @@ def run(
 
     Then prints a summary: ticks, latency p50/p95 per stage, frames dropped, audio overflows.
 
-    --serve 8000 also shows it all on http://127.0.0.1:8000/ (a phone's browser too) and as an
-    HTTP API; the ticks never wait for the server.
+    --serve 8000 also shows it all on http://127.0.0.1:8000/ (a phone's browser too) and as an HTTP API; the ticks never wait for the server.
     """
     from edgeav import interrupts  # noqa: PLC0415
     from edgeav.runtime.pipeline import RunOptions, open_pipeline  # noqa: PLC0415
