@@ -140,7 +140,7 @@ class Hub:
         self._prediction: Any = None
         self._frame: Any = None  # (key, BGR image)
         self._level: float | None = None
-        self._published = 0.0
+        self._published = self._published_unix = 0.0
         self._event: bytes | None = None
         self._jpeg: tuple[Any, bytes] | None = None
         self.labels: Counter[str] = Counter()
@@ -158,19 +158,20 @@ class Hub:
             if frame is not None:
                 self._frame = ((frame.index, frame.t, id(frame.image)), frame.image)
             self._published = time.monotonic()
+            self._published_unix = wall = time.time()
             self.labels[prediction.label if prediction.label is not None else "none"] += 1
         loop = self._loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop has closed
-                loop.call_soon_threadsafe(self._fanout, prediction, level)
+                loop.call_soon_threadsafe(self._fanout, prediction, level, wall)
 
     # --- the server's side -----------------------------------------------------------------
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def _fanout(self, prediction: Any, level: float | None) -> None:
-        event = _sse_event(prediction, level)
+    def _fanout(self, prediction: Any, level: float | None, published: float) -> None:
+        event = _sse_event(prediction, level, published)
         self._event = event
         for client in list(self.clients):
             try:
@@ -206,7 +207,9 @@ class Hub:
 
     def newest_event(self) -> bytes | None:
         prediction, level, _ = self.newest()
-        return self._event or (None if prediction is None else _sse_event(prediction, level))
+        if self._event is not None or prediction is None:
+            return self._event
+        return _sse_event(prediction, level, self._published_unix)
 
     def jpeg(self) -> bytes | None:
         """The newest frame as JPEG (encoded once per frame)."""
@@ -226,9 +229,13 @@ class Hub:
         return self._jpeg[1]
 
 
-def _sse_event(prediction: Any, level: float | None) -> bytes:
+def _sse_event(prediction: Any, level: float | None, published: float) -> bytes:
+    """The ``record`` event and the ``level`` event (audio level; when the tick was published,
+    Unix seconds, so a page can tell how late it shows it) of one tick."""
     record = _dumps(prediction.to_dict())
-    status = _dumps({"tick": prediction.tick, "audio_level_dbfs": level})
+    status = _dumps(
+        {"tick": prediction.tick, "audio_level_dbfs": level, "published": round(published, 4)}
+    )
     return b"id: %d\nevent: record\ndata: %s\n\nevent: level\ndata: %s\n\n" % (
         prediction.tick,
         record,
@@ -433,7 +440,8 @@ table{border-collapse:collapse}td{padding:0 .6em 0 0}input{width:5em}
 <div id="view"><img id="frame" alt="no camera frame">
 <div id="overlay"><span id="label" data-tick="-1">waiting…</span> <span id="conf"></span></div></div>
 <div class="muted"><span id="reason"></span> tick <span id="tick">-</span>,
-t <span id="t">-</span> s, audio <span id="level">-</span> dBFS</div>
+t <span id="t">-</span> s, audio <span id="level">-</span> dBFS,
+shown <span id="lag">-</span> ms after the tick</div>
 <div id="modalities"></div>
 <h2>latency (ms)</h2><table id="latency"></table>
 <h2>decision</h2>
@@ -450,6 +458,8 @@ const $ = (id) => document.getElementById(id);
 // the newest record, labels and settings when the page was served (shown before any request)
 const initial = /*INITIAL*/null;
 let labels = initial.classes;
+const lags = [];  // ms from each tick's publication to its showing here (the newest 100)
+window.edgeavLags = lags;
 function bars(name, probs, flag) {
   const box = document.createElement("div");
   const h = document.createElement("h2");
@@ -496,8 +506,12 @@ function start() {
   const events = new EventSource(api("/api/records"));
   events.addEventListener("record", (e) => show(JSON.parse(e.data)));
   events.addEventListener("level", (e) => {
-    const v = JSON.parse(e.data).audio_level_dbfs;
+    const status = JSON.parse(e.data), v = status.audio_level_dbfs;
     $("level").textContent = v == null ? "-" : v.toFixed(1);
+    const lag = Date.now() - 1000 * status.published;  // same clock when on the same machine
+    $("lag").textContent = lag.toFixed(0);
+    lags.push(lag);
+    if (lags.length > 100) lags.shift();
   });
 }
 $("settings").addEventListener("submit", async (e) => {
