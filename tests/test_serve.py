@@ -96,6 +96,19 @@ def test_uploads_decode_or_say_why():
         assert "BytesIO" not in err.value.message
 
 
+def test_the_server_imports_no_training_libraries():
+    code = (
+        "import sys\n"
+        "from edgeav.runtime.serve import Hub, create_app\n"
+        "from edgeav.commands.info import bundle_info\n"
+        "import starlette.formparsers, uvicorn\n"
+        "create_app(Hub(None), 'token')\n"
+        "print([m for m in ('tensorflow', 'tf_keras', 'librosa') if m in sys.modules])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
 def _prediction(tick: int, label: str | None = "mid") -> Prediction:
     return Prediction(
         tick, tick / 4, label, 0.9, None, [[label, 0.9]], {"image": None, "audio": None,
