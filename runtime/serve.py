@@ -67,10 +67,13 @@ SEND_TIMEOUT = 5.0
 KEEPALIVE = 15.0
 #: Most Server-Sent-Events clients at once (more get 503).
 MAX_CLIENTS = 200
+#: ``/healthz`` answers 503 "stalled" after this many seconds (or tick periods, if longer)
+#: without a tick.
+STALL_SECONDS, STALL_TICKS = 5.0, 5
 #: The HTTP API (method, path, what it answers).
 ROUTES = [
     ("GET", "/", "the live page"),
-    ("GET", "/healthz", "200 {status, ticks, age_s} while the pipeline runs"),
+    ("GET", "/healthz", "200 {status, ticks, age_s} while ticks come; 503 when they stall"),
     ("GET", "/api/info", "the bundle: labels, models, sizes, quantisation, accuracy, calibration"),
     ("GET", "/api/latest", "the newest record (as `edgeav run --json` prints it)"),
     ("GET", "/api/summary", "ticks, latency p50/p95 per stage, drops, overflows, modality use"),
@@ -586,11 +589,17 @@ def create_app(hub: Hub, token: str | None = None) -> Any:
         html = PAGE.replace("/*INITIAL*/null", _dumps(initial).decode().replace("</", "<\\/"))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
+    # healthy while ticks keep coming: none for this long (or none yet after it) is a stall
+    stall_s = max(STALL_SECONDS, STALL_TICKS * pipe.period_us / 1e6) if pipe else STALL_SECONDS
+    served_at = time.monotonic()
+
     async def healthz(request):
         prediction, _, age = hub.newest()
         ticks = 0 if prediction is None else prediction.tick + 1
-        status = "ok" if hub.running else "stopped"
-        return _json({"status": status, "ticks": ticks, "age_s": age}, 200 if hub.running else 503)
+        quiet = age if prediction is not None else time.monotonic() - served_at
+        status = "stopped" if not hub.running else "stalled" if quiet > stall_s else "ok"
+        body = {"status": status, "ticks": ticks, "age_s": age}
+        return _json(body, 200 if status == "ok" else 503)
 
     async def info(request):
         if "bundle" not in info_cache:

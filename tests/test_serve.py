@@ -134,6 +134,29 @@ def test_a_client_that_does_not_read_is_dropped_not_waited_for():
     assert hub.newest()[0].tick == QUEUE + 4 and hub.labels == {"mid": QUEUE + 5}
 
 
+def test_health_says_when_the_ticks_stall(monkeypatch):
+    import httpx
+
+    from edgeav.runtime import serve
+
+    monkeypatch.setattr(serve, "STALL_SECONDS", 0.3)
+    server = serve.Server(None, "127.0.0.1:0")  # a server with no pipeline: only the hub
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/healthz").json() == {"status": "ok", "ticks": 0, "age_s": None}
+            time.sleep(0.4)
+            stalled = client.get("/healthz")
+            assert stalled.status_code == 503 and stalled.json()["status"] == "stalled"
+            server.hub.publish(_prediction(0), None, -30.0)
+            fresh = client.get("/healthz")
+            assert fresh.status_code == 200 and fresh.json()["ticks"] == 1
+            time.sleep(0.4)
+            assert client.get("/healthz").json()["status"] == "stalled"
+    finally:
+        server.stop()
+    assert not server._thread.is_alive()
+
+
 # --- the real server ---------------------------------------------------------------------------
 
 
