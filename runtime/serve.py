@@ -885,7 +885,12 @@ class Server:
             yield prediction
 
     def stop(self) -> None:
+        """End the event streams, then the server (well within a second: a signal's grace)."""
         self.hub.running = False
+        loop = self.hub._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(self.hub.close)
         self._server.should_exit = True
         self._thread.join(timeout=5)
         self.sock.close()

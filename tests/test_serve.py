@@ -439,6 +439,30 @@ def test_token_from_the_environment(av_bundle, tmp_path):
         assert server.stop() == 143
 
 
+def test_ctrl_c_with_clients_connected_ends_promptly_with_a_summary(av_bundle, tmp_path):
+    import signal
+
+    video, wav = write_stream(tmp_path, [1, 1])
+    server = Served(
+        ["--model", av_bundle, "--camera", video, "--audio-file", wav, "--loop", "--serve", "0"],
+        tmp_path,
+        token=None,
+    )
+    host, port = server.url[7:-1].rsplit(":", 1)
+    socks = [socket.create_connection((host, int(port))) for _ in range(10)]
+    for s in socks:
+        s.sendall(b"GET /api/records HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert all(s.recv(64).startswith(b"HTTP/1.1 200") for s in socks)
+    start = time.monotonic()
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=30) == 130
+    assert time.monotonic() - start < 1.0  # within the signal's grace (edgeav.interrupts)
+    assert '"summary"' in server.out.read_text()
+    assert server.err.read_text().strip().splitlines()[-1] == "edgeav: interrupted"
+    for s in socks:
+        s.close()
+
+
 def test_a_port_in_use_is_one_line(av_bundle, tmp_path):
     video, wav = write_stream(tmp_path, [1])
     with socket.socket() as taken:

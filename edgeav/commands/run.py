@@ -127,8 +127,6 @@ def run(
         duration=duration,
         loop=loop,
     )
-    if token is not None and serve is None:
-        raise typer.BadParameter("--token needs --serve", param_hint="--token")
     pipe = server = None
     try:
         with open_pipeline(model, options, log=_log) as pipe:
