@@ -15,9 +15,11 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,18 @@ def test_addresses():
             parse_address(bad)
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` grey pixels (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress((b"\0" + bytes(width)) * 16, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def test_uploads_decode_or_say_why():
@@ -356,6 +370,8 @@ def _bad_uploads():
         "truncated WAV": (multipart | {"files": {"audio": wav[: len(wav) // 2]}}, 422),
         "image as audio": (multipart | {"files": {"audio": png}}, 422),
         "audio as image": (multipart | {"files": {"image": wav}}, 422),
+        # refused from its header by the server's pixel limit (MAX_PIXELS), never allocated
+        "900 Mpx PNG": (multipart | {"files": {"image": _png_claiming(30000, 30000)}}, 422),
         "text, not a file": ({"data": {"image": "hello"}, "files": {"audio": wav}}, 400),
         "no field": ({"data": {"a": "1"}, "files": {"other": png}}, 400),
         "JSON body": ({"json": {"image": "x"}}, 415),
@@ -376,7 +392,7 @@ def _bad_uploads():
     }
 
 
-def test_bad_uploads_get_clear_4xx_and_the_ticks_go_on(http):
+def test_bad_uploads_get_clear_4xx_and_the_ticks_go_on(http, served):
     before = _wait_ticks(http, 2)
     table = {}
     for name, (kwargs, status) in _bad_uploads().items():
@@ -389,6 +405,9 @@ def test_bad_uploads_get_clear_4xx_and_the_ticks_go_on(http):
     print("\n" + "\n".join(f"{name:<18} {answer}" for name, answer in table.items()))
     assert http.post("/api/classify", files={"image": _png(128)}).json()["label"] == "mid"
     assert _wait_ticks(http, before + 2) >= before + 2
+    peak = Path(f"/proc/{served.proc.pid}/status").read_text()
+    peak_mib = int(re.search(r"VmHWM:\s+(\d+) kB", peak).group(1)) / 1024
+    assert peak_mib < 600, f"the server's peak memory was {peak_mib:.0f} MiB"
 
 
 def test_a_64_mib_body_is_refused_without_being_read(served, http):
