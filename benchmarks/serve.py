@@ -1,8 +1,9 @@
 """``python -m edgeav.benchmarks.serve BUNDLE``: do 50 live-page clients slow the ticks?
 
 One run, two phases of ``--seconds`` each, on loopback only: the pipeline ticks (as ``edgeav run
---serve`` does: file sources looped, real time, the server in its own thread) first with no
-client, then with ``--clients`` Server-Sent-Events clients reading ``/api/records``. The clients
+--serve`` does: file sources looped, real time, the server in its own thread) with no client,
+and with ``--clients`` Server-Sent-Events clients reading ``/api/records``; the phases alternate
+in ``--rounds`` parts, so a change in the machine's other load falls on both. The clients
 run in a separate process (as phones would be other machines, they do not share the server's
 interpreter lock), each on its own socket. Reported per phase:
 
@@ -38,7 +39,8 @@ import numpy as np
 from edgeav.errors import EdgeAVError
 
 CLIENTS = 50
-SECONDS = 10.0
+SECONDS = 12.0
+ROUNDS = 3
 RATE = 10.0
 
 
@@ -119,6 +121,7 @@ def measure(
     *,
     clients: int = CLIENTS,
     seconds: float = SECONDS,
+    rounds: int = ROUNDS,
     rate: float = RATE,
     threads: int | None = None,
     log: Any = print,
@@ -128,8 +131,8 @@ def measure(
     from edgeav.runtime.pipeline import RunOptions, open_pipeline  # noqa: PLC0415
     from edgeav.runtime.serve import Server  # noqa: PLC0415
 
-    if not (1 <= clients <= 190 and 1 <= seconds <= 600):
-        raise EdgeAVError("--clients must be 1..190 and --seconds 1..600")
+    if not (1 <= clients <= 190 and 1 <= seconds <= 600 and 1 <= rounds <= 20):
+        raise EdgeAVError("--clients must be 1..190, --seconds 1..600 and --rounds 1..20")
     bundle = read_bundle(bundle_path)
     with tempfile.TemporaryDirectory(prefix="edgeav-serve-bench-") as tmp:
         if camera is None and audio_file is None:
@@ -152,30 +155,44 @@ def measure(
             loop.start()
             try:
                 time.sleep(1.0)  # warm-up
-                phases = {}
-                start = time.monotonic()
-                time.sleep(seconds)
-                phases["without"] = (start, time.monotonic())
-                log(f"{len(ticks)} ticks; starting {clients} clients")
+                phases: dict[str, list[tuple[float, float]]] = {"without": [], "with": []}
+                connected, received = clients, []
+                part = seconds / rounds
                 ctx = multiprocessing.get_context("spawn")
-                queue = ctx.Queue()
-                proc = ctx.Process(target=_clients, args=(server.port, clients, seconds + 2, queue))
-                proc.start()
-                time.sleep(1.0)  # connected
-                start = time.monotonic()
-                time.sleep(seconds)
-                phases["with"] = (start, time.monotonic())
-                connected, received = queue.get(timeout=seconds + 30)
-                proc.join(timeout=10)
+                for r in range(rounds):  # alternated, so a change in the machine's load hits both
+                    start = time.monotonic()
+                    time.sleep(part)
+                    phases["without"].append((start, time.monotonic()))
+                    log(f"round {r + 1}/{rounds}: {len(ticks)} ticks; {clients} clients")
+                    queue = ctx.Queue()
+                    args = (server.port, clients, part + 2, queue)
+                    proc = ctx.Process(target=_clients, args=args)
+                    proc.start()
+                    time.sleep(1.0)  # connected
+                    start = time.monotonic()
+                    time.sleep(part)
+                    phases["with"].append((start, time.monotonic()))
+                    n, got = queue.get(timeout=part + 30)
+                    proc.join(timeout=10)
+                    connected, received = min(connected, n), received + got
                 dropped = server.hub.dropped
             finally:
                 pipe.stop()
                 loop.join(timeout=10)
                 server.stop()
     first = min(at - t for at, t, _ in ticks[:20])  # the loop's start on the files' clock
-    result: dict[str, Any] = {"clients": clients, "seconds": seconds, "rate": rate}
-    for name, (a, b) in phases.items():
-        rows = [(at, t, total) for at, t, total in ticks if a <= at < b]
+    result: dict[str, Any] = {
+        "clients": clients,
+        "seconds": seconds,
+        "rounds": rounds,
+        "rate": rate,
+    }
+
+    def within(name: str, at: float) -> bool:
+        return any(a <= at < b for a, b in phases[name])
+
+    for name in phases:
+        rows = [(at, t, total) for at, t, total in ticks if within(name, at)]
         result[name] = {
             "ticks": len(rows),
             "total_ms": _percentiles([total for _, _, total in rows]),
@@ -190,9 +207,8 @@ def measure(
         }
         for key in ("total_ms", "late_ms")
     }
-    a, b = phases["with"]
-    sent = [k for k, at in published.items() if a <= at < b]
-    in_phase = [(k, at) for k, at in received if k in set(sent)]
+    sent = {k for k, at in published.items() if within("with", at)}
+    in_phase = [(k, at) for k, at in received if k in sent]
     result["delivery"] = {
         "connected": connected,
         "events_sent": len(sent) * clients,
@@ -204,7 +220,10 @@ def measure(
 
 
 def print_result(r: dict[str, Any]) -> None:
-    print(f"ticks at {r['rate']:g} Hz, {r['seconds']:g} s per phase, loopback")
+    print(
+        f"ticks at {r['rate']:g} Hz, {r['seconds']:g} s per phase in {r['rounds']} alternated "
+        "parts, loopback"
+    )
     print(f"{'':<22}{'ticks':>6}{'total p50':>11}{'p95':>8}{'late p50':>10}{'p95':>8}  (ms)")
     for name, label in (("without", "without clients"), ("with", f"with {r['clients']} clients")):
         p = r[name]
@@ -239,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seconds", type=float, default=SECONDS, help=f"per phase (default {SECONDS:g})"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=ROUNDS, help=f"alternations of the phases ({ROUNDS})"
+    )
     parser.add_argument("--rate", type=float, default=RATE, help=f"ticks/s (default {RATE:g})")
     parser.add_argument("--threads", type=int, help="interpreter threads")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -250,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             args.audio_file,
             clients=args.clients,
             seconds=args.seconds,
+            rounds=args.rounds,
             rate=args.rate,
             threads=args.threads,
             log=lambda m: print(f"edgeav: {m}", file=sys.stderr, flush=True),
