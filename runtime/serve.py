@@ -63,6 +63,9 @@ MAX_PIXELS = 40_000_000
 QUEUE = 16
 #: Seconds one send to a Server-Sent-Events client may take before it is dropped.
 SEND_TIMEOUT = 5.0
+#: Kernel send buffer of each connection (bytes; Linux doubles it). Left to autotuning, a client
+#: that stops reading would hide behind megabytes of buffer (kernel memory) before its sends block.
+SEND_BUFFER = 64 * 1024
 #: Seconds between keep-alive comments on a quiet event stream.
 KEEPALIVE = 15.0
 #: Most Server-Sent-Events clients at once (more get 503).
@@ -841,6 +844,9 @@ class Server:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER
+            )  # accepted ones inherit
             sock.bind((host, port))
             sock.listen(128)
         except OSError as exc:

@@ -458,6 +458,38 @@ def test_token_from_the_environment(av_bundle, tmp_path):
         assert server.stop() == 143
 
 
+def test_a_client_that_stops_reading_is_dropped_and_the_ticks_go_on(av_bundle, tmp_path):
+    """A real socket that never reads, at 50 ticks a second: once the kernel's and the server's
+    buffers are full its sends time out (SEND_TIMEOUT) and it is dropped."""
+    import httpx
+
+    video, wav = write_stream(tmp_path, [1, 1])
+    server = Served(
+        ["--model", av_bundle, "--camera", video, "--audio-file", wav, "--loop", "--rate", "50",
+         "--serve", "0"],
+        tmp_path,
+        token=None,
+    )  # fmt: skip
+    host, port = server.url[7:-1].rsplit(":", 1)
+    stuck = socket.socket()
+    try:
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect((host, int(port)))
+        stuck.sendall(b"GET /api/records HTTP/1.1\r\nHost: x\r\n\r\n")
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            ticks = _wait_ticks(client, 1)
+            deadline = time.monotonic() + 60
+            while _metric(client, "edgeav_sse_dropped_total") < 1:
+                assert time.monotonic() < deadline, "the stuck client was never dropped"
+                time.sleep(0.5)
+            assert _metric(client, "edgeav_sse_clients") == 0
+            assert _wait_ticks(client, ticks + 100) >= ticks + 100
+            assert client.get("/healthz").json()["status"] == "ok"
+    finally:
+        stuck.close()
+        assert server.stop() == 143
+
+
 def test_ctrl_c_with_clients_connected_ends_promptly_with_a_summary(av_bundle, tmp_path):
     import signal
 
