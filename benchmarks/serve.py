@@ -8,8 +8,11 @@ run in a separate process (as phones would be other machines, they do not share 
 interpreter lock), each on its own socket. Reported per phase:
 
 - **tick total**: the pipeline's own ``total`` stage (capture → fusion), p50 / p95 in ms;
-- **tick lateness**: how long after its scheduled time each tick's record came out (the loop's
-  sleep, the tick itself and anything that kept the thread from running), p50 / p95 in ms;
+- **tick lateness**: how long after its scheduled time each tick's record was ready (the loop's
+  wake-up, the tick itself and anything that kept the thread from running), p50 / p95 in ms;
+- **publish**: the tick thread's time from the record being ready to having handed it to the
+  server (:meth:`~edgeav.runtime.serve.Hub.publish`), including any wait for Python's
+  interpreter lock held by the server's thread, p50 / p95 in ms;
 
 the ratios with / without, and for the clients: events received of those sent, clients dropped,
 and the delivery time from a tick's record to a client reading it, p50 / p95 (one machine's
@@ -140,16 +143,25 @@ def measure(
         options = RunOptions(
             camera=camera, audio_file=audio_file, rate=rate, loop=True, threads=threads
         )
-        ticks: list[tuple[float, float, float]] = []  # (yielded at, t, total ms)
+        # (record ready at, t, total ms, ms from ready to published)
+        ticks: list[tuple[float, float, float, float]] = []
         published: dict[int, float] = {}
         with open_pipeline(bundle, options) as pipe:
             server = Server(pipe, "127.0.0.1:0", log=lambda m: None)
 
+            ready: dict[int, float] = {}
+
+            def stamped() -> Any:
+                for p in pipe.run():
+                    ready[p.tick] = time.monotonic()
+                    yield p
+
             def tick_loop() -> None:
-                for p in server.publishing(pipe.run()):
+                for p in server.publishing(stamped()):
                     now = time.monotonic()
                     published[p.tick] = now
-                    ticks.append((now, p.t, p.timings_ms["total"]))
+                    at = ready[p.tick]
+                    ticks.append((at, p.t, p.timings_ms["total"], (now - at) * 1e3))
 
             loop = threading.Thread(target=tick_loop, name="ticks")
             loop.start()
@@ -180,7 +192,7 @@ def measure(
                 pipe.stop()
                 loop.join(timeout=10)
                 server.stop()
-    first = min(at - t for at, t, _ in ticks[:20])  # the loop's start on the files' clock
+    first = min(at - t for at, t, _, _ in ticks[:20])  # the loop's start on the files' clock
     result: dict[str, Any] = {
         "clients": clients,
         "seconds": seconds,
@@ -192,11 +204,12 @@ def measure(
         return any(a <= at < b for a, b in phases[name])
 
     for name in phases:
-        rows = [(at, t, total) for at, t, total in ticks if within(name, at)]
+        rows = [row for row in ticks if within(name, row[0])]
         result[name] = {
             "ticks": len(rows),
-            "total_ms": _percentiles([total for _, _, total in rows]),
-            "late_ms": _percentiles([(at - first - t) * 1e3 for at, t, _ in rows]),
+            "total_ms": _percentiles([total for _, _, total, _ in rows]),
+            "late_ms": _percentiles([(at - first - t) * 1e3 for at, t, _, _ in rows]),
+            "publish_ms": _percentiles([publish for *_, publish in rows]),
         }
     result["ratio"] = {
         key: {
@@ -224,12 +237,16 @@ def print_result(r: dict[str, Any]) -> None:
         f"ticks at {r['rate']:g} Hz, {r['seconds']:g} s per phase in {r['rounds']} alternated "
         "parts, loopback"
     )
-    print(f"{'':<22}{'ticks':>6}{'total p50':>11}{'p95':>8}{'late p50':>10}{'p95':>8}  (ms)")
+    print(
+        f"{'':<22}{'ticks':>6}{'total p50':>11}{'p95':>8}{'late p50':>10}{'p95':>8}"
+        f"{'publish p50':>13}{'p95':>8}  (ms)"
+    )
     for name, label in (("without", "without clients"), ("with", f"with {r['clients']} clients")):
         p = r[name]
         print(
             f"{label:<22}{p['ticks']:>6}{p['total_ms']['p50']:>11.3f}{p['total_ms']['p95']:>8.3f}"
             f"{p['late_ms']['p50']:>10.3f}{p['late_ms']['p95']:>8.3f}"
+            f"{p['publish_ms']['p50']:>13.3f}{p['publish_ms']['p95']:>8.3f}"
         )
     ratio = r["ratio"]
     print(
