@@ -10,7 +10,7 @@ in one of two styles:
   seen in :data:`TRAIN_SCENES_PER_DIGIT` different scenes, the other splits' digits in one. Every
   split also has ``image/none/``: frames with nothing to read (background only, or a blank
   sheet), as many as one digit class of the split, and ``audio/none/``: one class's worth of
-  1 s clips of a room where nobody speaks (:func:`room_noise`). ``none`` is not a class: the
+  2 s clips of a room where nobody speaks (:func:`room_noise`). ``none`` is not a class: the
   models learn to be unsure on it and calibration picks its thresholds with it
   (:mod:`edgeav.calibration`).
 - ``mnist``: the digits as they are, 28x28 grayscale PNG files, light on dark.
@@ -381,6 +381,10 @@ ROOM_NOISE_DBFS = (-70.0, -35.0)
 HUM_PROBABILITY, HUM_DBFS = 0.3, (-60.0, -35.0)
 KNOCK_PROBABILITY, KNOCKS = 0.3, (1, 4)
 BEEP_PROBABILITY, BEEP_DBFS = 0.15, (-30.0, -12.0)
+#: Length of a room-noise clip: 2 s, longer than any audio model's window (1.5 s), so the window
+#: the loader cuts from it is noise throughout, as a live microphone's is (a 1 s clip padded
+#: with silence taught the audio model a quiet edge that live room noise never has).
+ROOM_NOISE_SAMPLES = 2 * SAMPLE_RATE
 
 
 def room_noise(rng: np.random.Generator, n: int = SAMPLE_RATE) -> np.ndarray:
@@ -977,7 +981,7 @@ def generate_av_digits(
                 for split in SPLITS:
                     for index in range(sizes["audio"][split]):
                         rng = _rng(seed, _SPLIT_CODE[split], _MODALITY_CODE["audio"], 11, index)
-                        noise = wav_bytes(to_int16(room_noise(rng)))
+                        noise = wav_bytes(to_int16(room_noise(rng, ROOM_NOISE_SAMPLES)))
                         (tmp / split / "audio" / NONE / f"{NONE}-{index:04d}.wav").write_bytes(
                             noise
                         )
