@@ -15,8 +15,10 @@ The stages, each one a call into the part that owns it (the same code the comman
    (:func:`edgeav.streams.make_test_stream`: item ``k``, one audio window long, shows one image
    and plays one clip of the same class);
 6. **run**: the runtime on that stream exactly as ``edgeav run --camera VIDEO --audio-file WAV
-   --rate 1/ITEM --no-realtime`` runs it (:func:`edgeav.runtime.pipeline.open_pipeline`), scored against
-   the stream's labels;
+   --rate 1/ITEM --no-realtime`` runs it (:func:`edgeav.runtime.pipeline.open_pipeline`), scored
+   against the stream's labels; then the same on a test-unseen stream and on a minute of nothing
+   (:func:`edgeav.streams.make_nothing_stream`: empty scenes, room noise), where every named
+   label is a false alarm;
 7. **report**: ``DIR/summary.json`` (every figure, machine-readable), ``DIR/report.md`` (the
    tables and the plot) and a summary on stdout (:mod:`edgeav.demo_report`).
 
