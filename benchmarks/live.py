@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeav.benchmarks.report import run_and_report
 from edgeav.errors import EdgeAVError
 from edgeav.runtime.audio import Microphone
 
@@ -507,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(f"edgeav: {message}", file=sys.stderr, flush=True)
 
-    try:
+    def run() -> dict:
         from edgeav.bundle import read_bundle  # noqa: PLC0415
 
         bundle = read_bundle(args.bundle)
@@ -530,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.repeats < 1 or args.gap <= 0:
             raise EdgeAVError("--repeats must be >= 1 and --gap > 0")
         clips = load_clips(list(wavs), labels, classes, bundle.feature_config.sample_rate)
-        result = measure(
+        return measure(
             args.bundle,
             clips,
             repeats=args.repeats,
@@ -541,17 +542,8 @@ def main(argv: list[str] | None = None) -> int:
             smooth=args.smooth,
             log=log,
         )
-    except EdgeAVError as exc:
-        print(f"edgeav: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("edgeav: interrupted", file=sys.stderr)
-        return 130
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_result(result)
-    return 0
+
+    return run_and_report(run, as_json=args.json, show=print_result)
 
 
 if __name__ == "__main__":

@@ -424,3 +424,29 @@ def write_plot(
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return path
+
+
+def run_and_report(
+    measure: Callable[[], dict[str, Any]],
+    *,
+    as_json: bool,
+    show: Callable[[dict[str, Any]], None],
+) -> int:
+    """The ``main`` of a ``python -m edgeav.benchmarks.*`` script: run ``measure``, print its
+    result as JSON or with ``show``; an expected failure is one line on stderr and its exit
+    status, Ctrl-C exits 130. Returns the exit status."""
+    import sys  # noqa: PLC0415
+
+    try:
+        result = measure()
+    except EdgeAVError as exc:
+        print(f"edgeav: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgeav: interrupted", file=sys.stderr)
+        return 130
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        show(result)
+    return 0

@@ -24,7 +24,6 @@ busy machine better than absolute figures do.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeav.benchmarks.report import run_and_report
 from edgeav.errors import EdgeAVError
 
 #: The overhead this runtime aims for, as a fraction of the reference network's invoke.
@@ -243,19 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-tflite", type=Path, help="a .tflite file to compare with")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    try:
-        result = run_benchmark(args)
-    except EdgeAVError as exc:
-        print(f"edgeav: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("edgeav: interrupted", file=sys.stderr)
-        return 130
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_result(result)
-    return 0
+    return run_and_report(lambda: run_benchmark(args), as_json=args.json, show=print_result)
 
 
 if __name__ == "__main__":

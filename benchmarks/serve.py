@@ -26,7 +26,6 @@ asserts it.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import selectors
 import socket
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeav.benchmarks.report import run_and_report
 from edgeav.errors import EdgeAVError
 
 CLIENTS = 50
@@ -282,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="interpreter threads")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    try:
-        result = measure(
+    return run_and_report(
+        lambda: measure(
             args.bundle,
             args.camera,
             args.audio_file,
@@ -293,18 +293,10 @@ def main(argv: list[str] | None = None) -> int:
             rate=args.rate,
             threads=args.threads,
             log=lambda m: print(f"edgeav: {m}", file=sys.stderr, flush=True),
-        )
-    except EdgeAVError as exc:
-        print(f"edgeav: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("edgeav: interrupted", file=sys.stderr)
-        return 130
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print_result(result)
-    return 0
+        ),
+        as_json=args.json,
+        show=print_result,
+    )
 
 
 if __name__ == "__main__":
