@@ -16,7 +16,7 @@ The stages, each one a call into the part that owns it (the same code the comman
    and plays one clip of the same class);
 6. **run**: the runtime on that stream exactly as ``edgeav run --camera VIDEO --audio-file WAV
    --rate 1/ITEM --no-realtime`` runs it (:func:`edgeav.runtime.pipeline.open_pipeline`), scored
-   against the stream's labels; then the same on a test-unseen stream and on a minute of nothing
+   against the stream's labels; then the same on a test-unseen stream and on five minutes of nothing
    (:func:`edgeav.streams.make_nothing_stream`: empty scenes, room noise), where every named
    label is a false alarm;
 7. **report**: ``DIR/summary.json`` (every figure, machine-readable), ``DIR/report.md`` (the
@@ -40,9 +40,6 @@ from typing import Any
 
 from edgeav.demo_report import ROWS, build_summary, print_summary, render_report
 from edgeav.errors import EdgeAVError
-
-#: Length of the demo's stream of nothing (empty scenes, room noise), in seconds.
-NOTHING_SECONDS = 60
 
 #: The stages, in order (keys of ``summary["seconds"]``).
 STAGES = ("data", "train", "convert", "bench", "stream", "run", "report")
@@ -75,6 +72,8 @@ class DemoSettings:
     zoo_max_seconds: float = 20.0
     # stream: seconds of test stream (None: every image of the test split)
     stream_seconds: int | None = None
+    # seconds of the stream of nothing (empty scenes, room noise)
+    nothing_seconds: int = 300
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -99,6 +98,7 @@ def settings(fast: bool = False) -> DemoSettings:
             "audio_augment": 1,
         },
         calibration_samples=100,
+        nothing_seconds=60,
         bench_runs=10,
         bench_warmup=2,
         bench_max_seconds=5.0,
@@ -347,7 +347,7 @@ def make_stream(
     video, wav = stream_dir / f"{split}.mkv", stream_dir / f"{split}.wav"
     if split == "nothing":
         return make_nothing_stream(
-            data_dir, "test", video, wav, seconds=NOTHING_SECONDS, seed=cfg.seed
+            data_dir, "test", video, wav, seconds=cfg.nothing_seconds, seed=cfg.seed
         )
     return make_test_stream(
         data_dir,

@@ -409,9 +409,9 @@ def _streams_section(summary: dict[str, Any]) -> list[str]:
     cal = summary.get("calibration") or {}
     out = [
         "## edgeav run on streams (%)\n",
-        "test and test-unseen: one item per audio window, as in the table above; nothing: a "
-        "minute of empty scenes (no sheet, or a blank one) with room noise, where every named "
-        "label is a false alarm. named: ticks whose confidence reached the bundle's decision "
+        "test and test-unseen: one item per audio window, as in the table above; nothing: "
+        "five minutes of empty scenes (no sheet, or a blank one) with room noise, where every "
+        "named label is a false alarm. named: ticks whose confidence reached the bundle's decision "
         f"threshold ({cal.get('threshold', 0):.2f}, chosen on val).\n",
         _md_table(header, rows),
     ]
