@@ -87,7 +87,7 @@ wheel: $(STAMP)
 	rm -rf build dist/edgeav-*.whl
 	$(BIN)/python -m pip wheel --quiet --no-deps -w dist .
 
-# The whole job on the built-in data (about 30 minutes on two cores): see demo/report.md after.
+# The whole job on the built-in data (about 25 minutes on two cores): see demo/report.md after.
 demo: install
 	$(BIN)/edgeav demo
 
