@@ -148,7 +148,16 @@ def _handler(signum: int, frame: Any) -> None:
         _exit(_pending)
     _pending = EXIT_STATUS.get(signal.Signals(signum), 128 + signum)
     threading.Thread(target=_watchdog, name="edgeav-interrupt", daemon=True).start()
+    if frame is not None and _swallows_exceptions(frame.f_code):
+        return  # raised here it would be printed and dropped; the watchdog ends the process
     raise Interrupted(signum)
+
+
+def _swallows_exceptions(code: Any) -> bool:
+    """Whether a signal landed in a callback whose exceptions Python prints as "Exception
+    ignored" and drops: the import system's module-lock weakref callback, where a signal
+    arriving during an import (TensorFlow's take seconds) would otherwise show a traceback."""
+    return code.co_filename.startswith("<frozen importlib") and code.co_name == "cb"
 
 
 def install() -> None:

@@ -287,3 +287,17 @@ def test_the_watchdog_says_why_on_the_real_stderr_while_native_output_is_capture
     assert proc.stdout.readline().strip() == "ready"
     out, err, took = _interrupt(proc, sig)
     _check(proc, out, err, took, code)
+
+
+def test_a_signal_inside_the_import_lock_callback_is_left_to_the_watchdog():
+    """A signal landing in the import system's weakref callback cannot raise (Python prints
+    "Exception ignored" with a traceback and drops it): the handler recognises that place."""
+    import importlib._bootstrap as bootstrap
+
+    from edgeav import interrupts
+
+    consts = bootstrap._get_module_lock.__code__.co_consts
+    cb = next(c for c in consts if getattr(c, "co_name", "") == "cb")
+    assert interrupts._swallows_exceptions(cb)
+    assert not interrupts._swallows_exceptions(bootstrap._get_module_lock.__code__)
+    assert not interrupts._swallows_exceptions(interrupts._handler.__code__)
