@@ -93,7 +93,8 @@ def fused_probs(
 ) -> np.ndarray:
     """Fused probabilities as the runtime makes them: the run's temperatures, an unsure
     modality left out, the run's weights (:func:`edgeav.calibration.fuse_rows`)."""
-    fused = fuse_rows(p_image, p_audio, weights, calibration or Calibration())
+    cal = calibration or Calibration()
+    fused = fuse_rows(cal.apply("image", p_image), cal.apply("audio", p_audio), weights, cal)
     return np.asarray(fused, dtype=np.float32)
 
 

@@ -211,18 +211,34 @@ def gate(
     return usable, flags
 
 
+def fuse_tempered(
+    probs: dict[str, np.ndarray | None], calibration: Calibration, weights: Any
+) -> tuple[np.ndarray | None, list[str], dict[str, str]]:
+    """One decision's fusion, as the runtime makes it for a tick: ``(fused, used, unsure)``.
+
+    ``probs`` holds already tempered ``(C,)`` probabilities (None: absent). The modalities below
+    their minimum confidence are left out (``unsure``: modality -> ``"unsure"``) and the rest
+    fused with ``weights`` (:func:`edgeav.fusion.fuse`). When every modality that ran is unsure,
+    ``fused`` is the image's (else the audio's) alone and ``used`` is empty: shown, never named.
+    """
+    from edgeav.fusion import fuse  # noqa: PLC0415
+
+    usable, unsure = gate(probs, calibration)
+    if usable:
+        fused, used = fuse(usable, weights)
+        return fused, used, unsure
+    if unsure:
+        first = "image" if "image" in unsure else "audio"
+        return fuse({first: probs[first]}, weights)[0], [], unsure
+    return None, [], unsure
+
+
 def fuse_rows(
     p_image: np.ndarray, p_audio: np.ndarray, weights: Any, calibration: Calibration
 ) -> np.ndarray:
-    """Fused probabilities of paired ``(N, C)`` rows, decided as the runtime decides each tick:
-    each modality tempered, an unsure one left out (both unsure: the image's alone, where the
-    runtime would name nothing), then :func:`edgeav.fusion.fuse` with ``weights``."""
-    from edgeav.fusion import fuse  # noqa: PLC0415
-
-    pi = calibration.apply("image", p_image)
-    pa = calibration.apply("audio", p_audio)
-    out = np.empty_like(pi)
-    for k in range(len(pi)):
-        usable, _ = gate({"image": pi[k], "audio": pa[k]}, calibration)
-        out[k] = fuse(usable or {"image": pi[k]}, weights)[0]
+    """Fused probabilities of paired, already tempered ``(N, C)`` rows, each decided as the
+    runtime decides a tick (:func:`fuse_tempered`)."""
+    out = np.empty(np.shape(p_image), dtype=np.float32)
+    for k in range(len(p_image)):
+        out[k] = fuse_tempered({"image": p_image[k], "audio": p_audio[k]}, calibration, weights)[0]
     return out

@@ -40,11 +40,11 @@ from edgeav.calibration import (
     fit_temperature,
     fit_threshold,
     fuse_rows,
-    gate,
+    fuse_tempered,
     scale,
 )
 from edgeav.errors import EdgeAVError
-from edgeav.fusion import FusionWeights, fit_weights, fuse
+from edgeav.fusion import FusionWeights, fit_weights
 from edgeav.preprocess import ImageSpec
 
 DEFAULT_IMAGE_MODEL = "resnet-sep-tiny"
@@ -406,7 +406,7 @@ def _evaluate(
     }
     for split in image.x_eval:
         pi, pa, y = pairs(split)
-        fused = _decide(pi, pa, weights, calibration)
+        fused = fuse_rows(pi, pa, weights, calibration)
         out["accuracy"][split] = {
             "image": _accuracy(tempered["image"][split], image.y_eval[split]),
             "audio": _accuracy(tempered["audio"][split], audio.y_eval[split]),
@@ -430,14 +430,6 @@ def _evaluate(
     return weights, calibration, out
 
 
-def _decide(
-    pi: np.ndarray, pa: np.ndarray, weights: FusionWeights, calibration: Calibration
-) -> np.ndarray:
-    """Fused rows of already tempered ``pi``/``pa`` as the runtime decides them."""
-    neutral = Calibration(min_confidence=calibration.min_confidence)  # already tempered
-    return fuse_rows(pi, pa, weights, neutral)
-
-
 def _nothing_cases(
     ni: np.ndarray | None, na: np.ndarray | None, weights: FusionWeights, calibration: Calibration
 ) -> np.ndarray:
@@ -452,8 +444,8 @@ def _nothing_cases(
         cases += [{"image": p, "audio": na[k % len(na)]} for k, p in enumerate(ni)]
     conf = []
     for case in cases:
-        usable, _ = gate(case, calibration)
-        conf.append(float(fuse(usable, weights)[0].max()) if usable else 0.0)
+        fused, used, _ = fuse_tempered(case, calibration, weights)
+        conf.append(float(fused.max()) if used else 0.0)
     return np.asarray(conf)
 
 
@@ -481,7 +473,7 @@ def _thresholds(
             else 0.0
         )
     cal = Calibration(temperature=temperature, min_confidence=minimum, threshold=0.0)
-    fused = _decide(pi, pa, weights, cal)
+    fused = fuse_rows(pi, pa, weights, cal)
     correct = fused.max(axis=1)[fused.argmax(axis=1) == y]
     cases = _nothing_cases(nothing.get("image"), nothing.get("audio"), weights, cal)
     threshold = fit_threshold(cases, correct, quantile=0.97, keep=0.97) if len(cases) else 0.0

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeav.calibration import gate
+from edgeav.calibration import fuse_tempered
 from edgeav.errors import EdgeAVError
 from edgeav.runtime.interpreter import Model, load_interpreter
 from edgeav.runtime.sources import AudioSource, Frame, FrameSource, Window
@@ -225,10 +225,9 @@ class Pipeline:
                     f"--no-realtime needs file sources (a video file, --audio-file); "
                     f"{source.label} is live"
                 )
-        from edgeav.fusion import fuse  # noqa: PLC0415
         from edgeav.preprocess import preprocess_image  # noqa: PLC0415
 
-        self._fuse, self._preprocess = fuse, preprocess_image
+        self._preprocess = preprocess_image
         self.bundle, self.frames, self.audio, self.options = bundle, frames, audio, options
         self.classes = list(bundle.classes)
         self.image_spec, self.feature_config = bundle.image_spec, bundle.feature_config
@@ -362,14 +361,8 @@ class Pipeline:
         self, probs: dict[str, np.ndarray | None], flags: dict[str, str]
     ) -> tuple[np.ndarray | None, list[str]]:
         """Gate (adding ``unsure`` to ``flags``) and fuse: (fused probabilities, modalities used)."""
-        usable, unsure = gate(probs, self.calibration)
+        fused, used, unsure = fuse_tempered(probs, self.calibration, self.bundle.fusion)
         flags.update(unsure)
-        fused, used = None, []
-        if usable:
-            fused, used = self._fuse(usable, self.bundle.fusion)
-        elif unsure:  # every modality that ran is unsure: report the image's (else the audio's)
-            first = "image" if "image" in unsure else "audio"
-            fused, _ = self._fuse({first: probs[first]}, self.bundle.fusion)
         return fused, used
 
     def classify(
