@@ -2,8 +2,10 @@
 rooms alter it.
 
 Images (arrays of model inputs, ``(N, H, W, C)``): :func:`random_shift` moves each image a few
-pixels; :func:`degrade_images` gives a fraction of them a cutout block and Gaussian noise;
-:func:`image_augmenter` combines the two for one epoch.
+pixels; :func:`warp_strokes` turns, scales and slants digits laid out like MNIST and thins or
+thickens their strokes (the ways one writer differs from another); :func:`degrade_images` gives a
+fraction of them a cutout block and Gaussian noise; :func:`image_augmenter` combines them for one
+epoch.
 
 Audio: :func:`augment_speech` turns one spoken word into a randomly altered copy (speed, tempo,
 pitch, vocal-tract length, placement in the window, reverberation, microphone colour, telephone
@@ -47,6 +49,61 @@ def random_shift(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.
             idx = np.flatnonzero((dy == oy) & (dx == ox))
             if idx.size:
                 out[idx] = padded[idx, oy : oy + h, ox : ox + w]
+    return out
+
+
+#: :func:`warp_strokes`' ranges: rotation (degrees), scale, shear (slant), shift (fraction of
+#: the side), and the chance of a stroke one pixel thicker or thinner.
+WARP_ROTATION = 15.0
+WARP_SCALE = (0.8, 1.1)
+WARP_SHEAR = 0.25
+WARP_SHIFT = 0.06
+WARP_THICKNESS = 2 / 3
+#: Elastic distortion (Simard et al. 2003): a random displacement field smoothed by a Gaussian
+#: of WARP_ELASTIC_SIGMA pixels, scaled to WARP_ELASTIC_ALPHA pixels (both at a 28-pixel side).
+WARP_ELASTIC_ALPHA = 3.0
+WARP_ELASTIC_SIGMA = 4.0
+
+
+def warp_strokes(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each digit image (light strokes on black, ``(N, S, S, 1)``, laid out like MNIST) turned,
+    scaled and slanted about its centre, shifted, bent by a smooth random displacement, and its
+    strokes made a pixel thicker or thinner: other hands' versions of the same digit."""
+    import cv2  # noqa: PLC0415
+
+    n, size = len(x), x.shape[1]
+    angle = np.deg2rad(rng.uniform(-WARP_ROTATION, WARP_ROTATION, n))
+    scale = rng.uniform(*WARP_SCALE, n)
+    shear = rng.uniform(-WARP_SHEAR, WARP_SHEAR, n)
+    shift = rng.uniform(-WARP_SHIFT, WARP_SHIFT, (n, 2)) * size
+    pen = rng.choice([-1, 0, 1], n, p=[WARP_THICKNESS / 2, 1 - WARP_THICKNESS, WARP_THICKNESS / 2])
+    kernel = np.ones((2, 2), np.uint8)
+    centre = np.full(2, (size - 1) / 2)
+    grid_x, grid_y = np.meshgrid(
+        np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32)
+    )
+    sigma = WARP_ELASTIC_SIGMA * size / 28
+    fields = rng.uniform(-1, 1, (n, 2, size, size)).astype(np.float32)
+    out = np.empty_like(x)
+    for i in range(n):
+        c, s = np.cos(angle[i]) * scale[i], np.sin(angle[i]) * scale[i]
+        m = np.array([[c, -s + shear[i] * c], [s, c + shear[i] * s]])
+        t = centre - m @ centre + shift[i]
+        img = cv2.warpAffine(
+            np.ascontiguousarray(x[i, :, :, 0]),
+            np.hstack([m, t[:, None]]).astype(np.float32),
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+        )
+        dx, dy = (cv2.GaussianBlur(f, (0, 0), sigma) for f in fields[i])
+        scale_field = WARP_ELASTIC_ALPHA * size / 28 / max(float(np.abs(dx).max()), 1e-6)
+        img = cv2.remap(img, grid_x + dx * scale_field, grid_y + dy * scale_field, cv2.INTER_LINEAR)
+        if pen[i] > 0:
+            img = cv2.dilate(img, kernel)
+        elif pen[i] < 0:
+            thin = cv2.erode(img, kernel)
+            img = thin if (thin > 0.3 * img.max()).sum() > size else img  # keep the digit
+        out[i, :, :, 0] = img
     return out
 
 
@@ -441,7 +498,8 @@ def augmented_audio_features(
 
 
 def image_augmenter(spec: ImageSpec, *, shift: int, degrade: float) -> Augment:
-    """Shift by up to ``shift`` pixels, then degrade a ``degrade`` fraction of the images.
+    """Shift by up to ``shift`` pixels (digits laid out like MNIST, ``crop="digit"``: warped by
+    :func:`warp_strokes` instead), then degrade a ``degrade`` fraction of the images.
 
     Cutouts are filled with the model input's black or white (``spec``'s scale, offset and
     inversion decide which values those are) and noise is clipped to that range.
@@ -452,7 +510,10 @@ def image_augmenter(spec: ImageSpec, *, shift: int, degrade: float) -> Augment:
     value_range = (min(black, white), max(black, white))
 
     def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        x = random_shift(x, shift, rng)
+        if spec.crop == "digit":
+            x = warp_strokes(x, rng)
+        else:
+            x = random_shift(x, shift, rng)
         return degrade_images(x, rng, fraction=degrade, value_range=value_range)
 
     return augment

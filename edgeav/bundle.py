@@ -8,7 +8,11 @@ A bundle is a zip archive (like Keras's ``.keras`` files) holding::
     image.tflite    the image classifier (optional if the run has no image model)
     audio.tflite    the audio classifier (optional if the run has no audio model)
 
-Format version 4 (this edgeav; it reads versions 1 to 3 too) adds ``calibration``
+Format version 5 (this edgeav; it reads versions 1 to 4 too) allows the image spec's
+``crop: "digit"``: the digit is found on its sheet of paper and laid out like MNIST
+(:mod:`edgeav.locate`); an older edgeav would refuse that spec, so the version says it.
+
+Format version 4 adds ``calibration``
 (:class:`edgeav.calibration.Calibration`): per-modality temperatures and minimum confidences and the
 fused decision threshold, fitted on the validation split. Older bundles read with the neutral
 calibration (temperature 1, no thresholds).
@@ -72,9 +76,9 @@ if TYPE_CHECKING:
     from edgeav.features import FeatureConfig
 
 #: The bundle format this code writes (it reads :data:`READABLE_VERSIONS`).
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 #: Versions this edgeav reads (1: outputs are probabilities, before ``ModelEntry.output``).
-READABLE_VERSIONS = (1, 2, 3, 4)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 #: What a model's output holds: softmax probabilities, or the logits before the softmax.
 OUTPUTS = ("probabilities", "logits")
 FORMAT_NAME = "edgeav-bundle"

@@ -24,7 +24,9 @@ class ImageSpec:
         channels: 1 (grayscale) or 3 (RGB, in the order given by ``color_order``).
         color_order: channel order the model expects when ``channels == 3`` ("rgb" or "bgr").
         crop: "center" crops the largest centred square before resizing; "none" resizes the
-            whole frame (aspect ratio not kept).
+            whole frame (aspect ratio not kept); "digit" finds the handwritten digit on paper in
+            the frame and lays it out like MNIST, light on black (:mod:`edgeav.locate`; grey
+            only; all black when there is none).
         scale, offset: the model input is ``pixel * scale + offset`` (pixels in 0..255).
         invert: map ``p -> 255 - p`` before scaling (dark-on-light paper vs. MNIST's light-on-dark).
     """
@@ -44,8 +46,10 @@ class ImageSpec:
             raise EdgeAVError(f"image channels must be 1 or 3, got {self.channels!r}")
         if self.color_order not in ("rgb", "bgr"):
             raise EdgeAVError(f"color_order must be 'rgb' or 'bgr', got {self.color_order!r}")
-        if self.crop not in ("center", "none"):
-            raise EdgeAVError(f"crop must be 'center' or 'none', got {self.crop!r}")
+        if self.crop not in ("center", "none", "digit"):
+            raise EdgeAVError(f"crop must be 'center', 'none' or 'digit', got {self.crop!r}")
+        if self.crop == "digit" and self.channels != 1:
+            raise EdgeAVError("crop 'digit' needs channels 1 (grey)")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -104,7 +108,7 @@ def preprocess_image(
         )
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise EdgeAVError(f"empty image of shape {arr.shape}")
-    if arr.dtype == np.uint8:
+    if arr.dtype == np.uint8 and spec.crop != "digit":
         # A camera frame: crop and shrink while it is still uint8 (a tenth of the work of doing
         # it in float32 on the full frame); the steps below are then on spec.size pixels.
         arr = _crop_resize(arr[:, :, :3] if arr.ndim == 3 else arr, spec)
@@ -134,7 +138,12 @@ def preprocess_image(
     if img.ndim == 3 and spec.channels == 3 and spec.color_order == "bgr":
         img = img[:, :, ::-1]
 
-    img = _crop_resize(img, spec)
+    if spec.crop == "digit":
+        from edgeav.locate import digit_layout  # noqa: PLC0415
+
+        img = digit_layout(np.clip(img, 0, 255).astype(np.uint8), spec.size)
+    else:
+        img = _crop_resize(img, spec)
     if img.ndim == 2:
         img = img[:, :, None]
     if spec.invert:

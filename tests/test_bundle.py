@@ -222,16 +222,16 @@ def test_hash_mismatch(tiny_bundle, tmp_path):
 
 
 def test_unknown_format_version(tiny_bundle, tmp_path):
-    entries = _with_manifest(_entries(tiny_bundle), format_version=5)
-    path = _write_zip(tmp_path / "v4.edgeav", entries)
-    _assert_rejected(path, "format version 5")
+    entries = _with_manifest(_entries(tiny_bundle), format_version=6)
+    path = _write_zip(tmp_path / "v6.edgeav", entries)
+    _assert_rejected(path, "format version 6")
 
 
 def test_models_output_logits_and_version_1_bundles_still_read(tiny_bundle, tmp_path):
     """The converter removes the final softmax (int8 probabilities lose the small ones fusion
     weighs); version 1 bundles, whose models end in their softmax, are read as probabilities."""
     bundle = read_bundle(tiny_bundle)
-    assert bundle.manifest.format_version == 4
+    assert bundle.manifest.format_version == bundle_mod.FORMAT_VERSION
     assert bundle.model_output("image") == bundle.model_output("audio") == "logits"
     manifest = json.loads(_entries(tiny_bundle)["manifest.json"])
     v3 = {k: v for k, v in manifest.items() if k != "calibration"}  # v4's
