@@ -46,9 +46,18 @@ def _root(
         is_eager=True,
         help="Print the version and exit.",
     ),
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help="Show full tracebacks for errors, and what native libraries (TensorFlow, LiteRT, "
+        "ALSA, PortAudio, libcamera) print, which edgeav otherwise keeps out of its output.",
+    ),
 ) -> None:
     _state["debug"] = debug
+    if debug:
+        from edgeav.native_stderr import show_native_output  # noqa: PLC0415
+
+        show_native_output()
 
 
 # --- commands (one module each) -------------------------------------------------------------

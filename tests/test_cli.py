@@ -48,3 +48,18 @@ def test_the_device_path_imports_nothing_heavy():
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_zoo_keeps_tensorflows_native_lines_out_of_stderr():
+    """TensorFlow prints absl/CUDA lines to fd 2 while it loads; ``edgeav zoo`` (which builds a
+    model with it) prints only its table, and ``--debug`` shows what was kept out."""
+    args = [sys.executable, "-m", "edgeav", "zoo", "resnet-sep-tiny", "--json"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["name"] == "resnet-sep-tiny"
+    assert proc.stderr == ""
+    debug = subprocess.run(args[:3] + ["--debug"] + args[3:], capture_output=True, text=True)
+    assert debug.returncode == 0 and json.loads(debug.stdout) == json.loads(proc.stdout)
+    # the TensorFlow installed here prints absl's "All log messages before absl::InitializeLog()
+    # is called are written to STDERR" while it loads: there was something to keep out
+    assert "absl" in debug.stderr, debug.stderr
