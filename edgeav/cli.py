@@ -66,6 +66,7 @@ from edgeav.commands import bench as _bench  # noqa: E402
 from edgeav.commands import convert as _convert  # noqa: E402
 from edgeav.commands import data as _data  # noqa: E402
 from edgeav.commands import demo as _demo  # noqa: E402
+from edgeav.commands import doctor as _doctor  # noqa: E402
 from edgeav.commands import info as _info  # noqa: E402
 from edgeav.commands import run as _run  # noqa: E402
 from edgeav.commands import train as _train  # noqa: E402
@@ -77,6 +78,7 @@ app.command("train")(_train.train)
 app.command("convert")(_convert.convert)
 app.command("info")(_info.info)
 app.command("run")(_run.run)
+app.command("doctor")(_doctor.doctor)
 app.command("bench")(_bench.bench)
 app.command("demo")(_demo.demo)
 
