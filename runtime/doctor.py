@@ -255,7 +255,9 @@ def _libcamera_cameras(seconds: float) -> list[Check]:
                     "libcamera (camera module)",
                     WARN,
                     why,
-                    f"for the camera module: {picamera.INSTALL_HINT}",
+                    picamera.NUMPY_FIX
+                    if "NumPy" in why
+                    else f"for the camera module: {picamera.INSTALL_HINT}",
                 )
             ]
         return [

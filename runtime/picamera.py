@@ -37,6 +37,8 @@ INSTALL_HINT = (
     "sudo apt install python3-picamera2, and a venv made with "
     "python3 -m venv --system-site-packages"
 )
+#: The repair when apt's Picamera2 cannot load in a venv whose NumPy pip upgraded to 2.x.
+NUMPY_FIX = "in the venv: pip install --force-reinstall simplejpeg (a build for NumPy 2)"
 #: The frame size asked of the camera module when ``--camera-size`` is not given (Picamera2's
 #: own video default, 1280x720, is more than a classifier needs).
 DEFAULT_SIZE = (640, 480)
@@ -56,7 +58,12 @@ def import_picamera2() -> tuple[Any, str]:
     except ImportError as exc:
         return None, f"Picamera2 is not installed ({exc})"
     except Exception as exc:  # noqa: BLE001 - a broken libcamera binding raises anything
-        return None, f"Picamera2 does not load ({type(exc).__name__}: {exc})"
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())
+        if "numpy" in text.lower() or "binary incompatibility" in text:
+            # apt's simplejpeg (which Picamera2 imports) is built for Debian's NumPy 1.x; a venv
+            # with --system-site-packages that pip gave NumPy 2 cannot load it
+            return None, f"Picamera2 does not load with this NumPy ({text}); {NUMPY_FIX}"
+        return None, f"Picamera2 does not load ({text})"
     if not showing_native_output():
         # Picamera2 logs its errors through `logging`; with no handler Python would print them
         logging.getLogger("picamera2").addHandler(logging.NullHandler())
@@ -270,7 +277,8 @@ def open_picamera(
     number = int(number_text)
     picamera2, why = import_picamera2()
     if picamera2 is None:
-        raise EdgeAVError(f"--camera {text} needs Picamera2: {why}; install it: {INSTALL_HINT}")
+        hint = f"; install it: {INSTALL_HINT}" if "not installed" in why else ""
+        raise EdgeAVError(f"--camera {text} needs Picamera2: {why}{hint}")
     cameras = libcamera_cameras(picamera2)
     if number >= len(cameras):
         raise EdgeAVError(

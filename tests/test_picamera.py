@@ -150,6 +150,17 @@ def test_a_usb_or_missing_libcamera_camera_goes_to_v4l2(tmp_path):
     ]
 
 
+def test_a_picamera2_that_numpy_2_broke_says_how_to_repair_it(tmp_path):
+    """apt's Picamera2 in a venv where pip installed NumPy 2 fails to import (its simplejpeg is
+    built for NumPy 1.x): the error names the repair instead of "install Picamera2"."""
+    code = "from edgeav.runtime.camera import open_frame_source\nopen_frame_source('picam')"
+    proc = _python(code, tmp_path, EDGEAV_FAKE_PICAMERA2_IMPORT="numpy2")
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "Picamera2 does not load with this NumPy (ValueError: numpy.dtype size" in last
+    assert "pip install --force-reinstall simplejpeg" in last
+
+
 def test_picam_without_picamera2_says_how_to_install_it():
     try:
         import picamera2  # noqa: F401

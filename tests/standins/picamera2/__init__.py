@@ -21,6 +21,8 @@ The environment decides what it simulates:
 - ``EDGEAV_FAKE_PICAMERA2_FORMAT``: the format ``configure`` grants, whatever was asked (as
   libcamera may adjust it); default: the one asked for;
 - ``EDGEAV_FAKE_PICAMERA2_RGB``: the frames' colour as ``R,G,B`` (default ``200,100,50``);
+- ``EDGEAV_FAKE_PICAMERA2_IMPORT``: ``numpy2`` makes the import fail as apt's Picamera2 does in
+  a venv where pip installed NumPy 2 (its simplejpeg is built for Debian's NumPy 1.x);
 - ``EDGEAV_FAKE_PICAMERA2_STATE``: a file whose content is read before every call: empty or
   missing (frames at the configured rate), ``raise`` (captures fail), ``hang`` (captures never
   complete) or ``gone`` (the camera is unplugged: not listed, not opened).
@@ -34,6 +36,12 @@ import time
 from concurrent.futures import Future
 
 import numpy as np
+
+if os.environ.get("EDGEAV_FAKE_PICAMERA2_IMPORT") == "numpy2":
+    raise ValueError(  # simplejpeg/_jpeg.pyx's import under NumPy 2, as reported
+        "numpy.dtype size changed, may indicate binary incompatibility. "
+        "Expected 96 from C header, got 88 from PyObject"
+    )
 
 _DEFAULT_CAMERAS = [
     {"Model": "imx708", "Location": 2, "Rotation": 180, "Id": "/base/soc/i2c0mux/i2c@1/imx708@1a"}
