@@ -40,8 +40,10 @@ def test_the_device_path_imports_nothing_heavy():
     code = (
         "import sys, edgeav.runtime.pipeline, edgeav.runtime.camera, edgeav.runtime.audio\n"
         "import edgeav.runtime.interpreter, edgeav.bundle, edgeav.features, edgeav.fusion\n"
-        "import edgeav.commands.run\n"
-        "heavy = [m for m in ('tensorflow', 'tf_keras', 'librosa', 'sounddevice', 'cv2') "
+        "import edgeav.commands.run, edgeav.commands.doctor, edgeav.runtime.doctor\n"
+        "import edgeav.runtime.picamera\n"
+        "heavy = [m for m in ('tensorflow', 'tf_keras', 'librosa', 'sounddevice', 'cv2', "
+        "'picamera2') "
         "if m in sys.modules]\n"
         "print(heavy)\n"
     )

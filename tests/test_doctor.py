@@ -107,3 +107,23 @@ def test_doctor_runs_each_model_of_a_bundle_and_reads_the_camera_module(av_bundl
     (tmp_path / "state").write_text("gone")  # the camera unplugged
     proc = doctor("--model", str(av_bundle), "--json", "--seconds", "0.2", env=env)
     assert proc.returncode == 3 and json.loads(proc.stdout)["ok"] is False
+
+
+def test_doctor_without_portaudio_names_the_package_and_exits_3(tmp_path):
+    """PortAudio hidden (as on a device without libportaudio2): the microphone check fails with
+    the apt package to install; with no camera either, nothing delivers: exit 3, in the table
+    a person reads."""
+    from test_audio import NO_PORTAUDIO
+
+    (tmp_path / "sitecustomize.py").write_text(NO_PORTAUDIO)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = doctor("--json", "--seconds", "0.2", env=env)
+    report = json.loads(proc.stdout)
+    mic = by_kind(report, "microphone")
+    assert [(m["status"], m["fix"]) for m in mic] == [("fail", "sudo apt install libportaudio2")]
+    if not HAS_V4L2:
+        assert proc.returncode == 3 and report["ok"] is False
+        table = doctor("--seconds", "0.2", env={**env, "COLUMNS": "200"})
+        assert table.returncode == 3 and table.stderr == ""
+        for text in ("no camera found", "libportaudio2", "not ready for edgeav run"):
+            assert text in table.stdout, table.stdout
