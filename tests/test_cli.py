@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from edgeav import __version__
 
 
@@ -52,6 +54,7 @@ def test_the_device_path_imports_nothing_heavy():
     assert proc.stdout.strip() == "[]"
 
 
+@pytest.mark.slow  # imports TensorFlow twice: 5-15 s
 def test_zoo_keeps_tensorflows_native_lines_out_of_stderr():
     """TensorFlow prints absl/CUDA lines to fd 2 while it loads; ``edgeav zoo`` (which builds a
     model with it) prints only its table, and ``--debug`` shows what was kept out."""
