@@ -8,6 +8,8 @@
 - :mod:`~edgeav.runtime.ringbuffer`: the last few seconds of audio, written by a capture thread.
 - :mod:`~edgeav.runtime.interpreter`: one ``.tflite`` model, float in and float out (LiteRT,
   falling back to tflite-runtime, then ``tf.lite``).
+- :mod:`~edgeav.runtime.doctor`, :mod:`~edgeav.runtime.device_checks`: the checks behind
+  ``edgeav doctor``.
 - :mod:`~edgeav.runtime.pipeline`: ``open_pipeline(...)`` and the tick behind ``edgeav run``.
 
 Importing this package imports nothing heavy; OpenCV, sounddevice and soundfile are imported when

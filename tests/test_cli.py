@@ -43,7 +43,7 @@ def test_the_device_path_imports_nothing_heavy():
         "import sys, edgeav.runtime.pipeline, edgeav.runtime.camera, edgeav.runtime.audio\n"
         "import edgeav.runtime.interpreter, edgeav.bundle, edgeav.features, edgeav.fusion\n"
         "import edgeav.commands.run, edgeav.commands.doctor, edgeav.runtime.doctor\n"
-        "import edgeav.runtime.picamera\n"
+        "import edgeav.runtime.picamera, edgeav.runtime.device_checks\n"
         "heavy = [m for m in ('tensorflow', 'tf_keras', 'librosa', 'sounddevice', 'cv2', "
         "'picamera2') "
         "if m in sys.modules]\n"
