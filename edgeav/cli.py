@@ -46,9 +46,18 @@ def _root(
         is_eager=True,
         help="Print the version and exit.",
     ),
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help="Show full tracebacks for errors, and what native libraries (TensorFlow, LiteRT, "
+        "ALSA, PortAudio, libcamera) print, which edgeav otherwise keeps out of its output.",
+    ),
 ) -> None:
     _state["debug"] = debug
+    if debug:
+        from edgeav.native_stderr import show_native_output  # noqa: PLC0415
+
+        show_native_output()
 
 
 # --- commands (one module each) -------------------------------------------------------------
@@ -57,6 +66,7 @@ from edgeav.commands import bench as _bench  # noqa: E402
 from edgeav.commands import convert as _convert  # noqa: E402
 from edgeav.commands import data as _data  # noqa: E402
 from edgeav.commands import demo as _demo  # noqa: E402
+from edgeav.commands import doctor as _doctor  # noqa: E402
 from edgeav.commands import info as _info  # noqa: E402
 from edgeav.commands import run as _run  # noqa: E402
 from edgeav.commands import train as _train  # noqa: E402
@@ -68,6 +78,7 @@ app.command("train")(_train.train)
 app.command("convert")(_convert.convert)
 app.command("info")(_info.info)
 app.command("run")(_run.run)
+app.command("doctor")(_doctor.doctor)
 app.command("bench")(_bench.bench)
 app.command("demo")(_demo.demo)
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from edgeav.errors import EdgeAVError
-from edgeav.native_stderr import captured_native_stderr
+from edgeav.native_stderr import captured_native_stderr, showing_native_output
 from edgeav.runtime.ringbuffer import RingBuffer
 from edgeav.runtime.sources import AudioSource, Window
 
@@ -107,7 +107,8 @@ class _ChatterFilter:
     device unplugged), at a moment no caller can wrap in :func:`captured_native_stderr`. While
     active, file descriptor 2 is a pipe; a thread passes every line on to the real stderr at once
     except those matching :data:`NATIVE_CHATTER`, of which it keeps the newest few. A partial
-    line is passed on after 0.1 s without its end. Process-wide and reference-counted: the first
+    line is passed on after 0.1 s without its end; under ``edgeav --debug`` every line is passed
+    on. Process-wide and reference-counted: the first
     :meth:`acquire` installs it, the last :meth:`release` restores fd 2. Without a usable fd 2 it
     does nothing.
     """
@@ -161,7 +162,8 @@ class _ChatterFilter:
         line = data.decode("utf-8", "replace")
         if NATIVE_CHATTER.match(line):
             self.dropped.append(line.rstrip())
-            return
+            if not showing_native_output():  # edgeav --debug shows them
+                return
         with contextlib.suppress(OSError):
             os.write(out, data)
 

@@ -3,7 +3,12 @@
 - :class:`LiveCamera` (a device index or a stream URL): a background thread reads as fast as the
   source delivers and keeps only the newest frame, so a slow tick never sees a stale buffered
   frame. When the source stops delivering, the thread closes it and reopens it with exponential
-  backoff; the last frame grows stale meanwhile, which the pipeline reports.
+  backoff; the last frame grows stale meanwhile, which the pipeline reports. A device index is
+  opened through OpenCV's V4L2 backend (USB webcams).
+- The Raspberry Pi camera module (CSI, libcamera) does not deliver frames through V4L2 in
+  OpenCV: :func:`open_frame_source` gives a ``--camera 0`` to Picamera2
+  (:class:`edgeav.runtime.picamera.PiCamera`, the same reader thread) when Picamera2 is
+  importable and libcamera lists that camera, and says which one it chose when it opens.
 - :class:`VideoFile`: no thread and no wall clock. ``frame_at(t)`` decodes forward to the frame
   on screen just before stream time ``t`` -- the newest frame whose timestamp is earlier than
   ``t``. Timestamps come from the container (``CAP_PROP_POS_MSEC``, or frame index / fps when it
@@ -16,6 +21,7 @@ into model input. OpenCV is imported when a source is opened.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -49,11 +55,49 @@ def import_cv2() -> Any:
     return cv2
 
 
+def parse_camera_size(text: str | None) -> tuple[int, int] | None:
+    """``"640x480"`` -> ``(640, 480)`` (``--camera-size``); None stays None."""
+    if text is None:
+        return None
+    parts = str(text).lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise EdgeAVError(f"camera size must be WIDTHxHEIGHT, such as 640x480; got {text!r}")
+    width, height = (int(p) for p in parts)
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        raise EdgeAVError(f"camera size must be 16..8192 pixels each way, got {text!r}")
+    return width, height
+
+
+def check_camera_fps(fps: float | None) -> float | None:
+    """A ``--camera-fps`` value: None, or a frame rate in (0, 240]."""
+    if fps is None:
+        return None
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 240:
+        raise EdgeAVError(f"camera frame rate must be in (0, 240] frames a second, got {fps!r}")
+    return float(fps)
+
+
 def open_frame_source(
-    source: int | str, *, loop: bool = False, log: Callable[[str], None] | None = None
+    source: int | str,
+    *,
+    loop: bool = False,
+    log: Callable[[str], None] | None = None,
+    size: tuple[int, int] | None = None,
+    fps: float | None = None,
 ) -> FrameSource:
-    """The frame source a ``--camera`` value names: ``0`` or ``"0"`` (device index), a URL
-    (``rtsp://``, ``http://``), or else a video file path. Not opened yet."""
+    """The frame source a ``--camera`` value names, not opened yet.
+
+    - ``0`` or ``"0"`` (a device index): the Raspberry Pi camera module through Picamera2 when
+      Picamera2 is importable and libcamera lists a camera of that number that is not a USB
+      camera; else the V4L2 device through OpenCV (a USB webcam).
+    - ``"picam"`` or ``"picam:1"``: libcamera's camera 0 (or 1) through Picamera2, or an error
+      saying how to install it.
+    - a URL (``rtsp://``, ``http://``): a stream through OpenCV; anything else: a video file.
+
+    ``size`` (width, height) and ``fps`` are asked of a live camera (a camera may round them);
+    a file or stream keeps its own.
+    """
+    fps = check_camera_fps(fps)
     if isinstance(source, int) and not isinstance(source, bool):
         text = str(source)
     else:
@@ -63,7 +107,13 @@ def open_frame_source(
     if text.lstrip("-").isdigit():
         if int(text) < 0:
             raise EdgeAVError(f"camera index must be >= 0, got {text}")
-        return LiveCamera(int(text), log=log)
+        from edgeav.runtime.picamera import choose_device  # noqa: PLC0415
+
+        return choose_device(int(text), size=size, fps=fps, log=log)
+    if text.lower() == "picam" or text.lower().startswith("picam:"):
+        from edgeav.runtime.picamera import open_picamera  # noqa: PLC0415
+
+        return open_picamera(text, size=size, fps=fps, log=log)
     if "://" in text:
         return LiveCamera(text, log=log)
     return VideoFile(text, loop=loop)
@@ -72,11 +122,20 @@ def open_frame_source(
 Opener = Callable[[int | str], Any]
 
 
-def _opencv_opener(source: int | str) -> Any:
+def opencv_opener(
+    source: int | str, size: tuple[int, int] | None = None, fps: float | None = None
+) -> Any:
+    """``cv2.VideoCapture(source)``; for a device, a one-frame driver queue and the asked size
+    and frame rate (the driver picks the nearest it has)."""
     cv2 = import_cv2()
     cap = cv2.VideoCapture(source)
     if isinstance(source, int) and cap.isOpened():
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue would add latency
+        if size is not None:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        if fps is not None:
+            cap.set(cv2.CAP_PROP_FPS, fps)
     return cap
 
 
@@ -97,12 +156,18 @@ class LiveCamera(FrameSource):
     Args:
         source: device index or URL.
         opener: ``source -> capture`` (``isOpened/read/release`` like ``cv2.VideoCapture``);
-            the default opens it with OpenCV.
+            the default opens it with OpenCV, at ``size`` and ``fps`` if given.
         backoff_start, backoff_max: reopen delays (seconds) of a failing source.
-        log: called with one-line messages (reopening, frames again).
+        log: called with one-line messages (which backend opened a device, reopening, frames
+            again).
+        size, fps: asked of a device by the default opener.
+        note: why this backend was chosen, added to the line that says which opened a device
+            and to its error ("Picamera2 is not installed").
     """
 
     live = True
+    #: The backend named in messages about a device index.
+    backend = "V4L2 through OpenCV"
 
     def __init__(
         self,
@@ -112,10 +177,14 @@ class LiveCamera(FrameSource):
         backoff_start: float = BACKOFF_START,
         backoff_max: float = BACKOFF_MAX,
         log: Callable[[str], None] | None = None,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        note: str = "",
     ) -> None:
         self.source = source
         self.label = f"camera {source}" if isinstance(source, int) else f"stream {source}"
-        self._opener = opener or _opencv_opener
+        self._opener = opener or (lambda src: opencv_opener(src, size, fps))
+        self.size, self.fps, self.note = size, fps, note
         self.backoff_start, self.backoff_max = backoff_start, backoff_max
         self._log = log or (lambda message: None)
         self._cap: Any = None
@@ -147,21 +216,35 @@ class LiveCamera(FrameSource):
         if self._thread is not None:
             return self
         cap = self._open_capture()
+        note = f"; {self.note}" if self.note else ""
         if cap is None:
             if isinstance(self.source, int):
                 raise EdgeAVError(
-                    f"camera index {self.source} cannot be opened (no such camera, or it is busy)"
+                    f"camera index {self.source} cannot be opened "
+                    f"({self.backend}: no such camera, or it is busy{note})"
                 )
             raise EdgeAVError(f"cannot open stream {self.source}")
         first = _read(cap)
         if first is None:
             cap.release()
-            raise EdgeAVError(f"{self.label} opened but delivers no frames")
+            raise EdgeAVError(f"{self.label} opened but delivers no frames ({self.backend}{note})")
         self._cap, self._origin, self.state = cap, time.monotonic(), "open"
         self._publish(first)
+        if isinstance(self.source, int):
+            self._log(self.opened_line(first))
         self._thread = threading.Thread(target=self._run, name=f"edgeav-{self.label}", daemon=True)
         self._thread.start()
         return self
+
+    def opened_line(self, first: np.ndarray) -> str:
+        """The line that says which backend opened the device, and at what size."""
+        height, width = first.shape[:2]
+        fps = ""
+        with contextlib.suppress(Exception):  # a capture without get() or CAP_PROP_FPS
+            rate = float(self._cap.get(import_cv2().CAP_PROP_FPS))
+            fps = f" at {rate:g} fps" if 0 < rate < 1000 else ""
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.label}: {self.backend}{note}, {width}x{height}{fps}"
 
     def frame_at(self, t_us: int) -> Frame | None:
         """The newest frame (``t_us`` is ignored: a live camera has only now)."""
@@ -210,6 +293,11 @@ class LiveCamera(FrameSource):
             except EdgeAVError:
                 self._cap = None
 
+    @property
+    def kind(self) -> str:
+        """``"device"`` (V4L2), ``"url"``, or ``"libcamera"`` (Picamera2)."""
+        return "device" if isinstance(self.source, int) else "url"
+
     def close(self) -> None:
         """Stop the reader and release the source (idempotent)."""
         self._stop.set()
@@ -230,7 +318,7 @@ class LiveCamera(FrameSource):
     def stats(self) -> dict[str, Any]:
         return {
             "source": str(self.source),
-            "kind": "device" if isinstance(self.source, int) else "url",
+            "kind": self.kind,
             "state": self.state,
             "frames_read": self.frames_read,
             "frames_dropped": self.frames_dropped,

@@ -62,7 +62,10 @@ class RunOptions:
     """What ``edgeav run`` is asked to do (every field is one of its options).
 
     Attributes:
-        camera: ``--camera``: device index, video file or stream URL; None for no camera.
+        camera: ``--camera``: device index, ``picam[:N]``, video file or stream URL; None for
+            no camera.
+        camera_size: ``--camera-size``: (width, height) asked of a live camera (None: its own;
+            640x480 for the camera module). camera_fps: ``--camera-fps``: frames a second asked.
         mic: ``--mic``: the default microphone. mic_device: ``--mic-device`` (implies mic).
         audio_file: ``--audio-file``: a WAV/FLAC file instead of the microphone.
         rate: ticks per second.
@@ -81,6 +84,8 @@ class RunOptions:
     """
 
     camera: str | None = None
+    camera_size: tuple[int, int] | None = None
+    camera_fps: float | None = None
     mic: bool = False
     mic_device: str | None = None
     audio_file: Path | None = None
@@ -559,7 +564,13 @@ def open_sources(
         raise EdgeAVError("--no-realtime needs file sources; use --audio-file, not --mic")
     frames = None
     if options.camera is not None:
-        frames = open_frame_source(options.camera, loop=options.loop, log=log)
+        frames = open_frame_source(
+            options.camera,
+            loop=options.loop,
+            log=log,
+            size=options.camera_size,
+            fps=options.camera_fps,
+        )
         if frames.live and not options.realtime:
             raise EdgeAVError(f"--no-realtime needs file sources; {frames.label} is live")
     rate = bundle.feature_config.sample_rate if "audio" in bundle.modalities else 16000

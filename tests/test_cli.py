@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from edgeav import __version__
 
 
@@ -40,11 +42,29 @@ def test_the_device_path_imports_nothing_heavy():
     code = (
         "import sys, edgeav.runtime.pipeline, edgeav.runtime.camera, edgeav.runtime.audio\n"
         "import edgeav.runtime.interpreter, edgeav.bundle, edgeav.features, edgeav.fusion\n"
-        "import edgeav.commands.run\n"
-        "heavy = [m for m in ('tensorflow', 'tf_keras', 'librosa', 'sounddevice', 'cv2') "
+        "import edgeav.commands.run, edgeav.commands.doctor, edgeav.runtime.doctor\n"
+        "import edgeav.runtime.picamera, edgeav.runtime.device_checks\n"
+        "heavy = [m for m in ('tensorflow', 'tf_keras', 'librosa', 'sounddevice', 'cv2', "
+        "'picamera2') "
         "if m in sys.modules]\n"
         "print(heavy)\n"
     )
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.slow  # imports TensorFlow twice: 5-15 s
+def test_zoo_keeps_tensorflows_native_lines_out_of_stderr():
+    """TensorFlow prints absl/CUDA lines to fd 2 while it loads; ``edgeav zoo`` (which builds a
+    model with it) prints only its table, and ``--debug`` shows what was kept out."""
+    args = [sys.executable, "-m", "edgeav", "zoo", "resnet-sep-tiny", "--json"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["name"] == "resnet-sep-tiny"
+    assert proc.stderr == ""
+    debug = subprocess.run(args[:3] + ["--debug"] + args[3:], capture_output=True, text=True)
+    assert debug.returncode == 0 and json.loads(debug.stdout) == json.loads(proc.stdout)
+    # the TensorFlow installed here prints absl's "All log messages before absl::InitializeLog()
+    # is called are written to STDERR" while it loads: there was something to keep out
+    assert "absl" in debug.stderr, debug.stderr

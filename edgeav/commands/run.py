@@ -33,7 +33,23 @@ def run(
         None,
         "--camera",
         "-c",
-        help="Camera index (0), video file, or stream URL (rtsp://, http://).",
+        help="Camera index (0: the Raspberry Pi camera module through Picamera2 when it is "
+        "installed and libcamera lists it, else /dev/video0 through OpenCV), picam or picam:N "
+        "(Picamera2 only), a video file, or a stream URL (rtsp://, http://).",
+    ),
+    camera_size: str = typer.Option(
+        None,
+        "--camera-size",
+        metavar="WxH",
+        help="Frame size asked of a live camera, e.g. 640x480 (default: the camera's own; "
+        "640x480 for the camera module).",
+        show_default=False,
+    ),
+    camera_fps: float = typer.Option(
+        None,
+        "--camera-fps",
+        help="Frames a second asked of a live camera (default: the camera's own).",
+        show_default=False,
     ),
     mic: bool = typer.Option(False, "--mic", help="Listen to the default microphone."),
     mic_device: str = typer.Option(
@@ -113,8 +129,12 @@ def run(
 
     if rate is None:
         rate = MIC_RATE if mic or mic_device is not None else RATE
+    from edgeav.runtime.camera import check_camera_fps, parse_camera_size  # noqa: PLC0415
+
     options = RunOptions(
         camera=camera,
+        camera_size=parse_camera_size(camera_size),
+        camera_fps=check_camera_fps(camera_fps),
         mic=mic,
         mic_device=mic_device,
         audio_file=audio_file,

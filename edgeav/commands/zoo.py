@@ -31,13 +31,15 @@ def zoo(
 
     selected = [get_variant(name).name for name in names] if names else list(VARIANTS)
     rows = []
+    console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=console,
         transient=True,
+        disable=not console.is_terminal,  # no bar (and no stray blank line) in a log or a pipe
     ) as progress:
         task = progress.add_task("building", total=len(selected))
         for name in selected:
