@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,9 @@ def record(
         audio = AudioFile(audio_file, sample_rate=SAMPLE_RATE, loop=loop)
     elif wants_mic:
         audio = Microphone(mic_device, sample_rate=SAMPLE_RATE, log=_log)
+    # the terminal itself, for the live countdown: once a microphone is open, fd 2 is a pipe
+    # that keeps PortAudio's and ALSA's own lines out (edgeav.runtime.audio)
+    terminal = os.fdopen(os.dup(2), "w") if sys.stderr.isatty() else None
     opened: list[Any] = []
     try:
         for source in (frames, audio):
@@ -115,16 +119,25 @@ def record(
         sources = " + ".join(s.label for s in opened)
         _log(f"record: {count} sample(s) of {label!r} from {sources} into {data}")
         try:
-            _show(recorder, json_out)
+            _show(recorder, json_out, terminal)
         except interrupts.Interrupted:
             _log(f"record: stopped after {recorder.written} sample(s); each one written is whole")
             raise
     finally:
         for source in opened:
             source.close()
+        if terminal is not None:
+            terminal.close()
     if recorder.ended:
         _log(f"record: the input ended after {recorder.written} of {count} sample(s)")
     counts = folder_counts(data)
+    lopsided = [c for c, n in counts.items() if c != "none" and 0 in n.values()]
+    if lopsided:
+        _log(
+            f"record: note: {lopsided[0]!r} has only "
+            + ("clips" if counts[lopsided[0]]["image"] == 0 else "images")
+            + "; edgeav train needs both for each label (only 'none' may have one)"
+        )
     _log(
         "record: "
         + ", ".join(f"{c} {n['image']} images / {n['audio']} clips" for c, n in counts.items())
@@ -132,30 +145,26 @@ def record(
     )
 
 
-def _show(recorder: Any, json_out: bool) -> None:
-    """Run the recorder: waiting reports to stderr, samples to stdout."""
-    from rich.console import Console  # noqa: PLC0415
-
+def _show(recorder: Any, json_out: bool, terminal: Any) -> None:
+    """Run the recorder: waiting reports to stderr (live on the ``terminal``, if there is one),
+    samples to stdout."""
     from edgeav.runtime.record import Sample  # noqa: PLC0415
 
-    err = Console(stderr=True)
     count = recorder.options.count
     live = None
-    if recorder.live and err.is_terminal:
+    if recorder.live and terminal is not None:
+        from rich.console import Console  # noqa: PLC0415
         from rich.live import Live  # noqa: PLC0415
 
-        live = Live("", console=err, refresh_per_second=12, transient=True)
+        console = Console(file=terminal, force_terminal=True)
+        live = Live("", console=console, refresh_per_second=12, transient=True)
         live.start()
     said: tuple[int, str] | None = None
     try:
         for item in recorder.samples():
             if isinstance(item, Sample):
-                line = _sample_line(item, count, json_out)
-                if live is not None:
-                    live.console.print(line, highlight=False, markup=False, soft_wrap=True)
-                else:
-                    sys.stdout.write(line + "\n")
-                    sys.stdout.flush()
+                sys.stdout.write(_sample_line(item, count, json_out) + "\n")
+                sys.stdout.flush()
                 continue
             what = f"sample {item.index + 1}/{count}: "
             if item.phase == "countdown":
