@@ -162,16 +162,33 @@ def test_record_the_microphone_with_a_countdown_and_stop_with_ctrl_c(pulse, tmp_
 
 
 @pytest.mark.slow
-def test_edgeav_train_accepts_a_recorded_folder(tmp_path):
-    """Two labels recorded from files, then a tiny real `edgeav train` on the folder as it is."""
+def test_edgeav_train_accepts_a_recorded_folder(pulse, tmp_path):
+    """Two labels recorded from files and one from the PulseAudio test microphone (with a video
+    file for its frames), then a tiny real `edgeav train` on the folder as it is."""
+    from edgeav.benchmarks.pulse import SINK
+
     data = tmp_path / "DATA"
     for cls in (0, 2):
         folder = tmp_path / media.CLASSES[cls]
         folder.mkdir()
-        video, wav = media.write_stream(folder, [cls] * 8)
+        video, wav = media.write_stream(folder, [cls] * 6)
         proc = _record(data, "--label", media.CLASSES[cls], "--camera", video, "--audio", wav,
-                       "--count", 8, "--every", 1)  # fmt: skip
+                       "--count", 6, "--every", 1)  # fmt: skip
         assert proc.returncode == 0, proc.stderr
+    video, _ = media.write_stream(tmp_path, [1])
+    tone = media.write_wav(tmp_path / "tone.wav", media.tone(1, 30.0))
+    player = subprocess.Popen(
+        ["paplay", f"--device={SINK}", str(tone)], env=pulse.client_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        proc = _record(data, "--label", "mid", "--mic", "--camera", video, "--loop", "--count", 6,
+                       "--every", 1, "--countdown", 0, "--json", env=pulse.client_env())  # fmt: skip
+    finally:
+        player.kill()
+        player.wait()
+    assert proc.returncode == 0, proc.stderr
+    assert all(json.loads(line)["level_dbfs"] > -20 for line in proc.stdout.splitlines())
     proc = subprocess.run(
         [sys.executable, "-m", "edgeav", "train", str(data), "--out", str(tmp_path / "run"),
          "--audio-model", "audio-mlp", "--input-size", "32", "--epochs", "1",
@@ -179,7 +196,10 @@ def test_edgeav_train_accepts_a_recorded_folder(tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "no split folders: split deterministically" in proc.stdout  # the metrics' note
     from edgeav.run_folder import read_run
 
     run = read_run(tmp_path / "run")
-    assert run.classes == ["bright", "dark"]
+    assert run.classes == ["bright", "dark", "mid"]
+    metrics = json.loads(proc.stdout)
+    assert metrics["counts"]["train"]["image"] >= 12, metrics["counts"]
