@@ -52,7 +52,7 @@ QUEUE_SIZE = 1000
 #: QoS 1 messages paho keeps unacknowledged (resent after a reconnect).
 MAX_QUEUED = 500
 #: Reconnect backoff in seconds: first, doubling up to the last.
-RECONNECT_DELAY = (1, 30)
+RECONNECT_DELAY = (1, 8)
 KEEPALIVE = 30
 #: Seconds the end of a run waits for ``offline`` to reach the broker (the CLI's signal grace is
 #: one second).
@@ -296,7 +296,7 @@ class MqttPublisher:
         self._connected.clear()
         if self._thread is not None and not self._lost_reported:
             self._lost_reported = True
-            self._log(f"mqtt: lost {self.target} ({reason_code}); reconnecting in the background")
+            self._log(f"mqtt: lost {self.target}; reconnecting in the background")
 
     def _on_connect_fail(self, client, userdata) -> None:
         if not self._lost_reported:
