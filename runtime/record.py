@@ -49,8 +49,10 @@ SAMPLE_RATE = 16000
 UPDATES_PER_SECOND = 10
 #: Seconds of audio the level meter measures.
 LEVEL_SECONDS = 0.1
-#: Seconds to wait for a live source's first data before giving up.
+#: Seconds to wait for a live source's data (first, or fresh again) before giving up.
 FIRST_DATA_TIMEOUT = 5.0
+#: A live frame or clip older than this (seconds) is not recorded: it would pair old with new.
+STALE_AFTER = 1.0
 #: Label names: a folder name that is safe everywhere (no separators, not hidden).
 LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+=,.-]{0,63}$")
 MODALITY_DIRS = ("image", "audio")
@@ -140,11 +142,12 @@ def check_options(options: RecordOptions) -> None:
 
 
 def label_folders(data: Path, label: str) -> tuple[Path, Path]:
-    """``(DATA/image/<label>, DATA/audio/<label>)``, created.
+    """``(DATA/image/<label>, DATA/audio/<label>)``, not created yet (:func:`commit_pair` creates
+    a folder with its first file: an empty class folder would stop ``edgeav train``).
 
     Raises:
-        EdgeAVError: ``data`` is a file, holds split folders (``train/image/...``; record into
-            a flat folder: ``edgeav train`` splits it), or cannot be written.
+        EdgeAVError: ``data`` is a file or holds split folders (``train/image/...``; record into
+            a flat folder: ``edgeav train`` splits it).
     """
     if data.exists() and not data.is_dir():
         raise EdgeAVError(f"data folder {data} is a file")
@@ -162,15 +165,16 @@ def label_folders(data: Path, label: str) -> tuple[Path, Path]:
                 f"{data.name}/image/<label> and {data.name}/audio/<label> only (edgeav train "
                 f"splits it itself)"
             )
-    folders = (data / "image" / label, data / "audio" / label)
-    for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise EdgeAVError(f"cannot create {folder}: {exc.strerror or exc}") from exc
-        if not os.access(folder, os.W_OK):
-            raise EdgeAVError(f"cannot write {folder}: not writable")
-    return folders
+    return data / "image" / label, data / "audio" / label
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgeAVError(f"cannot create {folder}: {exc.strerror or exc}") from exc
+    if not os.access(folder, os.W_OK):
+        raise EdgeAVError(f"cannot write {folder}: not writable")
 
 
 def next_number(folders: tuple[Path, ...]) -> int:
@@ -263,6 +267,8 @@ def commit_pair(
     """Write ``files`` (``modality -> (suffix, bytes)``) under the first free stem from
     ``number`` on, both or none; ``(stem, {modality: path})``."""
     folder_of = dict(zip(MODALITY_DIRS, folders, strict=True))
+    for m in files:
+        _make_folder(folder_of[m])
     temps = {
         m: _write_temp(folder_of[m], f"{number:04d}{sfx}", data) for m, (sfx, data) in files.items()
     }
@@ -348,23 +354,30 @@ class Recorder:
 
     def _capture(self, t_us: int) -> tuple[Any, Any] | None:
         """The frame and window for ``t_us``; None when a file source has ended. A live source
-        that has not delivered yet is waited for (:data:`FIRST_DATA_TIMEOUT`)."""
+        that has not delivered yet, or whose newest data is older than :data:`STALE_AFTER` (a
+        camera being reopened), is waited for, :data:`FIRST_DATA_TIMEOUT` at most."""
         deadline = self._clock() + FIRST_DATA_TIMEOUT
         while True:
             frame = self.frames.frame_at(t_us) if self.frames is not None else None
             window = self.audio.window(t_us, self._window) if self.audio is not None else None
             if any(s is not None and s.ended for s in (self.frames, self.audio)):
                 return None
+            now = time.monotonic()
             missing = [
                 s
                 for s, d in ((self.frames, frame), (self.audio, window))
-                if s is not None and d is None
+                if s is not None
+                and (d is None or (d.received is not None and now - d.received > STALE_AFTER))
             ]
             if not missing:
                 return frame, window
-            if not self.live or self._clock() > deadline:
-                name = missing[0].label
-                raise EdgeAVError(f"{name} delivered nothing to record at {t_us / 1e6:.2f} s")
+            if not self.live:
+                raise EdgeAVError(f"{missing[0].label} has nothing at {t_us / 1e6:.2f} s to record")
+            if self._clock() > deadline:
+                raise EdgeAVError(
+                    f"{missing[0].label} delivered nothing new to record for "
+                    f"{FIRST_DATA_TIMEOUT:g} s"
+                )
             time.sleep(0.05)
 
     def samples(self) -> Iterator[Waiting | Sample]:

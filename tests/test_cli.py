@@ -40,7 +40,8 @@ def test_the_device_path_imports_nothing_heavy():
     code = (
         "import sys, edgeav.runtime.pipeline, edgeav.runtime.camera, edgeav.runtime.audio\n"
         "import edgeav.runtime.interpreter, edgeav.bundle, edgeav.features, edgeav.fusion\n"
-        "import edgeav.commands.run\n"
+        "import edgeav.commands.run, edgeav.commands.record, edgeav.commands.service\n"
+        "import edgeav.runtime.mqtt, edgeav.runtime.record\n"
         "heavy = [m for m in ('tensorflow', 'tf_keras', 'librosa', 'sounddevice', 'cv2') "
         "if m in sys.modules]\n"
         "print(heavy)\n"

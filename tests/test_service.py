@@ -77,6 +77,8 @@ def test_the_unit_runs_that_command_and_systemd_accepts_it(tmp_path):
     printed = _service("--model", "model.edgeav", "--camera", "0", "--mic", cwd=tmp_path)
     assert printed.returncode == 0, printed.stderr
     assert _unit(printed.stdout)["Restart"] == ["on-failure"]
+    secret = _service("--model", "model.edgeav", "--mic", "--token", "t0k", cwd=tmp_path)
+    assert secret.returncode == 0 and "every local user can read a unit" in secret.stderr
 
     if SYSTEMD_ANALYZE is None:
         pytest.skip("systemd-analyze is not installed (Debian package systemd)")

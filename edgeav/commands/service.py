@@ -168,6 +168,12 @@ def service(
         workdir=os.getcwd(),
         description=f"edgeav run ({model.name})",
     )
+    if any(a == "--token" or a.startswith("--token=") for a in args):
+        typer.echo(
+            "edgeav: warning: the unit holds --token, and every local user can read a unit "
+            "(systemctl cat); keep the token in a root-only EnvironmentFile=, as EDGEAV_TOKEN=...",
+            err=True,
+        )
     if write is None:
         sys.stdout.write(text)
         return
