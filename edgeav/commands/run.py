@@ -100,8 +100,9 @@ def run(
     mqtt: str = typer.Option(
         None,
         "--mqtt",
-        metavar="mqtt://[USER:PASS@]HOST[:PORT][/PREFIX]",
-        help="Also publish to an MQTT broker (default prefix edgeav/<hostname>): PREFIX/availability "
+        metavar="URL",
+        help="mqtt://[user:pass@]host[:port][/prefix]: also publish to that MQTT broker (default "
+        "port 1883, prefix edgeav/<hostname>): PREFIX/availability "
         "(online/offline, retained, with a last will), an event (JSON) on each confident label "
         "change, PREFIX/<label>/state ON/OFF (retained), PREFIX/label. A lost broker is retried "
         "in the background; the ticks never wait for it.",
