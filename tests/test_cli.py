@@ -49,3 +49,22 @@ def test_the_device_path_imports_nothing_heavy():
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_every_command_explains_itself():
+    """``edgeav <command> --help`` renders for every command (rich markup in a help text, such
+    as a ``[/prefix]``, would crash it)."""
+    code = (
+        "import json, typer\n"
+        "from edgeav.cli import app, main\n"
+        "out = {}\n"
+        "for name in typer.main.get_command(app).commands:\n"
+        "    try:\n        main([name, '--help'])\n    except SystemExit as e:\n"
+        "        out[name] = e.code\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    codes = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"run", "record", "service", "train"} <= set(codes)
+    assert set(codes.values()) == {0}, codes

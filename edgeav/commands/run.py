@@ -101,8 +101,8 @@ def run(
         None,
         "--mqtt",
         metavar="URL",
-        help="mqtt://[user:pass@]host[:port][/prefix]: also publish to that MQTT broker (default "
-        "port 1883, prefix edgeav/<hostname>): PREFIX/availability "
+        help="Also publish to the MQTT broker at URL, mqtt://user:pass@host:port/prefix (all but "
+        "the host optional; port 1883, prefix edgeav/<hostname>): PREFIX/availability "
         "(online/offline, retained, with a last will), an event (JSON) on each confident label "
         "change, PREFIX/<label>/state ON/OFF (retained), PREFIX/label. A lost broker is retried "
         "in the background; the ticks never wait for it.",
