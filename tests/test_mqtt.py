@@ -218,10 +218,12 @@ def test_the_last_will_says_offline_when_the_run_dies(broker, subscriber, tmp_pa
 
 
 def test_run_publishes_and_outlives_a_broker_restart(av_bundle, broker, subscriber, tmp_path):
-    """`edgeav run --mqtt --mqtt-discovery` on tests/media.py's stream, looped, in real time:
-    online, discovery configs, an event per label change, states; the broker stopped for 3 s
-    (the ticks keep coming) and started again (published again); Ctrl-C: offline."""
+    """`edgeav run --mqtt --mqtt-discovery` on tests/media.py's stream, looped, in real time,
+    started before the broker is there: online, discovery configs, an event per label change,
+    states; the broker stopped for 3 s (the ticks keep coming) and started again (published
+    again); Ctrl-C: offline."""
     video, wav = media.write_stream(tmp_path, media.SEQUENCE)
+    broker.stop()
     url = f"mqtt://127.0.0.1:{broker.port}/test/pi"
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgeav", "run", "-m", str(av_bundle), "--camera", str(video),
@@ -243,6 +245,9 @@ def test_run_publishes_and_outlives_a_broker_restart(av_bundle, broker, subscrib
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
+        time.sleep(1.0)
+        assert proc.poll() is None
+        broker.start()
         subscriber.wait_for(lambda tp, p: tp == "test/pi/availability" and p == "online")
         configs = subscriber.wait_for(
             lambda tp, p: tp.startswith("homeassistant/binary_sensor/") and tp.endswith("/config")
@@ -289,5 +294,6 @@ def test_run_publishes_and_outlives_a_broker_restart(av_bundle, broker, subscrib
     subscriber.wait_for(lambda tp, p: tp == "test/pi/availability" and p == "offline")
     lines = stderr.splitlines()
     assert "Traceback" not in stderr and all(line.startswith("edgeav: ") for line in lines), lines
+    assert any("mqtt: cannot reach" in line for line in lines), lines
     assert any("mqtt: lost" in line for line in lines), lines
     assert summary and summary[0]["mqtt"]["connects"] == 2, summary
