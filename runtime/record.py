@@ -24,6 +24,7 @@ microseconds, so Ctrl-C leaves whole pairs only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import math
 import os
@@ -231,20 +232,33 @@ def _discard(tmp: Path) -> None:
     interrupts.untrack(tmp)
 
 
+#: ``link()`` errors of file systems without hard links (FAT on a USB stick: EPERM).
+NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
+
+
 def _link(tmp: Path, final: Path) -> bool:
-    """Give ``tmp`` the name ``final`` unless that exists (True if it did). A hard link is
-    atomic and never replaces; where the file system has none (FAT), check, then rename."""
+    """Give the file ``tmp`` the name ``final`` too, unless ``final`` exists (then False). A hard
+    link is atomic and never replaces; where the file system has none (FAT), check, then rename
+    (``tmp`` is then gone; :func:`_undo` renames it back)."""
     try:
         os.link(tmp, final)
     except FileExistsError:
         return False
-    except OSError:
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINKS:
+            raise
         if final.exists():
             return False
         os.rename(tmp, final)
-        return True
-    tmp.unlink()
     return True
+
+
+def _undo(tmp: Path, final: Path) -> None:
+    """Take back a :func:`_link`: ``final`` goes, ``tmp`` stays (renamed back if it was moved)."""
+    if tmp.exists():
+        final.unlink()
+    else:
+        os.rename(final, tmp)
 
 
 @contextlib.contextmanager
@@ -287,13 +301,14 @@ def commit_pair(
                             break
                         done.append(final)
                 except OSError as exc:
-                    for path in done:
-                        path.unlink()
+                    for m, path in zip(finals, done, strict=False):
+                        _undo(temps[m], path)
                     raise EdgeAVError(f"cannot write {final}: {exc.strerror or exc}") from exc
                 if len(done) == len(finals):
                     return stem, finals
-                for path in done:  # another writer took this stem meanwhile: try the next
-                    path.unlink()
+                # another writer took this stem meanwhile: take ours back, try the next
+                for m, path in zip(finals, done, strict=False):
+                    _undo(temps[m], path)
         raise EdgeAVError(f"no free file name after {number + 999:04d} in {folders[0]}")
     finally:
         for tmp in temps.values():

@@ -203,3 +203,18 @@ def test_edgeav_train_accepts_a_recorded_folder(pulse, tmp_path):
     assert run.classes == ["bright", "dark", "mid"]
     metrics = json.loads(proc.stdout)
     assert metrics["counts"]["train"]["image"] >= 12, metrics["counts"]
+
+
+def test_a_stem_taken_in_either_folder_is_skipped_for_both(tmp_path):
+    from edgeav.runtime.record import commit_pair
+
+    folders = (tmp_path / "image" / "a", tmp_path / "audio" / "a")
+    folders[1].mkdir(parents=True)
+    (folders[1] / "0001.wav").write_bytes(b"someone else's")
+    stem, paths = commit_pair(folders, 1, {"image": (".png", b"png"), "audio": (".wav", b"wav")})
+    assert stem == "0002"
+    assert paths["image"].read_bytes() == b"png" and paths["audio"].read_bytes() == b"wav"
+    assert (folders[1] / "0001.wav").read_bytes() == b"someone else's"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "0001.wav", "0002.png", "0002.wav"
+    ]  # fmt: skip
