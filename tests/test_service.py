@@ -64,7 +64,7 @@ def test_the_unit_runs_that_command_and_systemd_accepts_it(tmp_path):
         f"{exe} run --model {tmp_path / 'model.edgeav'} --camera 0 --mic --serve 0.0.0.0:8080 "
         "--threshold 0.7"
     ]
-    assert unit["User"] == [getpass.getuser()]
+    assert unit["User"] == [os.environ.get("SUDO_USER") or getpass.getuser()]
     assert unit["SupplementaryGroups"] == ["audio video"]
     assert unit["Restart"] == ["on-failure"]
     assert unit["After"] == ["network-online.target sound.target"]

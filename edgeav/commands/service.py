@@ -137,8 +137,8 @@ def service(
     user: str = typer.Option(
         None,
         "--user",
-        help="The account the service runs as (default: you). It gets the audio and video "
-        "groups for the microphone and the camera.",
+        help="The account the service runs as (default: you, also under sudo). It gets the "
+        "audio and video groups for the microphone and the camera.",
         show_default=False,
     ),
 ) -> None:
@@ -159,7 +159,8 @@ def service(
         params.get("camera") or params.get("mic") or params.get("mic_device")
     ) and not params.get("audio_file"):
         raise EdgeAVError("the service needs an input: --camera and/or --mic (or --audio-file)")
-    user = user or getpass.getuser()
+    # under sudo, the person who ran it, not root
+    user = user or os.environ.get("SUDO_USER") or getpass.getuser()
     if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$", user):
         raise EdgeAVError(f"--user {user!r} is not a user name")
     text = unit_text(
