@@ -10,10 +10,10 @@ STAMP  := $(VENV)/.installed
 # Debian packages the runtime needs, those only training data needs (CMU Flite speaks
 # av-digits' test-unseen voices; without it that split uses espeak-ng alone), and those only the
 # tests need (the Pi emulation, the live microphone through PulseAudio, the live page in a headless
-# browser).
+# browser, the MQTT broker).
 DEB_PACKAGES       := libportaudio2 libsndfile1
 DEB_TRAIN_PACKAGES := flite
-DEB_TEST_PACKAGES  := qemu-user-static mmdebstrap pulseaudio pulseaudio-utils libasound2-plugins chromium
+DEB_TEST_PACKAGES  := qemu-user-static mmdebstrap pulseaudio pulseaudio-utils libasound2-plugins chromium mosquitto
 # A read-only tmpfs and a full one for tests/test_bad_input.py (root only; else those rows skip).
 export EDGEAV_TEST_MOUNTS ?= /tmp/edgeav-test-mounts
 

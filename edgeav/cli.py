@@ -68,7 +68,9 @@ from edgeav.commands import data as _data  # noqa: E402
 from edgeav.commands import demo as _demo  # noqa: E402
 from edgeav.commands import doctor as _doctor  # noqa: E402
 from edgeav.commands import info as _info  # noqa: E402
+from edgeav.commands import record as _record  # noqa: E402
 from edgeav.commands import run as _run  # noqa: E402
+from edgeav.commands import service as _service  # noqa: E402
 from edgeav.commands import train as _train  # noqa: E402
 from edgeav.commands import zoo as _zoo  # noqa: E402
 
@@ -77,7 +79,9 @@ app.command("zoo")(_zoo.zoo)
 app.command("train")(_train.train)
 app.command("convert")(_convert.convert)
 app.command("info")(_info.info)
+app.command("record")(_record.record)
 app.command("run")(_run.run)
+app.command("service", context_settings=_service.CONTEXT_SETTINGS)(_service.service)
 app.command("doctor")(_doctor.doctor)
 app.command("bench")(_bench.bench)
 app.command("demo")(_demo.demo)

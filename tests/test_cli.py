@@ -44,6 +44,8 @@ def test_the_device_path_imports_nothing_heavy():
         "import edgeav.runtime.interpreter, edgeav.bundle, edgeav.features, edgeav.fusion\n"
         "import edgeav.commands.run, edgeav.commands.doctor, edgeav.runtime.doctor\n"
         "import edgeav.runtime.picamera, edgeav.runtime.device_checks\n"
+        "import edgeav.commands.record, edgeav.commands.service\n"
+        "import edgeav.runtime.mqtt, edgeav.runtime.record, edgeav.locate\n"
         "heavy = [m for m in ('tensorflow', 'tf_keras', 'librosa', 'sounddevice', 'cv2', "
         "'picamera2') "
         "if m in sys.modules]\n"
@@ -68,3 +70,22 @@ def test_zoo_keeps_tensorflows_native_lines_out_of_stderr():
     # the TensorFlow installed here prints absl's "All log messages before absl::InitializeLog()
     # is called are written to STDERR" while it loads: there was something to keep out
     assert "absl" in debug.stderr, debug.stderr
+
+
+def test_every_command_explains_itself():
+    """``edgeav <command> --help`` renders for every command (rich markup in a help text, such
+    as a ``[/prefix]``, would crash it)."""
+    code = (
+        "import json, typer\n"
+        "from edgeav.cli import app, main\n"
+        "out = {}\n"
+        "for name in typer.main.get_command(app).commands:\n"
+        "    try:\n        main([name, '--help'])\n    except SystemExit as e:\n"
+        "        out[name] = e.code\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    codes = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"run", "record", "service", "doctor", "train"} <= set(codes)
+    assert set(codes.values()) == {0}, codes

@@ -14,6 +14,8 @@ from typing import Any
 
 import typer
 
+from edgeav.errors import EdgeAVError
+
 #: Default ``--rate`` with ``--mic``: several overlapping windows a second, so one of them holds a
 #: whole word wherever it falls (a 1 s window once a second cuts words in half).
 MIC_RATE = 4.0
@@ -111,6 +113,23 @@ def run(
         help="With --serve: every request must carry it (Authorization: Bearer T, or ?token=T).",
         show_default=False,
     ),
+    mqtt: str = typer.Option(
+        None,
+        "--mqtt",
+        metavar="URL",
+        help="Also publish to the MQTT broker at URL, mqtt://user:pass@host:port/prefix (all but "
+        "the host optional; port 1883, prefix edgeav/<hostname>): PREFIX/availability "
+        "(online/offline, retained, with a last will), an event (JSON) on each confident label "
+        "change, PREFIX/<label>/state ON/OFF (retained), PREFIX/label. A lost broker is retried "
+        "in the background; the ticks never wait for it.",
+        show_default=False,
+    ),
+    mqtt_discovery: bool = typer.Option(
+        False,
+        "--mqtt-discovery",
+        help="With --mqtt: announce a binary_sensor per label and a sensor for the last label to "
+        "Home Assistant (MQTT discovery under homeassistant/).",
+    ),
 ) -> None:
     """Classify what the camera sees and the microphone hears, fused, one prediction per tick.
 
@@ -123,10 +142,19 @@ def run(
     Then prints a summary: ticks, latency p50/p95 per stage, frames dropped, audio overflows.
 
     --serve 8000 also shows it all on http://127.0.0.1:8000/ (a phone's browser too) and as an HTTP API; the ticks never wait for the server.
+
+    --mqtt mqtt://broker publishes to home automation (Home Assistant with --mqtt-discovery); the ticks never wait for the broker.
     """
     from edgeav import interrupts  # noqa: PLC0415
     from edgeav.runtime.pipeline import RunOptions, open_pipeline  # noqa: PLC0415
 
+    target = None
+    if mqtt is not None:
+        from edgeav.runtime.mqtt import parse_mqtt_url  # noqa: PLC0415
+
+        target = parse_mqtt_url(mqtt)
+    elif mqtt_discovery:
+        raise EdgeAVError("--mqtt-discovery needs --mqtt mqtt://broker")
     if rate is None:
         rate = MIC_RATE if mic or mic_device is not None else RATE
     from edgeav.runtime.camera import check_camera_fps, parse_camera_size  # noqa: PLC0415
@@ -147,7 +175,7 @@ def run(
         duration=duration,
         loop=loop,
     )
-    pipe = server = None
+    pipe = server = publisher = None
     try:
         with open_pipeline(model, options, log=_log) as pipe:
             _log(
@@ -161,24 +189,40 @@ def run(
 
                 server = Server(pipe, serve, token or None, log=_log)
                 predictions = server.publishing(predictions)
+            if target is not None:
+                from edgeav.runtime.mqtt import MqttPublisher  # noqa: PLC0415
+
+                publisher = MqttPublisher(
+                    target, pipe.classes, list(pipe.models), discovery=mqtt_discovery, log=_log
+                ).start()
+                predictions = publisher.publishing(predictions)
             try:
                 if json_out:
                     _emit_json(predictions)
                 else:
                     _show_live(pipe, predictions)
             finally:
+                if publisher is not None:
+                    publisher.stop()
                 if server is not None:
                     server.stop()
     except interrupts.Interrupted as exc:
         if pipe is None:
             raise
         pipe.end_reason = exc.reason
-        _print_summary(pipe.summary(), json_out)
+        _print_summary(_summary(pipe, publisher), json_out)
         raise typer.Exit(exc.exit_code) from None
     except BrokenPipeError:  # stdout closed by the reader (e.g. `| head`)
         pass
     if pipe is not None:
-        _print_summary(pipe.summary(), json_out)
+        _print_summary(_summary(pipe, publisher), json_out)
+
+
+def _summary(pipe: Any, publisher: Any) -> dict[str, Any]:
+    summary = pipe.summary()
+    if publisher is not None:
+        summary["mqtt"] = publisher.stats()
+    return summary
 
 
 def _emit_json(predictions: Any) -> None:
@@ -280,3 +324,10 @@ def _print_summary(summary: dict[str, Any], json_out: bool) -> None:
         f"audio overflows {summary['audio_overflows']}",
         highlight=False,
     )
+    if "mqtt" in summary:
+        m = summary["mqtt"]
+        console.print(
+            f"mqtt {m['broker']}: {m['events']} events, connected {m['connects']} time(s), "
+            f"{m['dropped']} messages dropped",
+            highlight=False,
+        )
