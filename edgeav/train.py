@@ -8,8 +8,10 @@ For each modality (the seed's recipe):
    the frozen embeddings with cross-entropy.
 
 The image model is a zoo variant (:func:`edgeav.models.registry.build_variant`, default
-``resnet-sep-tiny`` at 48x48) trained on randomly shifted images, a fraction of them with cutout
-and Gaussian noise each epoch. The audio model is the zoo's ``audio-mlp`` over
+``resnet-sep-tiny``; its input by the data's style, :data:`IMAGE_INPUTS`: for camera frames the
+digit found on its sheet and laid out like MNIST, 32x32 grey) trained on augmented images each
+epoch (:func:`edgeav.augment.image_augmenter`: digit layouts turned, slanted, bent and given
+other pen widths, whole images shifted; a fraction with cutout and Gaussian noise). The audio model is the zoo's ``audio-mlp`` over
 :func:`edgeav.features.extract` vectors (mean, standard deviation and maximum over frames),
 its ``Normalization`` layer set to the training features' statistics; extra training vectors
 are computed beforehand from the training clips with random speed, background noise and gain

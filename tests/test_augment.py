@@ -1,4 +1,4 @@
-"""Speech augmentation (edgeav.augment): deterministic, and each transform does what it says."""
+"""Augmentation (edgeav.augment): deterministic, and each transform does what it says."""
 
 from __future__ import annotations
 
@@ -250,3 +250,34 @@ def test_augmented_audio_features(tmp_path: Path):
     other, _ = A.augmented_audio_features(paths, np.array([0, 1]), config, 3, seed=6)
     assert not np.array_equal(x, other)
     assert not np.allclose(x[0], x[1])  # copies differ
+
+
+def test_warp_strokes_keeps_the_digit_and_is_deterministic():
+    """Digits laid out like MNIST are turned, slanted and bent, not lost: the ink stays near the
+    centre, a blank layout stays blank, the same generator state gives the same images."""
+    x = np.zeros((8, 32, 32, 1), np.float32)
+    x[:4, 8:24, 14:18, 0] = 1.0  # a "1"
+    a = A.warp_strokes(x, np.random.default_rng(3))
+    b = A.warp_strokes(x, np.random.default_rng(3))
+    assert a.shape == x.shape and a.dtype == x.dtype
+    assert np.array_equal(a, b)
+    assert not a[4:].any()  # nothing to read stays nothing
+    for img in a[:4, :, :, 0]:
+        ink = img.sum()
+        assert 0.5 * x[0].sum() < ink < 2.0 * x[0].sum()
+        cy = (img.sum(axis=1) * np.arange(32)).sum() / ink
+        cx = (img.sum(axis=0) * np.arange(32)).sum() / ink
+        assert abs(cy - 15.5) < 4 and abs(cx - 15.5) < 4
+    assert not np.array_equal(a[0], x[0])
+
+
+def test_image_augmenter_warps_digit_layouts_and_shifts_frames():
+    from edgeav.preprocess import ImageSpec
+
+    x = np.zeros((4, 32, 32, 1), np.float32)
+    x[:, 8:24, 14:18, 0] = 1.0
+    digit = A.image_augmenter(ImageSpec(size=32, channels=1, crop="digit"), shift=0, degrade=0)
+    frame = A.image_augmenter(ImageSpec(size=32, channels=1, crop="none"), shift=0, degrade=0)
+    rng = np.random.default_rng(0)
+    assert not np.array_equal(digit(x, rng), x)  # warped even with shift 0
+    assert np.array_equal(frame(x, rng), x)  # a frame with shift 0 and no degrading: as it was
