@@ -269,16 +269,20 @@ def test_camera_layout_counts_and_metadata(camera):
     for split, n in expected.items():
         folder = camera / split / "image"
         assert sorted(p.name for p in folder.iterdir()) == sorted([*DIGITS, avdigits.NONE])
-        for name in [*DIGITS, avdigits.NONE]:  # none: as many frames as one class
+        for name in [*DIGITS, avdigits.NONE]:  # none: as many frames as one class's MNIST scenes
             files = list((folder / name).iterdir())
-            assert len(files) == n and all(f.suffix == ".jpg" for f in files), (split, name)
+            printed = [f for f in files if f.name.startswith("printed-")]
+            # train: one printed digit each (0.4 of --per-class 3, rounded)
+            assert len(printed) == (split == "train" and name != avdigits.NONE), (split, name)
+            assert len(files) - len(printed) == n, (split, name)
+            assert all(f.suffix == ".jpg" for f in files), (split, name)
         audio = camera / split / "audio"
         assert sorted(p.name for p in audio.iterdir()) == sorted([*DIGITS, avdigits.NONE])
         clips = {name: len(list((audio / name).iterdir())) for name in [*DIGITS, avdigits.NONE]}
         assert len(set(clips.values())) == 1, (split, clips)  # room noise: one class's worth
     meta = json.loads((camera / "dataset.json").read_text())
     assert meta["format"] == avdigits.FORMAT and meta["style"] == "camera"
-    assert meta["counts"]["train"] == {"image": 60, "audio": 60, "none": 6, "audio_none": 6}
+    assert meta["counts"]["train"] == {"image": 70, "audio": 60, "none": 6, "audio_none": 6}
     assert meta["counts"]["test-unseen"] == {
         "image": 10,
         "audio": 10,
@@ -288,9 +292,10 @@ def test_camera_layout_counts_and_metadata(camera):
     image = meta["image"]
     assert image["style"] == "camera" and image["scene_size"] == list(scenes.SCENE_SIZE)
     assert image["scenes_per_train_digit"] == avdigits.TRAIN_SCENES_PER_DIGIT == 2
-    assert {s: image["sources"][s] for s in ("train", "val", "test", "test-noisy")} == {
-        s: ["mnist"] for s in ("train", "val", "test", "test-noisy")
+    assert {s: image["sources"][s] for s in ("val", "test", "test-noisy")} == {
+        s: ["mnist"] for s in ("val", "test", "test-noisy")
     }
+    assert image["sources"]["train"] == ["mnist", "printed-fonts"]
     assert image["sources"]["test-unseen"] == ["uci-optdigits"]  # 1 per class: 0 Hershey (30 %)
     assert image["test_unseen_sources"] == {"uci-optdigits": 10, "hershey-script": 0}
     assert image["backgrounds"] == scenes.background_sources()
@@ -320,7 +325,7 @@ def test_camera_splits_are_held_out(camera, tiny):
     for split in ("train", "val", "test"):  # the same digits as the mnist style's
         assert sorted(set(rows(camera, split))) == sorted(rows(tiny, split))
     scenes_of = {}
-    for p in (camera / "train" / "image").glob("[0-9]/*.jpg"):
+    for p in (camera / "train" / "image").glob("[0-9]/mnist5k-*.jpg"):
         scenes_of.setdefault(p.stem.rsplit("-", 1)[0], []).append(p.read_bytes())
     assert all(len(v) == 2 and v[0] != v[1] for v in scenes_of.values())
     # test-unseen: other handwriting, no MNIST digit at all
@@ -377,15 +382,18 @@ def test_per_class_bounds():
     assert avdigits.split_sizes(325, style="mnist")["image"]["train"] == 325
     assert avdigits.split_sizes(325, style="mnist")["image"]["test-unseen"] == 1
     # camera: two scenes per training digit; test-unseen from other sources, as many as test
+    # and printed digits (0.4 per training digit) in train only
     camera = avdigits.split_sizes(300)
     assert camera["image"] == {
-        "train": 600,
+        "train": 600 + 120,
         "val": 60,
         "test": 100,
         "test-noisy": 100,
         "test-unseen": 100,
     }
-    assert camera["none"] == camera["image"]  # one class's worth of frames per split
+    assert camera["printed"] == {"train": 120}
+    # one class's worth of frames with nothing to read per split
+    assert camera["none"] == {**camera["image"], "train": 600}
     assert avdigits.split_sizes(325)["image"]["test-unseen"] == 109
     for style in avdigits.STYLES:
         with pytest.raises(EdgeAVError, match="at most 325"):

