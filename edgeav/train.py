@@ -546,6 +546,25 @@ def audio_setup(cfg: TrainConfig) -> tuple[Any, Any, dict[str, bytes] | None]:
     return AudioInput(kind=kind, target_dbfs=TARGET_DBFS), config, models
 
 
+def _augmented_rows(items: list[tuple[Path, int, int, int]]) -> np.ndarray:
+    """Front-end inputs of ``copies`` augmented versions of each ``(path, index, copies,
+    seed)`` clip, in that order; each copy's randomness from ``(seed, index, copy)`` alone."""
+    from edgeav.augment import augment_speech  # noqa: PLC0415
+    from edgeav.data.loader import read_audio, worker_frontend  # noqa: PLC0415
+    from edgeav.features import prepare_audio  # noqa: PLC0415
+
+    frontend = worker_frontend()
+    rate = frontend.config.sample_rate
+    rows = []
+    for path, i, copies, seed in items:
+        y, sr = read_audio(path)
+        clip = prepare_audio(y, frontend.config, sr=sr).astype(np.float32)
+        for k in range(copies):
+            rng = np.random.default_rng([seed, 104729, i, k])
+            rows.append(frontend(augment_speech(clip, rate, rng, n=frontend.window)))
+    return np.stack(rows).astype(np.float32, copy=False)
+
+
 def augmented_frontend_inputs(
     paths: list[Path],
     labels: np.ndarray,
@@ -559,9 +578,7 @@ def augmented_frontend_inputs(
     augment_speech`), cached like the clips' own inputs."""
     import hashlib  # noqa: PLC0415
 
-    from edgeav.augment import AUGMENT_VERSION, augment_speech  # noqa: PLC0415
-    from edgeav.data.loader import read_audio  # noqa: PLC0415
-    from edgeav.features import prepare_audio  # noqa: PLC0415
+    from edgeav.augment import AUGMENT_VERSION  # noqa: PLC0415
     from edgeav.fileio import write_bytes_atomic  # noqa: PLC0415
 
     out_labels = np.repeat(np.asarray(labels), copies)
@@ -572,16 +589,15 @@ def augmented_frontend_inputs(
     cached = None if cache is None else cache / f"augmented-{key.hexdigest()[:32]}.npy"
     if cached is not None and cached.is_file():
         return np.load(cached), out_labels
-    rate = frontend.config.sample_rate
-    x = np.empty((len(paths) * copies, *frontend.shape), dtype=np.float32)
-    row = 0
-    for i, path in enumerate(paths):
-        y, sr = read_audio(path)
-        clip = prepare_audio(y, frontend.config, sr=sr).astype(np.float32)
-        for k in range(copies):
-            rng = np.random.default_rng([seed, 104729, i, k])
-            x[row] = frontend(augment_speech(clip, rate, rng, n=frontend.window))
-            row += 1
+    from edgeav.data.loader import use_frontend  # noqa: PLC0415
+    from edgeav.parallel import map_rows  # noqa: PLC0415
+
+    items = [(path, i, copies, seed) for i, path in enumerate(paths)]
+    recipe = (frontend.spec, frontend.config, frontend.model_bytes)
+    if items:
+        x = map_rows(_augmented_rows, items, initializer=use_frontend, initargs=recipe)
+    else:
+        x = np.empty((0, *frontend.shape), dtype=np.float32)
     if cached is not None:
         import io  # noqa: PLC0415
 

@@ -167,6 +167,11 @@ class FrontEnd:
         if got != self.shape:
             raise EdgeAVError(f"the audio front-end gives {got}, expected {self.shape}")
 
+    @property
+    def model_bytes(self) -> dict[str, bytes]:
+        """The front-end's ``.tflite`` files by role (empty for the kinds without models)."""
+        return dict(self._model_bytes)
+
     def fingerprint(self) -> str:
         """A digest of everything that decides the output (for caches of front-end outputs)."""
         import hashlib  # noqa: PLC0415

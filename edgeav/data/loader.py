@@ -25,6 +25,7 @@ into a feature vector with :func:`edgeav.features.extract`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Iterable, Sequence
@@ -431,9 +432,8 @@ def load_dataset(
     """
     import time  # noqa: PLC0415
 
-    from edgeav.features import extract, prepare_audio  # noqa: PLC0415
+    from edgeav.features import extract  # noqa: PLC0415
     from edgeav.preprocess import preprocess_image  # noqa: PLC0415
-    from edgeav.runtime.frontend import fit_window  # noqa: PLC0415
 
     index = scan_dataset(path)
     wanted = list(index.splits) if splits is None else list(splits)
@@ -470,19 +470,19 @@ def load_dataset(
                 feats = np.load(cached)
                 bar.advance(task, len(aud_items))
             else:
-                shape = (feature_config.dim,) if frontend is None else frontend.shape
-                feats = np.empty((len(aud_items), *shape), dtype=np.float32)
-                for i, p in enumerate(paths):
-                    y, sr = read_audio(p)
-                    try:
-                        if frontend is None:
+                if frontend is None:
+                    feats = np.empty((len(aud_items), feature_config.dim), dtype=np.float32)
+                    for i, p in enumerate(paths):
+                        y, sr = read_audio(p)
+                        try:
                             feats[i] = extract(y, feature_config, sr=sr)
-                        else:
-                            x = prepare_audio(y, feature_config, sr=sr)
-                            feats[i] = frontend(fit_window(x, frontend.window))
-                    except (EdgeAVError, ValueError) as exc:
-                        raise EdgeAVError(f"cannot compute the audio input of {p}: {exc}") from exc
-                    bar.advance(task)
+                        except (EdgeAVError, ValueError) as exc:
+                            raise EdgeAVError(
+                                f"cannot compute the audio input of {p}: {exc}"
+                            ) from exc
+                        bar.advance(task)
+                else:
+                    feats = _frontend_inputs(paths, frontend, functools.partial(bar.advance, task))
                 if cached is not None:
                     _save_cache(cached, feats)
             t2 = time.perf_counter()
@@ -510,6 +510,52 @@ def load_dataset(
         split_note=index.split_note,
         skipped=index.skipped,
         seconds=seconds,
+    )
+
+
+#: The front-end of a worker process (:func:`_frontend_inputs`), built once per worker.
+_worker_frontend: Any = None
+
+
+def use_frontend(spec: Any, config: Any, models: dict[str, bytes]) -> None:
+    """Build this process's front-end (a worker's initializer; one interpreter thread)."""
+    from edgeav.runtime.frontend import FrontEnd  # noqa: PLC0415
+
+    global _worker_frontend
+    _worker_frontend = FrontEnd(spec, config, models, threads=1)
+
+
+def worker_frontend() -> Any:
+    """The front-end :func:`use_frontend` built in this process."""
+    return _worker_frontend
+
+
+def _frontend_rows(paths: list[Path]) -> np.ndarray:
+    """The front-end's output for each clip (resampled, fitted to the window, centred)."""
+    from edgeav.features import prepare_audio  # noqa: PLC0415
+    from edgeav.runtime.frontend import fit_window  # noqa: PLC0415
+
+    frontend = _worker_frontend
+    out = np.empty((len(paths), *frontend.shape), dtype=np.float32)
+    for i, p in enumerate(paths):
+        y, sr = read_audio(p)
+        try:
+            x = prepare_audio(y, frontend.config, sr=sr)
+            out[i] = frontend(fit_window(x, frontend.window))
+        except (EdgeAVError, ValueError) as exc:
+            raise EdgeAVError(f"cannot compute the audio input of {p}: {exc}") from exc
+    return out
+
+
+def _frontend_inputs(paths: list[Path], frontend: Any, advance: Any) -> np.ndarray:
+    """:func:`_frontend_rows` of every clip, spread over the cores (:mod:`edgeav.parallel`)."""
+    from edgeav.parallel import map_rows  # noqa: PLC0415
+
+    if not paths:
+        return np.empty((0, *frontend.shape), dtype=np.float32)
+    recipe = (frontend.spec, frontend.config, frontend.model_bytes)
+    return map_rows(
+        _frontend_rows, list(paths), initializer=use_frontend, initargs=recipe, advance=advance
     )
 
 

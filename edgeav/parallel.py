@@ -1,0 +1,107 @@
+"""Per-item data preparation spread over the machine's cores (the laptop side only).
+
+Training computes an audio front-end's output for every clip and for augmented copies of every
+training clip: tens of thousands of independent calls of about 10 ms, each on one core. On a
+machine with more than one core those calls are split into chunks and computed by worker
+processes, each row from its own inputs only, so the result is the same as computing them in
+order. Workers are spawned, not forked: they share no thread, lock or interpreter with the
+parent (forked ones also ran LiteRT slower than the parent did here). A script that calls
+training must therefore guard its top level with ``if __name__ == "__main__":``, as for any use
+of :mod:`multiprocessing` with ``spawn``; edgeav's own commands do.
+
+``EDGEAV_WORKERS`` sets the number of workers (1: no processes at all); the default is the
+number of cores, at most :data:`MAX_WORKERS`. Workers ignore Ctrl-C; the parent stops them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from edgeav.errors import EdgeAVError
+
+#: The most worker processes used by default.
+MAX_WORKERS = 8
+#: Fewer items than this are computed in the calling process (starting workers costs ~1 s).
+MIN_ITEMS = 200
+#: Chunks per worker: small enough to keep every core busy to the end and the progress moving.
+CHUNKS_PER_WORKER = 8
+
+
+def worker_count(items: int) -> int:
+    """How many processes compute ``items`` items: ``EDGEAV_WORKERS``, else the cores (at most
+    :data:`MAX_WORKERS`); 1 for fewer than :data:`MIN_ITEMS` items."""
+    text = os.environ.get("EDGEAV_WORKERS", "").strip()
+    if text:
+        try:
+            wanted = int(text)
+        except ValueError:
+            raise EdgeAVError(f"EDGEAV_WORKERS must be a whole number, got {text!r}") from None
+        if wanted < 1:
+            raise EdgeAVError(f"EDGEAV_WORKERS must be at least 1, got {wanted}")
+    else:
+        wanted = min(os.cpu_count() or 1, MAX_WORKERS)
+    return 1 if items < MIN_ITEMS else wanted
+
+
+def _ignore_interrupts(initializer: Callable[..., None] | None, args: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*args)
+
+
+def map_rows(
+    compute: Callable[[Sequence[Any]], np.ndarray],
+    items: Sequence[Any],
+    *,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
+    advance: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """``compute`` over ``items`` in chunks, the rows concatenated in the items' order.
+
+    Args:
+        compute: a module-level function (workers import it by name) taking a chunk of items and
+            returning one row per item, as an array.
+        items: the items, picklable.
+        initializer, initargs: run once in each worker (and once here when no worker is used)
+            before any chunk, e.g. to build a model the chunks share.
+        advance: called with the number of items of each finished chunk (a progress bar).
+    """
+    # a worker never starts workers of its own
+    workers = 1 if multiprocessing.parent_process() else worker_count(len(items))
+    if workers == 1:
+        if initializer is not None:
+            initializer(*initargs)
+        out = compute(items)
+        if advance is not None:
+            advance(len(items))
+        return out
+    import concurrent.futures as cf  # noqa: PLC0415
+
+    size = max(1, -(-len(items) // (workers * CHUNKS_PER_WORKER)))
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    pool = cf.ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_ignore_interrupts,
+        initargs=(initializer, initargs),
+    )
+    try:
+        futures = {pool.submit(compute, chunk): k for k, chunk in enumerate(chunks)}
+        results: list[np.ndarray | None] = [None] * len(chunks)
+        for future in cf.as_completed(futures):
+            k = futures[future]
+            results[k] = future.result()
+            if advance is not None:
+                advance(len(chunks[k]))
+    except cf.process.BrokenProcessPool as exc:
+        raise EdgeAVError(f"a worker process died while preparing data: {exc}") from exc
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return np.concatenate(results)
