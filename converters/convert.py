@@ -209,6 +209,8 @@ class ConvertResult:
     #: (``models`` and ``fused`` above are then the quantisation-aware ones, in the bundle).
     ptq: dict[str, ModelResult] | None = None
     ptq_fused: Comparison | None = None
+    #: The tf.distribute strategy pruning/QAT fine-tuned under (``Distribution.to_dict()``).
+    distribution: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         ptq = None
@@ -229,6 +231,7 @@ class ConvertResult:
             "seconds": round(self.seconds, 2),
             "qat": self.ptq is not None,
             "ptq": ptq,
+            "distribution": self.distribution,
         }
 
 
@@ -588,4 +591,5 @@ def convert_run(
             distribution=distribution,
         )
     result.run_dir = Path(run_path).resolve()
+    result.distribution = None if distribution is None else distribution.to_dict()
     return result
