@@ -172,7 +172,13 @@ def test_multi_worker_two_processes_on_localhost(single_run, tmp_path):
         )
         for i in range(2)
     ]
-    results = [_finish(p) for p in procs]
+    try:
+        results = [_finish(p) for p in procs]
+    finally:  # a worker that failed leaves the other waiting for it: stop both
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     seconds = time.perf_counter() - t0
     print(f"multi-worker (2 processes) {seconds:.1f} s, single device {single_seconds:.1f} s")
     for i, metrics in enumerate(results):
