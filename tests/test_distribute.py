@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -172,13 +173,16 @@ def test_multi_worker_two_processes_on_localhost(single_run, tmp_path):
         )
         for i in range(2)
     ]
-    try:
-        results = [_finish(p) for p in procs]
-    finally:  # a worker that failed leaves the other waiting for it: stop both
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    with ThreadPoolExecutor(len(procs)) as pool:
+        futures = [pool.submit(_finish, p) for p in procs]
+        try:
+            for future in as_completed(futures):
+                future.result()
+        finally:  # a worker that failed leaves the other waiting for it: stop both
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+    results = [f.result() for f in futures]
     seconds = time.perf_counter() - t0
     print(f"multi-worker (2 processes) {seconds:.1f} s, single device {single_seconds:.1f} s")
     for i, metrics in enumerate(results):
