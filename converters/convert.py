@@ -1,4 +1,5 @@
-"""``edgeav convert``'s work: run -> (prune) -> quantise -> validate in LiteRT -> bundle.
+"""``edgeav convert``'s work: run -> (prune) -> quantise (and with ``--qat`` also
+quantisation-aware fine-tuning, :mod:`edgeav.converters.qat`) -> validate in LiteRT -> bundle.
 
 :func:`convert_models` does the work on in-memory Keras models and arrays (tests and fixtures
 use it directly); :func:`convert_run` loads a training run and its data set's train and test
@@ -8,6 +9,7 @@ user allowed the drop).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import time
@@ -75,6 +77,13 @@ class ConvertOptions:
     #: int8: keep a leading Normalization layer (the audio encoder's) and the input in float32.
     float_normalization: bool = True
     seed: int = 0
+    #: Quantisation-aware fine-tuning (tfmot) before the int8 conversion; post-training int8 is
+    #: converted and measured too, side by side, and the QAT models go into the bundle.
+    qat: bool = False
+    qat_epochs: int = 3
+    qat_learning_rate: float = 1e-4
+    #: tf.distribute strategy of the fine-tuning (pruning, QAT): see :mod:`edgeav.distribute`.
+    strategy: str = "one"
 
     @property
     def pruning(self) -> bool:
@@ -82,7 +91,8 @@ class ConvertOptions:
 
     def stages(self, modalities: int = 2) -> int:
         """How many ``Progress.stage`` calls :func:`convert_models` makes (for a progress bar)."""
-        per_model = 3 + int(self.pruning)  # Keras predictions, [prune], convert, validate
+        # Keras predictions, [prune], convert, validate, [QAT fine-tuning, convert, validate]
+        per_model = 3 + int(self.pruning) + 3 * int(self.qat)
         return modalities * per_model + int(modalities == 2) + 1  # + fused + write
 
     @property
@@ -114,6 +124,18 @@ class ConvertOptions:
             raise EdgeAVError(f"--prune-epochs must be at least 1, got {self.prune_epochs}")
         if int(self.prune_block) != self.prune_block or self.prune_block < 1:
             raise EdgeAVError(f"--prune-block must be at least 1, got {self.prune_block}")
+        if self.qat and self.quantize != "int8":
+            raise EdgeAVError(
+                f"--qat fine-tunes for full int8; it cannot be combined with --quantize {self.quantize}"
+            )
+        if self.qat_epochs < 1:
+            raise EdgeAVError(f"--qat-epochs must be at least 1, got {self.qat_epochs}")
+        from edgeav.distribute import STRATEGIES  # noqa: PLC0415
+
+        if self.strategy not in STRATEGIES:
+            raise EdgeAVError(
+                f"unknown --strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
 
 
 @dataclass
@@ -142,6 +164,8 @@ class ModelResult:
     tflite_zero_fraction: float = 0.0
     seconds: float = 0.0
     output: str = "probabilities"  # the .tflite's output: "logits" when the softmax was removed
+    #: Median single-thread LiteRT invoke time on this machine (measured with --qat only).
+    latency_ms: float | None = None
 
     @property
     def size(self) -> int:
@@ -166,6 +190,7 @@ class ModelResult:
             "sparsity": self.sparsity,
             "tflite_zero_fraction": round(self.tflite_zero_fraction, 6),
             "seconds": round(self.seconds, 2),
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 4),
         }
 
 
@@ -180,8 +205,20 @@ class ConvertResult:
     over_limit: list[str] = field(default_factory=list)
     seconds: float = 0.0
     run_dir: Path | None = None
+    #: With --qat: the post-training int8 models and fused comparison, measured the same way
+    #: (``models`` and ``fused`` above are then the quantisation-aware ones, in the bundle).
+    ptq: dict[str, ModelResult] | None = None
+    ptq_fused: Comparison | None = None
+    #: The tf.distribute strategy pruning/QAT fine-tuned under (``Distribution.to_dict()``).
+    distribution: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        ptq = None
+        if self.ptq is not None:
+            ptq = {
+                "models": {m: r.to_dict() for m, r in self.ptq.items()},
+                "fused": None if self.ptq_fused is None else self.ptq_fused.to_dict(),
+            }
         return {
             "bundle": str(self.out),
             "run_dir": str(self.run_dir) if self.run_dir else None,
@@ -192,6 +229,9 @@ class ConvertResult:
             "models": {m: r.to_dict() for m, r in self.models.items()},
             "fused": None if self.fused is None else self.fused.to_dict(),
             "seconds": round(self.seconds, 2),
+            "qat": self.ptq is not None,
+            "ptq": ptq,
+            "distribution": self.distribution,
         }
 
 
@@ -210,6 +250,7 @@ def convert_models(
     audio_input: Any = None,
     frontend_models: dict[str, bytes] | None = None,
     calibration: Any = None,
+    distribution: Any = None,
 ) -> ConvertResult:
     """Convert, validate and bundle ``models`` (``{"image": keras_model, "audio": keras_model}``).
 
@@ -224,6 +265,8 @@ def convert_models(
             default: the averaged features); ``frontend_models``: the speech-embedding
             front-end's ``.tflite`` bytes by role, carried into the bundle as they are.
         calibration: the run's :class:`~edgeav.calibration.Calibration` (default: neutral).
+        distribution: the :class:`edgeav.distribute.Distribution` that pruning and QAT
+            fine-tune under (default: TensorFlow's default strategy, one device).
     """
     from edgeav import bundle as bundle_mod  # noqa: PLC0415
     from edgeav.data.loader import paired_indices  # noqa: PLC0415
@@ -240,6 +283,8 @@ def convert_models(
     results: dict[str, ModelResult] = {}
     keras_probs: dict[str, np.ndarray] = {}
     tflite_probs: dict[str, np.ndarray] = {}
+    ptq: dict[str, ModelResult] = {}  # --qat: the post-training int8 models, for comparison
+    ptq_probs: dict[str, np.ndarray] = {}
     for modality in present:
         t0 = time.perf_counter()
         model = models[modality]
@@ -268,6 +313,7 @@ def convert_models(
                 batch_size=options.batch_size,
                 block=options.prune_block,
                 seed=options.seed,
+                distribution=distribution,
                 on_epoch=lambda done, total, m=modality: progress.note(
                     f"{m}: pruning + fine-tuning (epoch {done}/{total})"
                 ),
@@ -284,24 +330,50 @@ def convert_models(
             rep = x_train[idx]
         progress.stage(f"{modality}: converting to TFLite ({options.quantize})")
         float_input = options.float_normalization and leading_normalization(to_convert)
+        keras_model = to_convert
         to_convert, output = without_softmax(to_convert)
         tfl = convert_keras(to_convert, options.quantize, rep, float_input=float_input)
         progress.stage(f"{modality}: validating in LiteRT on {len(y_test)} test samples")
         tflite_probs[modality] = tflite_predict(tfl, x_test, output=output)
-        info = describe(tfl)
-        results[modality] = ModelResult(
-            modality=modality,
-            tflite=tfl,
-            params=int(model.count_params()),
-            comparison=compare(keras_probs[modality], tflite_probs[modality], y_test),
-            output=output,
-            keras_pruned_accuracy=pruned_acc,
-            sparsity=sparsity,
-            tflite_zero_fraction=info.weight_sparsity,
-            seconds=time.perf_counter() - t0,
+        results[modality] = _model_result(
+            modality, tfl, model, keras_probs[modality], tflite_probs[modality], y_test, output
         )
+        results[modality].keras_pruned_accuracy = pruned_acc
+        results[modality].sparsity = sparsity
+        results[modality].seconds = time.perf_counter() - t0
+        if options.qat:
+            from edgeav.converters.qat import qat_model  # noqa: PLC0415
 
-    fused = None
+            ptq[modality], ptq_probs[modality] = results[modality], tflite_probs[modality]
+            progress.stage(f"{modality}: quantisation-aware fine-tuning")
+            qat, output = qat_model(
+                keras_model,
+                x_train,
+                y_train,
+                epochs=options.qat_epochs,
+                batch_size=options.batch_size,
+                learning_rate=options.qat_learning_rate,
+                prune_preserve=options.pruning,
+                seed=options.seed,
+                distribution=distribution,
+                on_epoch=lambda done, total, m=modality: progress.note(
+                    f"{m}: quantisation-aware fine-tuning (epoch {done}/{total})"
+                ),
+            )
+            progress.stage(f"{modality}: converting the quantisation-aware model to int8")
+            tfl = convert_keras(qat, "int8", rep, float_input=float_input)
+            progress.stage(f"{modality}: validating it in LiteRT on {len(y_test)} test samples")
+            tflite_probs[modality] = tflite_predict(tfl, x_test, output=output)
+            results[modality] = _model_result(
+                modality, tfl, model, keras_probs[modality], tflite_probs[modality], y_test, output
+            )
+            results[modality].keras_pruned_accuracy = pruned_acc
+            results[modality].sparsity = sparsity
+            for r in (ptq[modality], results[modality]):
+                r.latency_ms = _latency_ms(r.tflite)
+        results[modality].seconds = time.perf_counter() - t0
+
+    fused = ptq_fused = None
     if len(present) == 2:
         progress.stage("fused: comparing on paired test samples")
         ii, ai = paired_indices(test.image_labels, test.audio_labels, seed=0)
@@ -311,6 +383,9 @@ def convert_models(
                 tflite_probs["image"][ii], tflite_probs["audio"][ai], fusion, calibration
             )
             fused = compare(k, t, np.asarray(test.image_labels)[ii])
+            if options.qat:
+                p = fused_probs(ptq_probs["image"][ii], ptq_probs["audio"][ai], fusion, calibration)
+                ptq_fused = compare(k, p, np.asarray(test.image_labels)[ii])
 
     checks = {m: r.comparison for m, r in results.items()}
     if fused is not None:
@@ -381,7 +456,38 @@ def convert_models(
         max_drop=options.drop_limit,
         over_limit=over,
         seconds=time.perf_counter() - t_start,
+        ptq=ptq if options.qat else None,
+        ptq_fused=ptq_fused,
     )
+
+
+def _model_result(
+    modality: str,
+    tfl: bytes,
+    model,
+    keras_probs: np.ndarray,
+    tflite_probs: np.ndarray,
+    y_test: np.ndarray,
+    output: str,
+) -> ModelResult:
+    """A converted model checked against the Keras original (``model``) on test."""
+    from edgeav.tflite_schema import describe  # noqa: PLC0415
+
+    return ModelResult(
+        modality=modality,
+        tflite=tfl,
+        params=int(model.count_params()),
+        comparison=compare(keras_probs, tflite_probs, y_test),
+        output=output,
+        tflite_zero_fraction=describe(tfl).weight_sparsity,
+    )
+
+
+def _latency_ms(tfl: bytes) -> float:
+    """Median single-thread invoke time of ``tfl`` on LiteRT here (at most about 2 s)."""
+    from edgeav.benchmarks.timer import time_tflite  # noqa: PLC0415
+
+    return float(time_tflite(tfl, runs=50, warmup=5, threads=1, max_seconds=2.0)["p50_ms"])
 
 
 def locate_run(run_dir: str | Path | None, data_dir: str | Path | None = None):
@@ -437,6 +543,11 @@ def convert_run(
     check_output(out)
     run, data = located if located is not None else locate_run(run_dir, data_dir)
     run_path = run.path
+    distribution = None
+    if options.pruning or options.qat:  # fine-tuning: under the strategy, resolved first
+        from edgeav.distribute import resolve  # noqa: PLC0415
+
+        distribution = resolve(options.strategy)
     needs_train = options.quantize == "int8" or options.pruning
     splits = ["train", "test"] if needs_train else ["test"]
     frontend = None if run.audio_input.kind == "features" else run.frontend()
@@ -461,20 +572,24 @@ def convert_run(
         return SplitArrays(s.images, s.image_labels, s.audio_features, s.audio_labels)
 
     models = {"image": run.load_image_model(), "audio": run.load_audio_model()}
-    result = convert_models(
-        models,
-        classes=run.classes,
-        image_spec=run.image_spec,
-        feature_config=run.feature_config,
-        fusion=run.fusion,
-        train=arrays("train"),
-        test=arrays("test"),
-        out=out,
-        options=options,
-        progress=progress,
-        audio_input=run.audio_input,
-        frontend_models=run.frontend_models,
-        calibration=run.calibration,
-    )
+    # Multi-worker: every worker converts, only the chief's bundle is kept.
+    with contextlib.nullcontext(out) if distribution is None else distribution.output(out) as dest:
+        result = convert_models(
+            models,
+            classes=run.classes,
+            image_spec=run.image_spec,
+            feature_config=run.feature_config,
+            fusion=run.fusion,
+            train=arrays("train"),
+            test=arrays("test"),
+            out=dest,
+            options=options,
+            progress=progress,
+            audio_input=run.audio_input,
+            frontend_models=run.frontend_models,
+            calibration=run.calibration,
+            distribution=distribution,
+        )
     result.run_dir = Path(run_path).resolve()
+    result.distribution = None if distribution is None else distribution.to_dict()
     return result

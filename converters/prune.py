@@ -38,6 +38,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,6 +181,7 @@ def prune_model(
     seed: int = 0,
     block: int = DEFAULT_BLOCK,
     depthwise: bool = False,
+    distribution: Any = None,
 ):
     """Prune ``model`` to ``sparsity`` while fine-tuning on ``(x, y)``; return (stripped, report).
 
@@ -197,6 +199,8 @@ def prune_model(
             kernels); 1 is element-wise. Ignored for ``2:4``. See the module docstring.
         depthwise: also prune depthwise kernels (SeparableConv, DepthwiseConv2D), element-wise
             (off by default: see the module docstring). Not with ``2:4``.
+        distribution: an :class:`edgeav.distribute.Distribution` to fine-tune under
+            (``batch_size`` is then per replica); default: one device.
     """
     from edgeav.tf import keras as _keras  # noqa: PLC0415
     from edgeav.tf import tfmot as _tfmot  # noqa: PLC0415
@@ -215,6 +219,9 @@ def prune_model(
     if len(x) == 0:
         raise EdgeAVError("no training samples to fine-tune the pruned model on")
 
+    scope = distribution.scope() if distribution is not None else contextlib.nullcontext()
+    if distribution is not None:
+        batch_size = distribution.global_batch(batch_size)
     steps_per_epoch = math.ceil(len(x) / batch_size)
     total = steps_per_epoch * epochs
     # Prune every `frequency` steps up to end_step (a multiple of it), ~10 pruning events.
@@ -271,17 +278,18 @@ def prune_model(
         return fresh
 
     keras.utils.set_random_seed(seed)
-    try:
-        pruned = keras.models.clone_model(model, clone_function=wrap)
-    except ValueError as exc:
-        raise EdgeAVError(f"cannot prune model {model.name!r}: {exc}") from exc
-    # clone_model rebuilt the layers: copy the trained weights layer by layer.
-    _copy_weights(model, pruned)
-    pruned.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    with scope:  # the pruned model's variables and optimiser belong to the strategy
+        try:
+            pruned = keras.models.clone_model(model, clone_function=wrap)
+        except ValueError as exc:
+            raise EdgeAVError(f"cannot prune model {model.name!r}: {exc}") from exc
+        # clone_model rebuilt the layers: copy the trained weights layer by layer.
+        _copy_weights(model, pruned)
+        pruned.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     callbacks: list[Any] = [sched.UpdatePruningStep()]
     if on_epoch is not None:
         callbacks.append(

@@ -3,7 +3,8 @@
 ::
 
     RUN/run.json       format, labels, data set folder, image spec, feature config, the two
-                       model files, the image variant, fusion weights, accuracy per step
+                       model files, the image variant, fusion weights, accuracy per step, the
+                       tf.distribute strategy and replica count trained with
     RUN/image.keras    the image classifier (input -> softmax probabilities)
     RUN/audio.keras    the audio classifier (raw feature vector -> softmax probabilities)
     RUN/metrics.json   everything training measured (accuracy per step and split, timings, ...)
@@ -103,6 +104,7 @@ def write_run(
     audio_input: AudioInput | None = None,
     frontend_models: dict[str, bytes] | None = None,
     calibration: Calibration | None = None,
+    distribution: dict[str, Any] | None = None,
 ) -> None:
     """Write a run into ``folder`` (empty; usually :func:`edgeav.fileio.atomic_dir`'s).
 
@@ -115,6 +117,8 @@ def write_run(
         frontend_models: the speech-embedding front-end's models, kept as
             ``frontend_<role>.tflite`` beside the Keras models.
         calibration: temperatures and thresholds fitted on the validation split.
+        distribution: the tf.distribute strategy trained under and its replica count
+            (:meth:`edgeav.distribute.Distribution.to_dict`; default: one device).
     """
     for modality, name in MODEL_FILES.items():
         models[modality].save(str(folder / name))
@@ -135,6 +139,7 @@ def write_run(
         "audio_input": (audio_input or AudioInput()).to_dict(),
         "frontend": sorted(frontend_models or {}),
         "calibration": (calibration or Calibration()).to_dict(),
+        "training": distribution or {"strategy": "one", "replicas": 1, "workers": 1},
     }
     write_text_atomic(folder / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     write_text_atomic(folder / RUN_FILE, json.dumps(run, indent=2) + "\n")

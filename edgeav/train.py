@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,8 @@ class TrainConfig:
     audio_embedding_dim: int = 64
     audio_dropout: float = 0.3
     seed: int = 0
+    #: tf.distribute strategy (:mod:`edgeav.distribute`); batch sizes above are per replica.
+    strategy: str = "auto"
 
     def __post_init__(self) -> None:
         defaults = AUDIO_DEFAULTS.get(self.audio_model, AUDIO_DEFAULTS["audio-mlp"])
@@ -667,6 +669,15 @@ def train(
             f"(see `edgeav zoo`)"
         )
 
+    from edgeav.distribute import resolve  # noqa: PLC0415
+
+    dist = resolve(cfg.strategy)  # before TensorFlow's first operation (multi-worker needs it)
+    # fit() takes global batches: the configured (per-replica) batch on every replica.
+    fit_cfg = replace(
+        cfg,
+        batch_size=dist.global_batch(cfg.batch_size),
+        triplet_batch_size=dist.global_batch(cfg.triplet_batch_size),
+    )
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     image_spec = image_spec_for(data_path, cfg)
@@ -679,7 +690,12 @@ def train(
 
         frontend = FrontEnd(audio_input, feature_config, frontend_models)
     inputs_cache = cache_dir("audio-inputs")
-    with _Progress(progress) as bar, atomic_dir(out, overwrite=overwrite) as tmp:
+    with (
+        dist.output(out) as target,  # multi-worker: the chief writes `out`, others a temp dir
+        _Progress(progress) as bar,
+        atomic_dir(target, overwrite=overwrite) as tmp,
+        dist.scope(),
+    ):
         ds = load_dataset(
             data_path,
             image_spec,
@@ -771,13 +787,13 @@ def train(
         results: dict[str, Any] = {}
         for mod in (image, audio):
             t0 = time.perf_counter()
-            _fit_classifier(keras, mod, cfg, bar, rng)
+            _fit_classifier(keras, mod, fit_cfg, bar, rng)
             timings[f"{mod.name}_step1"] = time.perf_counter() - t0
         _, _, results["step1"] = _evaluate(image, audio, cfg.seed)
         bar.log(_summary("after step 1", results["step1"]))
         for mod in (image, audio):
             t0 = time.perf_counter()
-            _fit_triplet(keras, mod, cfg, bar, rng)
+            _fit_triplet(keras, mod, fit_cfg, bar, rng)
             timings[f"{mod.name}_step2"] = time.perf_counter() - t0
         fusion, calibration, results["step2"] = _evaluate(image, audio, cfg.seed)
         bar.log(_summary("after step 2", results["step2"]))
@@ -797,6 +813,7 @@ def train(
             "config": cfg.to_dict(),
             "seconds": {k: round(v, 2) for k, v in timings.items()},
             "split_note": ds.split_note,
+            "distribution": dist.to_dict(),
         }
         write_run(
             tmp,
@@ -813,8 +830,9 @@ def train(
             audio_input=audio_input,
             frontend_models=frontend_models,
             calibration=calibration,
+            distribution=dist.to_dict(),
         )
-    metrics["run_dir"] = str(out)
+    metrics["run_dir"] = str(out) if dist.chief else None
     return metrics
 
 

@@ -38,6 +38,23 @@ def convert(
         200, "--calibration-samples", help="int8 calibration samples (stratified, train split)."
     ),
     prune_epochs: int = typer.Option(3, "--prune-epochs", help="Fine-tuning epochs when pruning."),
+    qat: bool = typer.Option(
+        False,
+        "--qat",
+        help="Quantisation-aware training: fine-tune both models with tfmot's fake int8 "
+        "quantisation (pruning-preserving with --prune), then convert to full int8. Post-training "
+        "int8 is converted too and shown side by side (accuracy, size, latency); the bundle gets "
+        "the quantisation-aware models.",
+    ),
+    qat_epochs: int = typer.Option(
+        3, "--qat-epochs", help="Quantisation-aware fine-tuning epochs."
+    ),
+    strategy: str = typer.Option(
+        "auto",
+        "--strategy",
+        help="tf.distribute strategy of the pruning and QAT fine-tuning: one, mirrored, "
+        "multi-worker (TF_CONFIG; only the chief writes --out) or auto (as `edgeav train`).",
+    ),
     max_drop: float = typer.Option(
         None,
         "--max-drop",
@@ -55,7 +72,7 @@ def convert(
 
     Optionally prunes (tfmot magnitude pruning fine-tuned on train, of the Dense, Conv and pointwise kernels; the sparsity shown is measured in the stripped weights, per layer). Blocks of 4 input channels put the zeros in runs in the .tflite, which gzip/zip compress better than zeros scattered element by element at the same sparsity. Then converts both models to TFLite, runs each in LiteRT on the test split and compares it with Keras (accuracy and top-1 agreement per modality and fused). If accuracy drops by more than --max-drop points, no bundle is written.
 
-    int8: the image model is full integer with int8 input and output; the audio model keeps its input normalisation in float32 (float input/output, int8 everywhere after it), because one int8 scale cannot hold raw features whose ranges differ a thousandfold. Quantisation-aware training is not implemented: if int8 loses too much, use --quantize dynamic or float16.
+    int8: the image model is full integer with int8 input and output; the audio model keeps its input normalisation in float32 (float input/output, int8 everywhere after it), because one int8 scale cannot hold raw features whose ranges differ a thousandfold. If int8 loses too much, try --qat (quantisation-aware fine-tuning on train), or --quantize dynamic or float16.
 
     Every mode: a model that ends in a softmax is converted without it and outputs logits (the bundle says so; edgeav run takes the softmax in float), because an int8 softmax rounds each probability under 0.2 % to zero and the fusion weighs those.
     """
@@ -78,8 +95,15 @@ def convert(
         allow_drop=allow_drop,
         prune_epochs=prune_epochs,
         prune_block=prune_block,
+        qat=qat,
+        qat_epochs=qat_epochs,
+        strategy=strategy,
     )
     options.check()
+    if options.pruning or options.qat:
+        from edgeav.distribute import check as check_strategy  # noqa: PLC0415
+
+        check_strategy(strategy)
     check_output(out)
     located = locate_run(run_dir, data)
     stages = options.stages()
@@ -129,9 +153,8 @@ def print_table(res: dict) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     pruned = any(m.get("sparsity") for m in res["models"].values())
-    table = Table(
-        title=f"edgeav convert ({res['quantization']}): accuracy on test, Keras vs TFLite"
-    )
+    kind = res["quantization"] + (", quantisation-aware" if res.get("qat") else "")
+    table = Table(title=f"edgeav convert ({kind}): accuracy on test, Keras vs TFLite")
     for col in ("model", "tflite KiB", "gzip KiB", "sparse %", "Keras %"):
         table.add_column(col, justify="left" if col == "model" else "right")
     if pruned:
@@ -172,6 +195,8 @@ def print_table(res: dict) -> None:
     table.add_row(*row, style="bold")
     console = Console()
     console.print(table)
+    if res.get("ptq"):
+        console.print(_ptq_vs_qat(res))
     if pruned:
         layers = Table(title="measured sparsity of the pruned weights (stripped model), per layer")
         for col in ("model", "layer/weight", "zeros %"):
@@ -197,3 +222,39 @@ def print_table(res: dict) -> None:
         f"max drop allowed {res['max_drop_points']:g} points",
         highlight=False,
     )
+
+
+def _ms(x: float | None) -> str:
+    return "" if x is None else f"{x:.3f}"
+
+
+def _ptq_vs_qat(res: dict):
+    """Post-training vs quantisation-aware int8: TFLite accuracy on test, size, p50 latency."""
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title="int8: post-training (PTQ) vs quantisation-aware (QAT), on test")
+    for col in ("model", "PTQ %", "QAT %", "change pts", "PTQ KiB", "QAT KiB"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    table.add_column("PTQ p50 ms", justify="right")
+    table.add_column("QAT p50 ms", justify="right")
+    ptq = res["ptq"]
+    for name, q in res["models"].items():
+        p = ptq["models"][name]
+        change = 100 * (q["tflite_accuracy"] - p["tflite_accuracy"])
+        table.add_row(
+            name,
+            _pct(p["tflite_accuracy"]),
+            _pct(q["tflite_accuracy"]),
+            f"{change:+.2f}",
+            _kb(p["size_bytes"]),
+            _kb(q["size_bytes"]),
+            _ms(p.get("latency_ms")),
+            _ms(q.get("latency_ms")),
+        )
+    f, pf = res.get("fused"), ptq.get("fused")
+    if f and pf:
+        change = 100 * (f["tflite_accuracy"] - pf["tflite_accuracy"])
+        table.add_row(
+            "fused", _pct(pf["tflite_accuracy"]), _pct(f["tflite_accuracy"]), f"{change:+.2f}"
+        )
+    return table

@@ -46,7 +46,17 @@ def train(
     head_epochs: int = typer.Option(
         None, "--head-epochs", help="Epochs of the head refit after the triplet step (default: 20)."
     ),
-    batch_size: int = typer.Option(64, "--batch-size", help="Batch size (cross-entropy)."),
+    batch_size: int = typer.Option(
+        64, "--batch-size", help="Batch size (cross-entropy), per replica (see --strategy)."
+    ),
+    strategy: str = typer.Option(
+        "auto",
+        "--strategy",
+        help="tf.distribute strategy: one (a single device), mirrored (every GPU of this machine), "
+        "multi-worker (the machines in TF_CONFIG; every machine runs the same command, only the "
+        "chief writes --out) or auto (multi-worker if TF_CONFIG is set, mirrored with more than "
+        "one GPU, else one). The global batch is --batch-size times the replicas.",
+    ),
     margin: float = typer.Option(0.5, "--margin", help="Triplet loss margin (Euclidean)."),
     seed: int = typer.Option(
         0, "--seed", help="Random seed: initialisation, shuffling and augmentation."
@@ -58,6 +68,7 @@ def train(
 
     Step 1 trains each encoder with a softmax head on cross-entropy; step 2 fine-tunes the encoder with the semi-hard triplet loss on its L2-normalised embedding and refits the head. Fusion weights are fit on val. Prints accuracy on test, test-noisy and test-unseen (voices and engines never heard in training) after each step and writes RUN/run.json, image.keras, audio.keras (and the audio front-end's models) and metrics.json. Audio inputs are cached in $EDGEAV_CACHE/audio-inputs (default ~/.cache/edgeav), so a second run does not compute them again.
     """
+    from edgeav.distribute import check as check_strategy  # noqa: PLC0415
     from edgeav.errors import EdgeAVError  # noqa: PLC0415
     from edgeav.run_folder import default_run_dir  # noqa: PLC0415
     from edgeav.train import TrainConfig  # noqa: PLC0415
@@ -67,6 +78,7 @@ def train(
         raise EdgeAVError(f"data folder {data} does not exist")
     if not data.is_dir():
         raise EdgeAVError(f"data folder {data} is not a folder")
+    check_strategy(strategy)  # before runs/ is made; TensorFlow is not started here
     cfg = TrainConfig(
         image_model=image_model,
         audio_model=audio_model,
@@ -74,6 +86,7 @@ def train(
         batch_size=batch_size,
         margin=margin,
         seed=seed,
+        strategy=strategy,
     )
     if epochs is not None:
         cfg.epochs = cfg.audio_epochs = epochs
@@ -142,6 +155,10 @@ def print_table(metrics: dict[str, Any]) -> None:
             share = named.get(split)
             ece.add_row(split, *cells, "" if share is None else f"{100 * share:.1f} %")
         console.print(ece)
+    dist = metrics.get("distribution") or {}
+    where = metrics.get("run_dir") or "not written (a multi-worker run's chief writes it)"
     console.print(
-        f"run folder: {metrics.get('run_dir')}  ({secs.get('total', 0):.0f} s)", highlight=False
+        f"run folder: {where}  ({secs.get('total', 0):.0f} s; strategy "
+        f"{dist.get('strategy', 'one')}, {dist.get('replicas', 1)} replica(s))",
+        highlight=False,
     )

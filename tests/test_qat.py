@@ -1,0 +1,86 @@
+"""``edgeav convert --qat``: quantisation-aware fine-tuning (tfmot), full int8, PTQ side by side."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeav.errors import EdgeAVError
+
+
+def _convert(models, tiny_data, out, **options):
+    from edgeav.converters.convert import ConvertOptions, convert_models
+    from edgeav.features import FeatureConfig
+    from edgeav.fusion import FusionWeights
+    from edgeav.preprocess import ImageSpec
+
+    return convert_models(
+        models,
+        classes=[str(i) for i in range(10)],
+        image_spec=ImageSpec(size=32, channels=1),
+        feature_config=FeatureConfig(),
+        fusion=FusionWeights(1.0, 1.0),
+        train=tiny_data["train"],
+        test=tiny_data["test"],
+        out=out,
+        options=ConvertOptions(calibration_samples=100, **options),
+    )
+
+
+@pytest.mark.slow
+def test_qat_bundle_is_int8_in_litert_and_close_to_ptq(tiny_keras_models, tiny_data, tmp_path):
+    from edgeav.bundle import read_bundle
+    from edgeav.runtime.interpreter import load_interpreter
+    from edgeav.tflite_schema import describe
+
+    result = _convert(tiny_keras_models, tiny_data, tmp_path / "qat.edgeav", qat=True, qat_epochs=2)
+    assert result.ptq is not None and result.ptq_fused is not None
+    bundle = read_bundle(result.out)
+    assert bundle.manifest.quantization == "int8"
+    for modality in ("image", "audio"):
+        data = bundle.model_bytes(modality)
+        assert data == result.models[modality].tflite  # the bundle holds the QAT models
+        assert data != result.ptq[modality].tflite
+        model = load_interpreter(data)  # LiteRT, as on the device
+        x = tiny_data["test"].images if modality == "image" else tiny_data["test"].audio
+        assert model.probabilities(x[:1].astype(np.float32)).shape[-1] == 10
+        floats = describe(data).weight_dtypes.get("float32", 0)  # bytes
+        # kernels int8, biases int32; only the audio model's leading normalisation (its mean and
+        # variance, one float each per input) stays float, as in post-training int8
+        assert floats <= (0 if modality == "image" else 2 * 4 * x.shape[1] + 64), floats
+        q, p = result.models[modality], result.ptq[modality]
+        assert q.comparison.tflite_accuracy >= p.comparison.tflite_accuracy - 0.03, (q, p)
+        assert q.latency_ms is not None and q.latency_ms > 0 and p.latency_ms > 0
+    image = describe(bundle.model_bytes("image"))
+    assert image.inputs[0].dtype == "int8" and image.outputs[0].dtype == "int8"
+    # tfmot split the SeparableConv2D into a depthwise and a 1x1 convolution
+    assert image.op_counts.get("DEPTHWISE_CONV_2D", 0) >= 1
+    assert result.fused.tflite_accuracy >= result.ptq_fused.tflite_accuracy - 0.03
+    res = result.to_dict()
+    assert res["qat"] is True and set(res["ptq"]["models"]) == {"image", "audio"}
+
+
+@pytest.mark.slow
+def test_qat_after_pruning_keeps_the_zeros(tiny_keras_models, tiny_data, tmp_path):
+    """--prune with --qat: tfmot's pruning-preserving scheme keeps the pruned weights at zero."""
+    models = {"audio": tiny_keras_models["audio"]}
+    result = _convert(
+        models, tiny_data, tmp_path / "pq.edgeav", prune=0.5, qat=True, qat_epochs=1, max_drop=5
+    )
+    pruned = result.ptq["audio"].tflite_zero_fraction
+    assert pruned > 0.3  # the post-training int8 of the pruned model
+    assert result.models["audio"].tflite_zero_fraction >= 0.95 * pruned
+
+
+def test_qat_options_are_checked():
+    from edgeav.converters.convert import ConvertOptions
+
+    with pytest.raises(EdgeAVError, match="--qat fine-tunes for full int8"):
+        ConvertOptions(quantize="float16", qat=True).check()
+    with pytest.raises(EdgeAVError, match="--qat-epochs must be at least 1"):
+        ConvertOptions(qat=True, qat_epochs=0).check()
+    with pytest.raises(EdgeAVError, match="unknown --strategy"):
+        ConvertOptions(qat=True, strategy="bogus").check()
+    # Keras predictions, convert, validate + QAT fine-tuning, convert, validate; fused; write
+    assert ConvertOptions(qat=True).stages(2) == 14
+    assert ConvertOptions(qat=True, prune=0.5).stages(1) == 8
