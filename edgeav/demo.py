@@ -74,6 +74,9 @@ class DemoSettings:
     stream_seconds: int | None = None
     # seconds of the stream of nothing (empty scenes, room noise)
     nothing_seconds: int = 300
+    # video frames a second of the streams: each item is a still image, so more frames would
+    # only cost decoding (a whole number of frames per item: 3 of a 1.5 s item)
+    stream_fps: float = 2.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -347,7 +350,13 @@ def make_stream(
     video, wav = stream_dir / f"{split}.mkv", stream_dir / f"{split}.wav"
     if split == "nothing":
         return make_nothing_stream(
-            data_dir, "test", video, wav, seconds=cfg.nothing_seconds, seed=cfg.seed
+            data_dir,
+            "test",
+            video,
+            wav,
+            seconds=cfg.nothing_seconds,
+            seed=cfg.seed,
+            fps=cfg.stream_fps,
         )
     return make_test_stream(
         data_dir,
@@ -358,6 +367,7 @@ def make_stream(
         seed=cfg.seed,
         labels_json=stream_dir / "labels.json" if split == "test" else None,
         item_seconds=item_seconds,
+        fps=cfg.stream_fps,
     )
 
 

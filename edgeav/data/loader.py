@@ -433,7 +433,6 @@ def load_dataset(
     import time  # noqa: PLC0415
 
     from edgeav.features import extract  # noqa: PLC0415
-    from edgeav.preprocess import preprocess_image  # noqa: PLC0415
 
     index = scan_dataset(path)
     wanted = list(index.splits) if splits is None else list(splits)
@@ -454,14 +453,9 @@ def load_dataset(
             img_items, aud_items = jobs[name]["image"], jobs[name]["audio"]
             t0 = time.perf_counter()
             task = bar.add_task(f"{name}: images", total=len(img_items))
-            images = np.empty((len(img_items), *image_spec.shape), dtype=np.float32)
-            for i, (p, _) in enumerate(img_items):
-                raw = read_image(p)
-                try:
-                    images[i] = preprocess_image(raw, image_spec, source_order="bgr")
-                except EdgeAVError as exc:
-                    raise EdgeAVError(f"cannot use image {p}: {exc}") from exc
-                bar.advance(task)
+            images = _image_inputs(
+                [p for p, _ in img_items], image_spec, functools.partial(bar.advance, task)
+            )
             t1 = time.perf_counter()
             task = bar.add_task(f"{name}: audio inputs", total=len(aud_items))
             paths = [p for p, _ in aud_items]
@@ -510,6 +504,41 @@ def load_dataset(
         split_note=index.split_note,
         skipped=index.skipped,
         seconds=seconds,
+    )
+
+
+#: The image spec of a worker process (:func:`_image_inputs`).
+_worker_spec: ImageSpec | None = None
+
+
+def _use_image_spec(spec: ImageSpec) -> None:
+    global _worker_spec
+    _worker_spec = spec
+
+
+def _image_rows(paths: list[Path]) -> np.ndarray:
+    """Each image decoded and prepared by the worker's image spec."""
+    from edgeav.preprocess import preprocess_image  # noqa: PLC0415
+
+    spec = _worker_spec
+    out = np.empty((len(paths), *spec.shape), dtype=np.float32)
+    for i, p in enumerate(paths):
+        raw = read_image(p)
+        try:
+            out[i] = preprocess_image(raw, spec, source_order="bgr")
+        except EdgeAVError as exc:
+            raise EdgeAVError(f"cannot use image {p}: {exc}") from exc
+    return out
+
+
+def _image_inputs(paths: list[Path], spec: ImageSpec, advance: Any) -> np.ndarray:
+    """:func:`_image_rows` of every image, spread over the cores (:mod:`edgeav.parallel`)."""
+    from edgeav.parallel import map_rows  # noqa: PLC0415
+
+    if not paths:
+        return np.empty((0, *spec.shape), dtype=np.float32)
+    return map_rows(
+        _image_rows, list(paths), initializer=_use_image_spec, initargs=(spec,), advance=advance
     )
 
 
