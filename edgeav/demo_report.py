@@ -152,7 +152,7 @@ def build_summary(
         "data": {"name": "av-digits", "per_class": cfg.per_class, **data},
         "train": {
             "image_model": train_cfg.get("image_model"),
-            "input_size": train_cfg.get("input_size"),
+            "input_size": manifest.image_spec.size,
             "epochs": {
                 k: train_cfg.get(k)
                 for k in (
