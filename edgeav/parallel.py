@@ -27,8 +27,9 @@ from edgeav.errors import EdgeAVError
 
 #: The most worker processes used by default.
 MAX_WORKERS = 8
-#: Fewer items than this are computed in the calling process (starting workers costs ~1 s).
-MIN_ITEMS = 200
+#: Fewer items than this are computed in the calling process: starting spawned workers (Python,
+#: NumPy, an interpreter each) costs 1-2 s, the work of a few hundred clips on one core.
+MIN_ITEMS = 1000
 #: Chunks per worker: small enough to keep every core busy to the end and the progress moving.
 CHUNKS_PER_WORKER = 8
 
