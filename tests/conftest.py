@@ -302,3 +302,18 @@ def av_stream(tmp_path):
     import media
 
     return media.write_stream(tmp_path, media.SEQUENCE)
+
+
+@pytest.fixture()
+def pulse(tmp_path):
+    """A private PulseAudio server with a null sink whose monitor is the default source: a
+    microphone that hears what the test plays (skips where PulseAudio cannot start)."""
+    from edgeav.benchmarks.pulse import PulseServer, PulseUnavailable
+
+    server = PulseServer(tmp_path / "pulse")
+    try:
+        server.start()
+    except PulseUnavailable as exc:
+        pytest.skip(f"PulseAudio cannot start here: {exc}")
+    yield server
+    server.close()

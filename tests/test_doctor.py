@@ -15,23 +15,9 @@ import sys
 from pathlib import Path
 
 import media
-import pytest
 
 STANDINS = Path(__file__).parent / "standins"
 HAS_V4L2 = any(Path("/dev").glob("video*"))
-
-
-@pytest.fixture()
-def pulse(tmp_path):
-    from edgeav.benchmarks.pulse import PulseServer, PulseUnavailable
-
-    server = PulseServer(tmp_path / "pulse")
-    try:
-        server.start()
-    except PulseUnavailable as exc:
-        pytest.skip(f"PulseAudio cannot start here: {exc}")
-    yield server
-    server.close()
 
 
 def doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

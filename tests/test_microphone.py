@@ -30,19 +30,6 @@ NATIVE = ("ALSA lib", "Expression '", "PaAlsa", "pa_linux_alsa", "PortAudio", "C
 LAG, MARGIN = 0.2, 0.15
 
 
-@pytest.fixture()
-def pulse(tmp_path):
-    from edgeav.benchmarks.pulse import PulseServer, PulseUnavailable
-
-    server = PulseServer(tmp_path / "pulse")
-    try:
-        server.start()
-    except PulseUnavailable as exc:
-        pytest.skip(f"PulseAudio cannot start here: {exc}")
-    yield server
-    server.close()
-
-
 class LiveRun:
     """``edgeav run --mic --json`` as a subprocess; each stdout line is stamped with
     ``time.monotonic()`` as it is read."""

@@ -104,19 +104,6 @@ def test_a_folder_with_splits_is_refused(tmp_path):
     assert not (tmp_path / "DATA" / "image").exists()
 
 
-@pytest.fixture()
-def pulse(tmp_path):
-    from edgeav.benchmarks.pulse import PulseServer, PulseUnavailable
-
-    server = PulseServer(tmp_path / "pulse")
-    try:
-        server.start()
-    except PulseUnavailable as exc:
-        pytest.skip(f"PulseAudio cannot start here: {exc}")
-    yield server
-    server.close()
-
-
 def test_record_the_microphone_with_a_countdown_and_stop_with_ctrl_c(pulse, tmp_path):
     """The PulseAudio test microphone and a video file, in real time: a tone played into the
     sink is in the clips (not silence); the countdown and "now" lines go to stderr; Ctrl-C after
