@@ -108,7 +108,13 @@ def preprocess_image(
         )
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise EdgeAVError(f"empty image of shape {arr.shape}")
-    if arr.dtype == np.uint8 and spec.crop != "digit":
+    if arr.dtype == np.uint8 and spec.crop == "digit":
+        # A camera frame: the locator takes it as it is (BGR or grey uint8) and shrinks it first.
+        frame = arr[:, :, :3] if arr.ndim == 3 else arr
+        if frame.ndim == 3 and source_order == "rgb":
+            frame = frame[:, :, ::-1]
+        return _finish(_digit_layout(frame, spec), spec)
+    if arr.dtype == np.uint8:
         # A camera frame: crop and shrink while it is still uint8 (a tenth of the work of doing
         # it in float32 on the full frame); the steps below are then on spec.size pixels.
         arr = _crop_resize(arr[:, :, :3] if arr.ndim == 3 else arr, spec)
@@ -139,11 +145,20 @@ def preprocess_image(
         img = img[:, :, ::-1]
 
     if spec.crop == "digit":
-        from edgeav.locate import digit_layout  # noqa: PLC0415
-
-        img = digit_layout(np.clip(img, 0, 255).astype(np.uint8), spec.size)
+        img = _digit_layout(np.clip(img, 0, 255).astype(np.uint8), spec)
     else:
         img = _crop_resize(img, spec)
+    return _finish(img, spec)
+
+
+def _digit_layout(frame: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    from edgeav.locate import digit_layout  # noqa: PLC0415
+
+    return digit_layout(frame, spec.size)
+
+
+def _finish(img: np.ndarray, spec: ImageSpec) -> np.ndarray:
+    """Channel axis, inversion and ``pixel * scale + offset``: float32 of ``spec.shape``."""
     if img.ndim == 2:
         img = img[:, :, None]
     if spec.invert:
