@@ -510,7 +510,7 @@ def _write_camera_images(
     printed: tuple[np.ndarray, np.ndarray, list[str]],
     none: dict[str, int],
     seed: int,
-    advance: Callable[[], None],
+    advance: Callable[[int], None],
 ) -> None:
     """The camera style: every digit in a scene (:func:`edgeav.data.scenes.compose_scene`), the
     camera's JPEG written as it is.
@@ -521,15 +521,18 @@ def _write_camera_images(
     background); test-unseen: ``unseen`` (``<source>-<index>.jpg``);
     ``none[split]`` frames with nothing to read in ``<split>/image/none`` (test-noisy: test's,
     degraded). Each frame's generator is seeded by (seed, split, image, digit or 10 for none,
-    index within the folder).
+    index within the folder), so the frames are the same however many processes render them
+    (:func:`edgeav.parallel.map_rows`).
     """
-    from edgeav.data.scenes import compose_scene  # noqa: PLC0415
+    from edgeav.parallel import map_rows  # noqa: PLC0415
 
     code = _MODALITY_CODE["image"]
+    jobs: list[_Scene] = []
 
-    def put(split: str, folder: str, name: str, jpeg: bytes) -> None:
-        (tmp / split / "image" / folder / name).write_bytes(jpeg)
-        advance()
+    def scene(split: str, folder: str, name: str, ink, key: tuple, noisy: bool = False) -> None:
+        jobs.append(_Scene(str(tmp / split / "image" / folder / name), ink, key, False))
+        if noisy:
+            jobs.append(_Scene(str(tmp / "test-noisy" / "image" / folder / name), ink, key, True))
 
     for split in ("train", "val", "test"):
         scenes_per_digit = TRAIN_SCENES_PER_DIGIT if split == "train" else 1
@@ -540,10 +543,7 @@ def _write_camera_images(
                 key = (seed, _SPLIT_CODE[split], code, digit, counters[digit])
                 counters[digit] += 1
                 name = f"mnist5k-{row:04d}-{k}.jpg"
-                put(split, str(digit), name, compose_scene(images[row], _rng(*key)).jpeg)
-                if split == "test":
-                    noisy = compose_scene(images[row], _rng(*key), degraded=True)
-                    put("test-noisy", str(digit), name, noisy.jpeg)
+                scene(split, str(digit), name, images[row], key, noisy=split == "test")
         if split == "train":
             counters_train = counters
     for ink, label, font in zip(*printed, strict=True):
@@ -551,7 +551,7 @@ def _write_camera_images(
         key = (seed, _SPLIT_CODE["train"], code, digit, counters_train[digit])
         name = f"printed-{font}-{counters_train[digit]:04d}.jpg"
         counters_train[digit] += 1
-        put("train", str(digit), name, compose_scene(ink, _rng(*key)).jpeg)
+        scene("train", str(digit), name, ink, key)
     inks, unseen_labels, sources = unseen
     counters = dict.fromkeys(range(len(WORDS)), 0)
     for ink, label, source in zip(inks, unseen_labels, sources, strict=True):
@@ -559,14 +559,33 @@ def _write_camera_images(
         key = (seed, _SPLIT_CODE["test-unseen"], code, digit, counters[digit])
         name = f"{source}-{counters[digit]:04d}.jpg"
         counters[digit] += 1
-        put("test-unseen", str(digit), name, compose_scene(ink, _rng(*key)).jpeg)
+        scene("test-unseen", str(digit), name, ink, key)
     for split in ("train", "val", "test", "test-unseen"):
         for index in range(none[split]):
             key = (seed, _SPLIT_CODE[split], code, len(WORDS), index)
-            name = f"{NONE}-{index:04d}.jpg"
-            put(split, NONE, name, compose_scene(None, _rng(*key)).jpeg)
-            if split == "test":
-                put("test-noisy", NONE, name, compose_scene(None, _rng(*key), degraded=True).jpeg)
+            scene(split, NONE, f"{NONE}-{index:04d}.jpg", None, key, noisy=split == "test")
+    map_rows(_render_scenes, jobs, advance=advance)
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """One camera frame to render: where to write it, the ink (None: nothing on the sheet), the
+    key of its generator, and whether it is test-noisy's degraded copy."""
+
+    path: str
+    ink: np.ndarray | None
+    key: tuple
+    degraded: bool
+
+
+def _render_scenes(jobs: list[_Scene]) -> np.ndarray:
+    """Render and write each frame of ``jobs`` (in a worker process or here); one row each."""
+    from edgeav.data.scenes import compose_scene  # noqa: PLC0415
+
+    for job in jobs:
+        jpeg = compose_scene(job.ink, _rng(*job.key), degraded=job.degraded).jpeg
+        Path(job.path).write_bytes(jpeg)
+    return np.zeros(len(jobs), np.uint8)
 
 
 # --- the generator ------------------------------------------------------------------------------
@@ -996,7 +1015,7 @@ def generate_av_digits(
                     printed_images,
                     sizes[NONE],
                     seed,
-                    lambda: bar.advance(task),
+                    lambda n: bar.advance(task, n),
                 )
             else:
                 task = bar.add_task("images (MNIST)", total=n_images)
