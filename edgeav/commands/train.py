@@ -46,6 +46,13 @@ def train(
     head_epochs: int = typer.Option(
         None, "--head-epochs", help="Epochs of the head refit after the triplet step (default: 20)."
     ),
+    audio_augment: int = typer.Option(
+        None,
+        "--audio-augment",
+        help="Augmented copies of each training clip (speed, pitch, reverberation, telephone "
+        "band, equalisation, noise, gain, placement); 0: none (default: 2, audio-mlp 3).",
+        show_default=False,
+    ),
     batch_size: int = typer.Option(
         64, "--batch-size", help="Batch size (cross-entropy), per replica (see --strategy)."
     ),
@@ -94,6 +101,8 @@ def train(
         cfg.triplet_epochs = cfg.audio_triplet_epochs = triplet_epochs
     if head_epochs is not None:
         cfg.head_epochs = head_epochs
+    if audio_augment is not None:
+        cfg.audio_augment = audio_augment
     if out is None:
         out = default_run_dir()
         out.parent.mkdir(parents=True, exist_ok=True)
