@@ -365,6 +365,7 @@ def write_tradeoff_plot(
     if budget_ms is not None:
         ax.axvline(budget_ms, color="0.3", linewidth=1, label=f"budget {budget_ms:g} ms")
     ax.set_xscale("log")
+    ax.margins(x=0.15, y=0.08)  # room for the labels
     ax.set_xlabel("latency p50 (ms)")
     ax.set_ylabel("accuracy on test (%)")
     ax.grid(True, which="both", linewidth=0.3, alpha=0.6)

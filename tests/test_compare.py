@@ -198,3 +198,26 @@ def test_bad_input_is_one_line_before_any_training(args, expect, tmp_path, monke
     assert exit_info.value.code == 3, err
     assert err.strip().count("\n") == 0 and expect in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_variants_pair_each_image_model_with_each_audio_model():
+    """Several audio models: every pair is a variant, each audio model first trained with the
+    first image model; one audio model: a variant is named by its image model. --fast's
+    settings reach the training config, and the reused run is passed on."""
+    from edgeav.compare import CompareConfig
+
+    two = CompareConfig(image_models=VARIANTS, audio_models=("audio-mlp", "audio-dscnn"))
+    assert two.variants() == [
+        (f"{image}+{audio}", image, audio)
+        for audio in ("audio-mlp", "audio-dscnn")
+        for image in VARIANTS
+    ]
+    one = CompareConfig(image_models=VARIANTS, audio_models=("audio-mlp",), fast=True, epochs=2)
+    assert one.variant_names() == list(VARIANTS)
+    cfg = one.train_config(VARIANTS[1], "audio-mlp", Path("runs/first"))
+    assert (cfg.input_size, cfg.epochs, cfg.triplet_epochs, cfg.audio_from) == (
+        32,
+        2,
+        0,
+        str(Path("runs/first")),
+    )
