@@ -118,10 +118,7 @@ class CompareConfig:
             value = getattr(self, name)
             if value is not None and value < (1 if name == "epochs" else 0):
                 raise EdgeAVError(f"--{name.replace('_', '-')} is out of range: {value}")
-        if self.budget_ms is not None and not self.budget_ms > 0:
-            raise EdgeAVError(f"--budget-ms must be a positive number of ms, got {self.budget_ms}")
-        if self.latency_from and self.budget_ms is None:
-            raise EdgeAVError("--latency-from needs --budget-ms (it decides against the budget)")
+        check_budget(self.budget_ms, self.latency_from)
         if self.latency_from:
             device_latencies(self.latency_from, self.variant_names(), self.threads)
 
@@ -154,6 +151,13 @@ class CompareConfig:
         cfg.audio_from = None if audio_from is None else str(audio_from)
         cfg.check()
         return cfg
+
+
+def check_budget(budget_ms: float | None, latency_from: Sequence[Path]) -> None:
+    if budget_ms is not None and not budget_ms > 0:
+        raise EdgeAVError(f"--budget-ms must be a positive number of ms, got {budget_ms}")
+    if latency_from and budget_ms is None:
+        raise EdgeAVError("--latency-from needs --budget-ms (it decides against the budget)")
 
 
 # --- device latency -----------------------------------------------------------------------------
@@ -444,11 +448,12 @@ def _convert_and_evaluate(
 def _load_splits(run) -> dict[str, Any]:
     """The data set's train, test and (when present) test-unseen splits as the run reads them."""
     from edgeav.converters.convert import SplitArrays  # noqa: PLC0415
-    from edgeav.data.loader import load_dataset  # noqa: PLC0415
+    from edgeav.data.loader import load_dataset, scan_dataset  # noqa: PLC0415
     from edgeav.fileio import cache_dir  # noqa: PLC0415
 
     data = run.data_dir
-    names = ["train", *(s for s in SPLITS if (Path(data) / s).is_dir())]
+    present = scan_dataset(data).splits  # a folder without split folders: the loader splits it
+    names = ["train", *(s for s in SPLITS if s in present)]
     ds = load_dataset(
         data,
         run.image_spec,
@@ -510,6 +515,54 @@ def _document(
         "seconds": round(seconds, 1),
         "rows": rows,
     }
+
+
+def rejudge(
+    folder: str | Path,
+    budget_ms: float | None,
+    latency_from: Sequence[Path] = (),
+    threads: int = 1,
+) -> dict[str, Any]:
+    """An earlier comparison (the ``--out`` folder of :func:`compare`) judged again, without
+    training: against ``budget_ms``, on latencies measured here then or on the device now
+    (``latency_from``, its rows at ``threads``). Its ``compare.json`` is left as it is."""
+    folder = Path(folder)
+    path = folder / "compare.json"
+    check_budget(budget_ms, latency_from)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EdgeAVError(
+            f"--results {folder}: no compare.json (not an `edgeav compare` folder)"
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise EdgeAVError(f"--results {folder}: cannot read {path.name} ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT or not doc.get("rows"):
+        raise EdgeAVError(f"--results {folder}: {path.name} is not an `edgeav compare` result")
+    rows = doc["rows"]
+    names = [r["variant"] for r in rows]
+    device = device_latencies(latency_from, names, threads) if latency_from else None
+    for row in rows:  # paths from the folder as given now, wherever it was written from
+        row["run_dir"] = str(folder / "runs" / row["variant"])
+        row["bundle"] = str(folder / "bundles" / f"{row['variant']}.edgeav")
+        if device is not None:
+            row["device_image_p50_ms"] = device[row["variant"]]["image_ms"]
+            row["device_tick_p50_ms"] = device[row["variant"]]["tick_ms"]
+        else:  # judged here now: an earlier run's device figures no longer apply
+            row.pop("device_image_p50_ms", None)
+            row.pop("device_tick_p50_ms", None)
+        row["budget_latency_ms"] = (
+            row["device_tick_p50_ms"] if device is not None else row["tick_p50_ms"]
+        )
+    chosen, closest = choose(rows, budget_ms)
+    doc.update(
+        out=str(folder),
+        latency="device" if device is not None else "here",
+        budget_ms=budget_ms,
+        chosen=chosen,
+        closest=closest,
+    )
+    return doc
 
 
 def choose(

@@ -113,28 +113,66 @@ def test_every_variant_has_a_row_of_sane_figures(compared):
     assert (root / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.slow
-def test_budget_picks_the_variant_that_fits_on_the_device(compared):
-    """With the device's latencies only the first variant fits 20 ms; swapping the device
-    figures swaps the choice; a budget nothing fits names the fastest."""
-    from edgeav.compare import choose, device_latencies
+def _main(args: list, capsys) -> tuple[int, str, str]:
+    from edgeav.cli import main
 
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+@pytest.mark.slow
+def test_budget_picks_the_variant_that_fits_on_the_device(compared, tmp_path, capsys):
+    """On the device's latencies only the first variant fits 20 ms. Judged again (--results,
+    nothing trained) on swapped device figures, the second is chosen; for a budget nothing
+    fits, the fastest is named, nothing is written and the exit status is 3."""
     root, doc = compared
     assert doc["latency"] == "device" and doc["chosen"] == VARIANTS[0]
     chosen = next(r for r in doc["rows"] if r["variant"] == doc["chosen"])
     assert (root / "model.edgeav").read_bytes() == Path(chosen["bundle"]).read_bytes()
 
     swapped = [
-        bench_json(root / f"swapped-{i}.json", f"{name}.edgeav", DEVICE_MS[VARIANTS[1 - i]])
+        a
         for i, name in enumerate(VARIANTS)
+        for a in (
+            "--latency-from",
+            bench_json(tmp_path / f"{i}.json", f"{name}.edgeav", DEVICE_MS[VARIANTS[1 - i]]),
+        )
     ]
-    device = device_latencies(swapped, list(VARIANTS), threads=1)
-    rows = [dict(r, budget_latency_ms=device[r["variant"]]["tick_ms"]) for r in doc["rows"]]
-    assert choose(rows, BUDGET) == (VARIANTS[1], None)
-    assert choose(rows, 1.0) == (None, VARIANTS[1])
-    # both fit: the more accurate (on a tie, the faster) wins
-    best = max(rows, key=lambda r: (r["test_fused"], -r["budget_latency_ms"]))
-    assert choose(rows, 100.0) == (best["variant"], None)
+    again = ["compare", "--results", root / "out", "--json", *swapped]
+    out_model = tmp_path / "m.edgeav"
+    code, out, err = _main([*again, "--budget-ms", BUDGET, "--out-model", out_model], capsys)
+    assert code == 0, err
+    redone = json.loads(out)
+    assert redone["chosen"] == VARIANTS[1]
+    assert (
+        out_model.read_bytes() == (root / "out" / "bundles" / f"{VARIANTS[1]}.edgeav").read_bytes()
+    )
+    assert [r["test_fused"] for r in redone["rows"]] == [r["test_fused"] for r in doc["rows"]]
+
+    out_model.unlink()
+    code, out, err = _main([*again, "--budget-ms", "1", "--out-model", out_model], capsys)
+    assert code == 3 and json.loads(out)["closest"] == VARIANTS[1]
+    assert err.strip().splitlines()[-1].startswith("edgeav: error: no variant's pipeline tick")
+    assert f"the closest is {VARIANTS[1]} at 5.00 ms" in err and not out_model.exists()
+
+    code, _, err = _main(["compare", "--results", tmp_path, "--budget-ms", "5"], capsys)
+    assert code == 3 and "no compare.json" in err
+
+
+def test_choose_takes_the_most_accurate_that_fits_the_faster_on_a_tie():
+    from edgeav.compare import choose
+
+    rows = [
+        {"variant": "a", "test_fused": 0.9, "budget_latency_ms": 10.0},
+        {"variant": "b", "test_fused": 0.95, "budget_latency_ms": 30.0},
+        {"variant": "c", "test_fused": 0.9, "budget_latency_ms": 8.0},
+    ]
+    assert choose(rows, 40.0) == ("b", None)
+    assert choose(rows, 20.0) == ("c", None)
+    assert choose(rows, 5.0) == (None, "c")
+    assert choose(rows, None) == (None, None)
 
 
 @pytest.mark.slow

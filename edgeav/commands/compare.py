@@ -18,11 +18,21 @@ def _names(text: str | None, option: str) -> tuple[str, ...]:
 
 
 def compare(
-    data: Path = typer.Argument(..., help="Data set folder (e.g. from `edgeav data av-digits`)."),
+    data: Path = typer.Argument(
+        None,
+        help="Data set folder (e.g. from `edgeav data av-digits`); not with --results.",
+        show_default=False,
+    ),
     image_models: str = typer.Option(
-        ...,
+        None,
         "--image-models",
         help="Image variants to compare, comma-separated (see `edgeav zoo`).",
+    ),
+    results: Path = typer.Option(
+        None,
+        "--results",
+        help="An earlier comparison's --out folder: nothing is trained; its table is shown and "
+        "judged again, e.g. --budget-ms with --latency-from files measured since on the device.",
     ),
     audio_models: str = typer.Option(
         "audio-embed",
@@ -93,8 +103,23 @@ def compare(
     from rich.console import Console  # noqa: PLC0415
 
     from edgeav import compare as lib  # noqa: PLC0415
-    from edgeav.commands.bench import _check_output  # noqa: PLC0415
 
+    err = Console(stderr=True)
+    if results is not None:
+        if data is not None or image_models is not None:
+            raise EdgeAVError(
+                "--results judges an earlier comparison again: give no DATA or --image-models"
+            )
+        _check_outputs(csv_path, plot, out_model if budget_ms is not None else None)
+        doc = lib.rejudge(results, budget_ms, tuple(latency_from or ()), threads)
+        _report(doc, csv_path, plot, markdown, json_out, err)
+        err.print(f"the comparison in {results}, judged again", highlight=False)
+        _choose(doc, budget_ms, out_model, threads, err)
+        return
+    if data is None or image_models is None:
+        raise EdgeAVError(
+            "give DATA and --image-models (or --results DIR of an earlier comparison)"
+        )
     if not data.is_dir():
         raise EdgeAVError(f"data folder {data} does not exist or is not a folder")
     config = lib.CompareConfig(
@@ -112,6 +137,27 @@ def compare(
         latency_from=tuple(latency_from or ()),
     )
     config.check()
+    _check_outputs(csv_path, plot, out_model if budget_ms is not None else None)
+    if out is None:
+        from edgeav.run_folder import DEFAULT_BASE, default_run_dir  # noqa: PLC0415
+
+        out = Path(DEFAULT_BASE) / f"compare-{default_run_dir().name}"
+    if out.exists():
+        raise EdgeAVError(f"{out} already exists; choose another --out or remove it")
+
+    doc = lib.compare(data, out, config)
+    _report(doc, csv_path, plot, markdown, json_out, err)
+    for row in doc["rows"]:
+        for msg in row["over_limit"]:
+            err.print(f"[yellow]warning:[/] {row['variant']}: {msg}", highlight=False)
+    err.print(f"runs and bundles in {out} ({doc['seconds']:.0f} s)", highlight=False)
+    _choose(doc, budget_ms, out_model, threads, err)
+
+
+def _check_outputs(csv_path: Path | None, plot: Path | None, out_model: Path | None) -> None:
+    """Fail before any work when an output cannot be written or matplotlib is missing."""
+    from edgeav.commands.bench import _check_output  # noqa: PLC0415
+
     _check_output(csv_path, "--csv")
     _check_output(plot, "--plot")
     if plot is not None:
@@ -121,19 +167,18 @@ def compare(
             raise EdgeAVError(
                 "--plot needs matplotlib: pip install matplotlib (or 'edgeav[train]')"
             )
-    if budget_ms is not None:
+    if out_model is not None:
         from edgeav.converters.convert import check_output  # noqa: PLC0415
 
         check_output(out_model)
-    if out is None:
-        from edgeav.run_folder import DEFAULT_BASE, default_run_dir  # noqa: PLC0415
 
-        out = Path(DEFAULT_BASE) / f"compare-{default_run_dir().name}"
-    if out.exists():
-        raise EdgeAVError(f"{out} already exists; choose another --out or remove it")
 
-    doc = lib.compare(data, out, config)
-    err = Console(stderr=True)
+def _report(
+    doc: dict, csv_path: Path | None, plot: Path | None, markdown: bool, json_out: bool, err
+) -> None:
+    """The table on stdout (rich, Markdown or JSON), and the CSV and plot files."""
+    from edgeav import compare as lib  # noqa: PLC0415
+
     if csv_path is not None:
         from edgeav.fileio import write_text_atomic  # noqa: PLC0415
 
@@ -150,10 +195,15 @@ def compare(
         from edgeav.commands.bench import _TablePrinter  # noqa: PLC0415
 
         _TablePrinter().print(lib.rich_table(doc))
-    err.print(f"runs and bundles in {out} ({doc['seconds']:.0f} s)", highlight=False)
+
+
+def _choose(doc: dict, budget_ms: float | None, out_model: Path, threads: int, err) -> None:
+    """With a budget: copy the chosen bundle to ``out_model``, or fail naming the closest."""
     if budget_ms is None:
         return
-    where = "on the device" if doc["latency"] == "device" else "here"
+    device = doc["latency"] == "device"
+    where = "on the device" if device else "here"
+    threads = threads if device else doc["threads"]  # the device files' rows, or as timed here
     if doc["chosen"] is None:
         closest = next(r for r in doc["rows"] if r["variant"] == doc["closest"])
         raise EdgeAVError(
