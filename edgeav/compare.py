@@ -7,8 +7,8 @@ one seed:
    image variant; the other variants reuse it as it is (``TrainConfig.audio_from``) and train
    only their image model and fusion, so the variants differ only in the image network.
 2. **convert** with :func:`edgeav.converters.convert.convert_models` (``edgeav convert``'s
-   code path; int8 by default), keeping every bundle even where int8 lost more than the
-   convert's limit (the loss is in the table, and flagged).
+   code path; int8 by default), keeping every bundle even where it lost more accuracy than
+   convert's limit allows (the row's ``over_limit`` says so).
 3. **evaluate in LiteRT**: image and fused accuracy of the converted models on ``test`` and, when
    the data has it, ``test-unseen``, fused as the runtime fuses (the run's calibration and
    weights, images and clips paired by class).
@@ -18,13 +18,14 @@ one seed:
 
 The budget (``budget_ms``) is on the **pipeline tick's p50**: measured here, or read from
 ``edgeav bench BUNDLE --json`` files measured on the device (:func:`device_latencies`). The
-chosen variant is the one with the best fused accuracy on ``test`` among those that fit.
+chosen variant is the one with the best fused accuracy on ``test`` among those that fit
+(:func:`choose`). :func:`rejudge` judges a finished comparison again without training.
 
 Every run folder and bundle is kept under the output folder::
 
     OUT/runs/<variant>/        the training run (``edgeav convert`` reads it)
     OUT/bundles/<variant>.edgeav
-    OUT/compare.json           the table (``to_json``)
+    OUT/compare.json           what :func:`compare` returns: the rows, the choice
 """
 
 from __future__ import annotations
