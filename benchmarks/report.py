@@ -11,8 +11,8 @@ and derived: ``gmacs`` (effective GMAC/s = MACs / p50), ``metric`` (the seed's m
 in % minus 0.1 x parameters in millions) and ``vs_float32`` (p50 over the float32 row's p50 of
 the same model and threads: the int8/float32 latency ratio on int8 rows).
 
-Matplotlib is imported only by :func:`write_plot` (with the Agg backend), so tables and the
-device's bundle benchmark never need it.
+Matplotlib is imported only by the plots (:func:`write_plot`, :func:`write_tradeoff_plot`; Agg
+backend), so tables and the device's bundle benchmark never need it.
 """
 
 from __future__ import annotations
@@ -307,6 +307,78 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 _MARKERS = {"float32": "o", "float16": "s", "dynamic": "^", "int8": "D"}
 
 
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend, or a one-line error saying how to get it."""
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError as exc:
+        raise EdgeAVError(
+            "--plot needs matplotlib: pip install matplotlib (or 'edgeav[train]')"
+        ) from exc
+    return plt
+
+
+def write_tradeoff_plot(
+    series: dict[str, Sequence[tuple[str, float, float]]],
+    path: str | os.PathLike[str],
+    *,
+    title: str,
+    budget_ms: float | None = None,
+) -> Path:
+    """Accuracy (y, %) against p50 latency (x, ms, log) and save a PNG atomically.
+
+    ``series`` maps a legend label to ``(name, latency_ms, accuracy_percent)`` points; each
+    series is drawn with its points labelled and its :func:`pareto_front` (the most accurate
+    choice for each latency) as a dashed line. ``budget_ms`` draws the budget as a vertical line.
+    """
+    if not any(series.values()):
+        raise EdgeAVError(f"nothing to plot in {path}: no point has a latency and an accuracy")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, points) in enumerate(series.items()):
+        if not points:
+            continue
+        color = colors[i % len(colors)]
+        ax.scatter([p[1] for p in points], [p[2] for p in points], color=color, label=label, s=45)
+        for k, (name, x, y) in enumerate(points):
+            ax.annotate(
+                name,
+                (x, y),
+                textcoords="offset points",
+                xytext=(6, 6 if k % 2 == 0 else -12),
+                fontsize=8,
+                color=color,
+            )
+        front = pareto_front([(p[1], p[2]) for p in points])
+        ax.plot(
+            [points[j][1] for j in front],
+            [points[j][2] for j in front],
+            color=color,
+            linestyle="--",
+            linewidth=1,
+            label=f"Pareto front ({label.split(' ')[0]})",
+        )
+    if budget_ms is not None:
+        ax.axvline(budget_ms, color="0.3", linewidth=1, label=f"budget {budget_ms:g} ms")
+    ax.set_xscale("log")
+    ax.margins(x=0.15, y=0.08)  # room for the labels
+    ax.set_xlabel("latency p50 (ms)")
+    ax.set_ylabel("accuracy on test (%)")
+    ax.grid(True, which="both", linewidth=0.3, alpha=0.6)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write_plot(
     rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, title: str | None = None
 ) -> Path:
@@ -319,16 +391,8 @@ def write_plot(
     points = [r for r in rows if r.get("params") and r.get("p50_ms")]
     if not points:
         raise EdgeAVError(f"nothing to plot in {path}: no row has both parameters and a latency")
-    try:
-        import matplotlib  # noqa: PLC0415
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-        from matplotlib import ticker  # noqa: PLC0415
-    except ImportError as exc:
-        raise EdgeAVError(
-            "--plot needs matplotlib: pip install matplotlib (or 'edgeav[train]')"
-        ) from exc
+    plt = _pyplot()
+    from matplotlib import ticker  # noqa: PLC0415
 
     threads = sorted({r.get("threads") or 0 for r in points})
     quants = [q for q in QUANT_ORDER if any(r.get("quant") == q for r in points)]

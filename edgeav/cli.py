@@ -63,6 +63,7 @@ def _root(
 # --- commands (one module each) -------------------------------------------------------------
 # Registration lines are added by each feature; keep one line per command, in workflow order.
 from edgeav.commands import bench as _bench  # noqa: E402
+from edgeav.commands import compare as _compare  # noqa: E402
 from edgeav.commands import convert as _convert  # noqa: E402
 from edgeav.commands import data as _data  # noqa: E402
 from edgeav.commands import demo as _demo  # noqa: E402
@@ -78,6 +79,7 @@ app.command("data")(_data.data)
 app.command("zoo")(_zoo.zoo)
 app.command("train")(_train.train)
 app.command("convert")(_convert.convert)
+app.command("compare")(_compare.compare)
 app.command("info")(_info.info)
 app.command("record")(_record.record)
 app.command("run")(_run.run)

@@ -113,6 +113,10 @@ class TrainConfig:
     seed: int = 0
     #: tf.distribute strategy (:mod:`edgeav.distribute`); batch sizes above are per replica.
     strategy: str = "auto"
+    #: A run folder whose trained audio model (of the same ``audio_model``) is reused as it is,
+    #: not trained again; only the image model is trained and the fusion refit. ``edgeav
+    #: compare`` trains one audio model this way for every image variant.
+    audio_from: str | None = None
 
     def __post_init__(self) -> None:
         defaults = AUDIO_DEFAULTS.get(self.audio_model, AUDIO_DEFAULTS["audio-mlp"])
@@ -643,7 +647,9 @@ def train(
 ) -> dict[str, Any]:
     """Train both modalities in two steps, fit the fusion, write the run folder ``out``.
 
-    Returns the metrics (also written to ``out/metrics.json``).
+    With ``config.audio_from`` the audio model of that run is reused as it is (not trained
+    again) and only the image model is trained. Returns the metrics (also written to
+    ``out/metrics.json``).
     """
     from edgeav.data.loader import load_dataset  # noqa: PLC0415
     from edgeav.fileio import atomic_dir, cache_dir  # noqa: PLC0415
@@ -690,6 +696,7 @@ def train(
 
         frontend = FrontEnd(audio_input, feature_config, frontend_models)
     inputs_cache = cache_dir("audio-inputs")
+    reused = _reused_audio_run(cfg)
     with (
         dist.output(out) as target,  # multi-worker: the chief writes `out`, others a temp dir
         _Progress(progress) as bar,
@@ -713,7 +720,13 @@ def train(
         train_split = ds["train"]
         shape = train_split.audio_features.shape[1:]
         aug_x, aug_y = np.zeros((0, *shape), np.float32), np.zeros(0, np.int64)
-        if cfg.audio_augment and frontend is None:
+        if reused is not None:
+            if list(reused.classes) != list(ds.classes):
+                raise EdgeAVError(
+                    f"the classes of run {reused.path} differ from data set {data_path}'s; its "
+                    f"audio model cannot be reused"
+                )
+        elif cfg.audio_augment and frontend is None:
             aug_x, aug_y = augmented_audio_features(
                 train_split.audio_paths,
                 train_split.audio_labels,
@@ -747,7 +760,10 @@ def train(
         )
         audio_train_x = np.concatenate([train_split.audio_features, aug_x])
         audio_train_y = np.concatenate([train_split.audio_labels, aug_y])
-        audio_model = _build_audio_model(len(classes), cfg, audio_train_x)
+        if reused is not None:
+            audio_model = reused.load_audio_model()
+        else:
+            audio_model = _build_audio_model(len(classes), cfg, audio_train_x)
         image_x, image_y = _found_digits(train_split.images, train_split.image_labels, image_spec)
         if len(image_x) < len(train_split.images):
             bar.log(
@@ -785,13 +801,14 @@ def train(
         )
 
         results: dict[str, Any] = {}
-        for mod in (image, audio):
+        trained = (image,) if reused is not None else (image, audio)
+        for mod in trained:
             t0 = time.perf_counter()
             _fit_classifier(keras, mod, fit_cfg, bar, rng)
             timings[f"{mod.name}_step1"] = time.perf_counter() - t0
         _, _, results["step1"] = _evaluate(image, audio, cfg.seed)
         bar.log(_summary("after step 1", results["step1"]))
-        for mod in (image, audio):
+        for mod in trained:
             t0 = time.perf_counter()
             _fit_triplet(keras, mod, fit_cfg, bar, rng)
             timings[f"{mod.name}_step2"] = time.perf_counter() - t0
@@ -834,6 +851,21 @@ def train(
         )
     metrics["run_dir"] = str(out) if dist.chief else None
     return metrics
+
+
+def _reused_audio_run(cfg: TrainConfig):
+    """The run of ``cfg.audio_from`` (None without one), checked to hold ``cfg.audio_model``."""
+    if cfg.audio_from is None:
+        return None
+    from edgeav.run_folder import read_run  # noqa: PLC0415
+
+    run = read_run(cfg.audio_from)
+    if run.audio_variant != cfg.audio_model:
+        raise EdgeAVError(
+            f"run {run.path} has audio model {run.audio_variant}, not {cfg.audio_model}; its "
+            f"audio model cannot be reused"
+        )
+    return run
 
 
 def _summary(title: str, result: dict[str, Any]) -> str:

@@ -52,3 +52,39 @@ def write_stream(folder: Path, sequence: list[int], *, silent: tuple[int, ...] =
         [np.zeros(SR, np.float32) if k in silent else tone(c) for k, c in enumerate(sequence)]
     )
     return video, write_wav(folder / "stream.wav", audio)
+
+
+#: The classes of :func:`write_bars_dataset`: vertical bars, horizontal bars, a diagonal.
+BAR_CLASSES = ("a", "b", "c")
+
+
+def write_bars_dataset(root: Path, splits: dict[str, int]) -> Path:
+    """A data set folder of 3 classes, ``splits[name]`` examples per class in each split: 28x28
+    PNG bars at random offsets (vertical, horizontal, diagonal) and 1 s WAV tones (300, 700,
+    1100 Hz, pitch jittered, noisy)."""
+    import cv2
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000.0
+    for split, n in splits.items():
+        for k, cls in enumerate(BAR_CLASSES):
+            (root / split / "image" / cls).mkdir(parents=True)
+            (root / split / "audio" / cls).mkdir(parents=True)
+            for i in range(n):
+                img = np.zeros((28, 28), np.uint8)
+                o = int(rng.integers(4, 18))
+                if k == 0:
+                    img[:, o : o + 6] = 255
+                elif k == 1:
+                    img[o : o + 6, :] = 255
+                else:
+                    np.fill_diagonal(img, 255)
+                    img = np.maximum(img, np.roll(img, 1, 1))
+                img = np.clip(img + rng.integers(0, 60, img.shape), 0, 255).astype(np.uint8)
+                assert cv2.imwrite(str(root / split / "image" / cls / f"{i}.png"), img)
+                f = (300 + 400 * k) * rng.uniform(0.97, 1.03)
+                clip = 0.3 * np.sin(2 * np.pi * f * t) + 0.05 * rng.normal(size=t.size)
+                path = root / split / "audio" / cls / f"{i}.wav"
+                sf.write(path, clip.astype(np.float32), 16000, subtype="PCM_16")
+    return root

@@ -17,12 +17,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-import numpy as np
+import media
 import pytest
 
 from edgeav.distribute import CPU_DEVICES_ENV
 
-CLASSES = ("a", "b", "c")
+CLASSES = media.BAR_CLASSES
 #: Accuracy a distributed run may lose against the single-device one: 3 of the 30 test samples.
 NOISE = 0.1
 TRAIN_ARGS = (
@@ -42,37 +42,6 @@ TRAIN_ARGS = (
     "0",
     "--json",
 )
-
-
-def _write_dataset(root: Path, train: int = 50) -> Path:
-    """3 classes: 28x28 PNG bars at random offsets (vertical, horizontal, diagonal) and 1 s WAV
-    tones (300, 700, 1100 Hz, pitch jittered, noisy)."""
-    import cv2
-    import soundfile as sf
-
-    rng = np.random.default_rng(0)
-    t = np.arange(16000) / 16000.0
-    for split, n in {"train": train, "val": 6, "test": 10}.items():
-        for k, cls in enumerate(CLASSES):
-            (root / split / "image" / cls).mkdir(parents=True)
-            (root / split / "audio" / cls).mkdir(parents=True)
-            for i in range(n):
-                img = np.zeros((28, 28), np.uint8)
-                o = int(rng.integers(4, 18))
-                if k == 0:
-                    img[:, o : o + 6] = 255
-                elif k == 1:
-                    img[o : o + 6, :] = 255
-                else:
-                    np.fill_diagonal(img, 255)
-                    img = np.maximum(img, np.roll(img, 1, 1))
-                img = np.clip(img + rng.integers(0, 60, img.shape), 0, 255).astype(np.uint8)
-                assert cv2.imwrite(str(root / split / "image" / cls / f"{i}.png"), img)
-                f = (300 + 400 * k) * rng.uniform(0.97, 1.03)
-                clip = 0.3 * np.sin(2 * np.pi * f * t) + 0.05 * rng.normal(size=t.size)
-                path = root / split / "audio" / cls / f"{i}.wav"
-                sf.write(path, clip.astype(np.float32), 16000, subtype="PCM_16")
-    return root
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -121,7 +90,7 @@ def _assert_within_noise(metrics: dict, single: dict) -> None:
 def single_run(tmp_path_factory):
     """The data set and the single-device run's metrics (and its wall time)."""
     root = tmp_path_factory.mktemp("distribute")
-    data = _write_dataset(root / "data")
+    data = media.write_bars_dataset(root / "data", {"train": 50, "val": 6, "test": 10})
     t0 = time.perf_counter()
     metrics = _finish(_train(data, root / "one", "--strategy", "one"))
     assert metrics["distribution"]["replicas"] == 1
