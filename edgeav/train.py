@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -370,6 +371,28 @@ def _fit_triplet(keras, mod: _Modality, cfg: TrainConfig, bar: _Progress, rng) -
         head_model.fit(
             emb, y, batch_size=cfg.batch_size, epochs=cfg.head_epochs, verbose=0, callbacks=[cb]
         )
+
+
+def _keep_step2(
+    trained: tuple[_Modality, ...],
+    step1_weights: dict[str, list[np.ndarray]],
+    results: dict[str, Any],
+    log: Callable[[str], None],
+) -> dict[str, bool]:
+    """Model selection on val: a modality whose val accuracy step 2 lowered gets its step-1
+    weights back (the triplet step does not help every encoder on every data set). Returns
+    ``{modality: step 2 kept}``."""
+    kept = {}
+    val1, val2 = results["step1"]["accuracy"]["val"], results["step2"]["accuracy"]["val"]
+    for mod in trained:
+        kept[mod.name] = not val2[mod.name] < val1[mod.name]
+        if not kept[mod.name]:
+            mod.model.set_weights(step1_weights[mod.name])
+            log(
+                f"{mod.name}: step 2 lowered val accuracy ({100 * val1[mod.name]:.1f} -> "
+                f"{100 * val2[mod.name]:.1f}); the step-1 model is kept"
+            )
+    return kept
 
 
 def _accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -808,12 +831,17 @@ def train(
             timings[f"{mod.name}_step1"] = time.perf_counter() - t0
         _, _, results["step1"] = _evaluate(image, audio, cfg.seed)
         bar.log(_summary("after step 1", results["step1"]))
+        step1_weights = {mod.name: mod.model.get_weights() for mod in trained}
         for mod in trained:
             t0 = time.perf_counter()
             _fit_triplet(keras, mod, fit_cfg, bar, rng)
             timings[f"{mod.name}_step2"] = time.perf_counter() - t0
         fusion, calibration, results["step2"] = _evaluate(image, audio, cfg.seed)
         bar.log(_summary("after step 2", results["step2"]))
+        kept = _keep_step2(trained, step1_weights, results, bar.log)
+        if not all(kept.values()):
+            fusion, calibration, results["step2"] = _evaluate(image, audio, cfg.seed)
+            bar.log(_summary("with the kept models", results["step2"]))
 
         for mod in (image, audio):
             mod.model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -828,6 +856,7 @@ def train(
             "params": {"image": count_params(image_model), "audio": count_params(audio_model)},
             "audio_model": cfg.audio_model,
             "config": cfg.to_dict(),
+            "step2_kept": kept,
             "seconds": {k: round(v, 2) for k, v in timings.items()},
             "split_note": ds.split_note,
             "distribution": dist.to_dict(),

@@ -290,3 +290,33 @@ def test_degrade_images_cutout_and_noise_stay_in_range():
     half = degrade_images(x, np.random.default_rng(1), fraction=0.5)
     changed = int((half != 0.5).any(axis=(1, 2, 3)).sum())
     assert 8 <= changed <= 32
+
+
+def test_step2_is_kept_only_where_it_does_not_lower_val_accuracy():
+    from types import SimpleNamespace
+
+    from edgeav.tf import keras as get_keras
+    from edgeav.train import _keep_step2
+
+    keras = get_keras()
+    models = {}
+    for name in ("image", "audio"):
+        inp = keras.Input((4,))
+        models[name] = keras.Model(inp, keras.layers.Dense(3)(inp))
+    before = {n: m.get_weights() for n, m in models.items()}
+    for m in models.values():  # "step 2" changes every weight
+        m.set_weights([w + 1.0 for w in m.get_weights()])
+    after = {n: m.get_weights() for n, m in models.items()}
+    results = {
+        "step1": {"accuracy": {"val": {"image": 0.90, "audio": 0.95}}},
+        "step2": {"accuracy": {"val": {"image": 0.90, "audio": 0.93}}},
+    }
+    lines: list[str] = []
+    mods = tuple(SimpleNamespace(name=n, model=m) for n, m in models.items())
+    kept = _keep_step2(mods, before, results, lines.append)
+    assert kept == {"image": True, "audio": False}
+    for got, want in zip(models["image"].get_weights(), after["image"], strict=True):
+        np.testing.assert_array_equal(got, want)  # a tie keeps step 2
+    for got, want in zip(models["audio"].get_weights(), before["audio"], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert lines == ["audio: step 2 lowered val accuracy (95.0 -> 93.0); the step-1 model is kept"]

@@ -73,7 +73,7 @@ def train(
 ) -> None:
     """Train the image and audio classifiers (cross-entropy, then triplet loss) and the fusion.
 
-    Step 1 trains each encoder with a softmax head on cross-entropy; step 2 fine-tunes the encoder with the semi-hard triplet loss on its L2-normalised embedding and refits the head. Fusion weights are fit on val. Prints accuracy on test, test-noisy and test-unseen (voices and engines never heard in training) after each step and writes RUN/run.json, image.keras, audio.keras (and the audio front-end's models) and metrics.json. Audio inputs are cached in $EDGEAV_CACHE/audio-inputs (default ~/.cache/edgeav), so a second run does not compute them again.
+    Step 1 trains each encoder with a softmax head on cross-entropy; step 2 fine-tunes the encoder with the semi-hard triplet loss on its L2-normalised embedding and refits the head; a model whose val accuracy step 2 lowered keeps its step-1 weights (model selection on val). Fusion weights are fit on val. Prints accuracy on test, test-noisy and test-unseen (voices and engines never heard in training) after each step and writes RUN/run.json, image.keras, audio.keras (and the audio front-end's models) and metrics.json. Audio inputs are cached in $EDGEAV_CACHE/audio-inputs (default ~/.cache/edgeav), so a second run does not compute them again.
     """
     from edgeav.distribute import check as check_strategy  # noqa: PLC0415
     from edgeav.errors import EdgeAVError  # noqa: PLC0415
@@ -134,6 +134,13 @@ def print_table(metrics: dict[str, Any]) -> None:
         table.add_row(*row)
     console = Console()
     console.print(table)
+    dropped = [m for m, kept in metrics.get("step2_kept", {}).items() if not kept]
+    if dropped:
+        console.print(
+            f"step 2 lowered val accuracy for {' and '.join(dropped)}: the step-1 model is kept "
+            "(its step-2 columns show it)",
+            highlight=False,
+        )
     w1, w2 = metrics["step1"]["fusion"], metrics["step2"]["fusion"]
     secs = metrics.get("seconds", {})
     console.print(
