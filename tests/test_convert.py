@@ -416,14 +416,14 @@ def tiny_run(tmp_path_factory, tiny_keras_models, tiny_image_maker):
     return run
 
 
-def _edgeav(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _edgeav(*args: str, cwd: Path | None = None, columns: int = 160) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "edgeav", *args],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=cwd,
-        env={**os.environ, "COLUMNS": "160"},
+        env={**os.environ, "COLUMNS": str(columns)},
     )
 
 
@@ -442,11 +442,13 @@ def test_convert_command_on_a_run_then_info(tiny_run, tmp_path):
         assert m["drop_points"] <= 1.0 and m["size_bytes"] > 0 and m["gzip_bytes"] > 0
     assert res["fused"]["samples"] == 30
 
-    # The table for a person (float16, explicit run folder).
-    proc = _edgeav("convert", str(tiny_run), "-q", "float16", "--out", str(tmp_path / "f16.edgeav"))
+    # The table for a person (float16, explicit run folder), whole on an 80-column terminal.
+    out = str(tmp_path / "f16.edgeav")
+    proc = _edgeav("convert", str(tiny_run), "-q", "float16", "--out", out, columns=80)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for word in ("image", "audio", "fused", "bundle", "gzip KiB", "TFLite %", "agree %"):
         assert word in proc.stdout
+    assert "…" not in proc.stdout
     assert "edgeav: error" not in proc.stderr
 
     # edgeav info: tables and --json.

@@ -42,25 +42,6 @@ def _check_output(path: Path | None, option: str) -> None:
         raise EdgeAVError(f"cannot write {option} {path}: it is a folder")
 
 
-class _TablePrinter:
-    """Prints rich tables to stdout at their full width: never cut to the terminal's columns."""
-
-    def __init__(self) -> None:
-        from rich.console import Console  # noqa: PLC0415
-
-        self._console = Console()
-
-    def print(self, table) -> None:
-        from rich.console import Console  # noqa: PLC0415
-
-        wide = self._console.options.update_width(10_000)
-        needed = self._console.measure(table, options=wide).maximum
-        console = self._console
-        if needed > console.width:
-            console = Console(width=needed, force_terminal=console.is_terminal)
-        console.print(table)
-
-
 def _write_files(rows: list, csv_path: Path | None, plot: Path | None, title: str, err) -> None:
     from edgeav.benchmarks import report  # noqa: PLC0415
 
@@ -146,7 +127,9 @@ def bench(
     runs = runs if runs is not None else (20 if quick else 50)
     warmup = warmup if warmup is not None else (2 if quick else 5)
     err = Console(stderr=True)
-    out = _TablePrinter()
+    from edgeav.commands.tables import TablePrinter  # noqa: PLC0415
+
+    out = TablePrinter()
 
     if bundle is not None:
         from edgeav.benchmarks import bundle_bench  # noqa: PLC0415

@@ -192,9 +192,9 @@ def _report(
     elif markdown:
         typer.echo(lib.to_markdown(doc), nl=False)
     else:
-        from edgeav.commands.bench import _TablePrinter  # noqa: PLC0415
+        from edgeav.commands.tables import TablePrinter  # noqa: PLC0415
 
-        _TablePrinter().print(lib.rich_table(doc))
+        TablePrinter().print(lib.rich_table(doc))
 
 
 def _choose(doc: dict, budget_ms: float | None, out_model: Path, threads: int, err) -> None:

@@ -149,8 +149,9 @@ def _pct(x: float | None) -> str:
 
 def print_table(res: dict) -> None:
     """The conversion table on stdout (from :meth:`ConvertResult.to_dict`)."""
-    from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
+
+    from edgeav.commands.tables import TablePrinter  # noqa: PLC0415
 
     pruned = any(m.get("sparsity") for m in res["models"].values())
     kind = res["quantization"] + (", quantisation-aware" if res.get("qat") else "")
@@ -193,7 +194,7 @@ def print_table(res: dict) -> None:
         row.append("")
     row += ["", "", "", f"{res['seconds']:.1f}"]
     table.add_row(*row, style="bold")
-    console = Console()
+    console = TablePrinter()
     console.print(table)
     if res.get("ptq"):
         console.print(_ptq_vs_qat(res))
