@@ -60,6 +60,23 @@ class _NoProgress:
         pass
 
 
+class BarProgress:
+    """:class:`Progress` on a task of a rich progress bar: each stage after the first advances
+    it by one (the task's total is :meth:`ConvertOptions.stages`), a note renames it."""
+
+    def __init__(self, bar: Any, task: Any) -> None:
+        self.bar, self.task, self.started = bar, task, False
+
+    def stage(self, description: str) -> None:
+        if self.started:
+            self.bar.advance(self.task)
+        self.started = True
+        self.bar.update(self.task, description=description)
+
+    def note(self, description: str) -> None:
+        self.bar.update(self.task, description=description)
+
+
 @dataclass
 class ConvertOptions:
     """What ``edgeav convert`` was asked for."""

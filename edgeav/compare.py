@@ -252,6 +252,8 @@ class _Console:
         """A rich bar driven by :class:`edgeav.converters.convert.Progress` calls."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
+        from edgeav.converters.convert import BarProgress  # noqa: PLC0415
+
         bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -261,20 +263,7 @@ class _Console:
             disable=not self.enabled,
         )
         task = bar.add_task("converting", total=total)
-
-        class _Stages:
-            started = False
-
-            def stage(self, description: str) -> None:
-                if self.started:
-                    bar.advance(task)
-                self.started = True
-                bar.update(task, description=description)
-
-            def note(self, description: str) -> None:
-                bar.update(task, description=description)
-
-        return bar, task, _Stages()
+        return bar, task, BarProgress(bar, task)
 
 
 def compare(

@@ -155,22 +155,6 @@ def _clock(seconds: float) -> str:
     return f"{m}:{s:02d}"
 
 
-class _ConvertProgress:
-    """The converter's :class:`~edgeav.converters.convert.Progress` as a rich bar (stderr)."""
-
-    def __init__(self, progress: Any, task: Any) -> None:
-        self.progress, self.task, self.started = progress, task, False
-
-    def stage(self, description: str) -> None:
-        if self.started:
-            self.progress.advance(self.task)
-        self.started = True
-        self.progress.update(self.task, description=description)
-
-    def note(self, description: str) -> None:
-        self.progress.update(self.task, description=description)
-
-
 def _progress(console: Any, transient: bool = False):
     from rich.progress import (  # noqa: PLC0415
         BarColumn,
@@ -258,7 +242,12 @@ def convert_bundle(run_dir: Path, data_dir: Path, out: Path, cfg: DemoSettings, 
     The demo never stops on a conversion that loses more accuracy than ``edgeav convert``
     allows (``--allow-drop``): the loss is shown in the summary as a warning instead.
     """
-    from edgeav.converters.convert import ConvertOptions, convert_run, locate_run  # noqa: PLC0415
+    from edgeav.converters.convert import (  # noqa: PLC0415
+        BarProgress,
+        ConvertOptions,
+        convert_run,
+        locate_run,
+    )
 
     options = ConvertOptions(
         quantize=cfg.quantize,
@@ -272,7 +261,7 @@ def convert_bundle(run_dir: Path, data_dir: Path, out: Path, cfg: DemoSettings, 
     stages = options.stages()
     with _progress(console) as bar:
         task = bar.add_task("converting", total=stages)
-        result = convert_run(run_dir, out, options, _ConvertProgress(bar, task), located=located)
+        result = convert_run(run_dir, out, options, BarProgress(bar, task), located=located)
         bar.update(task, completed=stages, description="converted")
     return result
 

@@ -80,6 +80,7 @@ def convert(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
     from edgeav.converters.convert import (  # noqa: PLC0415
+        BarProgress,
         ConvertOptions,
         check_output,
         convert_run,
@@ -117,19 +118,8 @@ def convert(
         transient=False,
     ) as bar:
         task = bar.add_task("converting", total=stages)
-        started = [False]
-
-        class _Bar:
-            def stage(self, description: str) -> None:
-                if started[0]:
-                    bar.advance(task)
-                started[0] = True
-                bar.update(task, description=description)
-
-            def note(self, description: str) -> None:
-                bar.update(task, description=description)
-
-        result = convert_run(run_dir, out, options, _Bar(), located=located)
+        progress = BarProgress(bar, task)
+        result = convert_run(run_dir, out, options, progress, located=located)
         bar.update(task, completed=stages, description="done")
     for msg in result.over_limit:
         err.print(f"[yellow]warning:[/] {msg} (written because of --allow-drop)", highlight=False)
