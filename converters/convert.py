@@ -89,7 +89,7 @@ class ConvertOptions:
     allow_drop: bool = False
     prune_epochs: int = 3
     #: Unstructured --prune: blocks of this many consecutive input channels (1: element-wise).
-    prune_block: int = 4
+    prune_block: int = 1
     batch_size: int = 32
     #: int8: keep a leading Normalization layer (the audio encoder's) and the input in float32.
     float_normalization: bool = True
@@ -163,6 +163,8 @@ class SplitArrays:
     image_labels: np.ndarray | None
     audio: np.ndarray | None
     audio_labels: np.ndarray | None
+    #: Per modality, the split's inputs that show or say nothing (the data set's ``none``).
+    nothing: dict[str, np.ndarray] = field(default_factory=dict)
 
     def get(self, modality: str) -> tuple[np.ndarray | None, np.ndarray | None]:
         if modality == "image":
@@ -268,6 +270,7 @@ def convert_models(
     frontend_models: dict[str, bytes] | None = None,
     calibration: Any = None,
     distribution: Any = None,
+    augment: dict[str, Any] | None = None,
 ) -> ConvertResult:
     """Convert, validate and bundle ``models`` (``{"image": keras_model, "audio": keras_model}``).
 
@@ -284,6 +287,9 @@ def convert_models(
         calibration: the run's :class:`~edgeav.calibration.Calibration` (default: neutral).
         distribution: the :class:`edgeav.distribute.Distribution` that pruning and QAT
             fine-tune under (default: TensorFlow's default strategy, one device).
+        augment: per modality, the training run's augmentation (``augment(x, rng)``), which
+            pruning's fine-tuning applies every epoch as training did; ``train.nothing`` is
+            taught as the uniform distribution, as training did.
     """
     from edgeav import bundle as bundle_mod  # noqa: PLC0415
     from edgeav.data.loader import paired_indices  # noqa: PLC0415
@@ -334,6 +340,8 @@ def convert_models(
                 on_epoch=lambda done, total, m=modality: progress.note(
                     f"{m}: pruning + fine-tuning (epoch {done}/{total})"
                 ),
+                x_nothing=train.nothing.get(modality),
+                augment=(augment or {}).get(modality),
             )
             sparsity = report.to_dict()
             pruned_acc = float(np.mean(np.argmax(keras_predict(to_convert, x_test), 1) == y_test))
@@ -539,6 +547,18 @@ def check_output(out: str | Path) -> Path:
     return out
 
 
+def _training_augment(run) -> dict[str, Any]:
+    """The image augmentation ``edgeav train`` used for ``run`` (its recorded ``shift`` and
+    ``degrade``), for pruning's fine-tuning; empty when the run did not augment images."""
+    from edgeav.augment import image_augmenter  # noqa: PLC0415
+
+    config = run.train_config()
+    shift, degrade = int(config.get("shift") or 0), float(config.get("degrade") or 0.0)
+    if not (shift or degrade):
+        return {}
+    return {"image": image_augmenter(run.image_spec, shift=shift, degrade=degrade)}
+
+
 def convert_run(
     run_dir: str | Path | None,
     out: str | Path,
@@ -586,7 +606,9 @@ def convert_run(
         if name not in ds:
             return SplitArrays(None, None, None, None)
         s = ds[name]
-        return SplitArrays(s.images, s.image_labels, s.audio_features, s.audio_labels)
+        return SplitArrays(
+            s.images, s.image_labels, s.audio_features, s.audio_labels, nothing=dict(s.nothing)
+        )
 
     models = {"image": run.load_image_model(), "audio": run.load_audio_model()}
     # Multi-worker: every worker converts, only the chief's bundle is kept.
@@ -606,6 +628,7 @@ def convert_run(
             frontend_models=run.frontend_models,
             calibration=run.calibration,
             distribution=distribution,
+            augment=_training_augment(run),
         )
     result.run_dir = Path(run_path).resolve()
     result.distribution = None if distribution is None else distribution.to_dict()

@@ -68,6 +68,15 @@ class Run:
         """The audio front-end this run's audio model reads from."""
         return FrontEnd(self.audio_input, self.feature_config, self.frontend_models, threads)
 
+    def train_config(self) -> dict[str, Any]:
+        """The settings the run was trained with (``metrics.json``'s ``config``; empty if the
+        file is missing or unreadable)."""
+        try:
+            config = json.loads((self.path / METRICS_FILE).read_text(encoding="utf-8"))["config"]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            return {}
+        return config if isinstance(config, dict) else {}
+
     def load_image_model(self):
         """The image classifier (tf_keras Model, input -> softmax probabilities)."""
         return _load_keras(self.image_model_path)

@@ -196,6 +196,7 @@ def test_pruning_reaches_measured_sparsity(tiny_keras_models, tiny_data):
         epochs=2,
         batch_size=32,
         depthwise=True,
+        block=4,
     )
     # The original model is untouched.
     for a, b in zip(before, model.get_weights(), strict=True):
@@ -248,8 +249,8 @@ def test_pruning_reaches_measured_sparsity(tiny_keras_models, tiny_data):
 
 @pytest.mark.slow
 def test_element_wise_pruning_without_depthwise(tiny_keras_models, tiny_data):
-    """``block=1`` is tfmot's default: element-wise; the depthwise kernel stays dense (edgeav's
-    default too)."""
+    """By default pruning is element-wise (tfmot's default too) and the depthwise kernel stays
+    dense."""
     from edgeav.converters.prune import prune_model
 
     train = tiny_data["train"]
@@ -259,14 +260,45 @@ def test_element_wise_pruning_without_depthwise(tiny_keras_models, tiny_data):
         train.image_labels,
         sparsity=0.5,
         epochs=1,
-        block=1,
     )
+    assert report.block == 1
     assert set(report.to_dict()["layers"]) == {"conv/kernel", "sep/pointwise_kernel", "head/kernel"}
     assert abs(report.sparsity - 0.5) <= 0.02
     assert np.mean(stripped.get_layer("sep").depthwise_kernel.numpy() == 0) < 0.05
     head = stripped.get_layer("head").kernel.numpy()
     blocks = (head.reshape(-1, 4, head.shape[1]) == 0).sum(axis=1)
     assert set(np.unique(blocks)) - {0, 4}  # zeros not in blocks
+
+
+@pytest.mark.slow
+def test_pruning_fine_tunes_as_training_did(tiny_keras_models, tiny_data):
+    """With the run's recipe, pruning's fine-tuning sees a fresh augmented copy of the training
+    inputs and the nothing-inputs every epoch, the latter taught as the uniform distribution."""
+    from edgeav.converters.prune import prune_model
+
+    train = tiny_data["train"]
+    model = tiny_keras_models["image"]
+    nothing = np.zeros((12, *train.images.shape[1:]), np.float32)
+    seen = []
+
+    def augment(x, rng):
+        seen.append(len(x))
+        return np.clip(x + rng.normal(0, 0.05, x.shape).astype(np.float32), 0, 1)
+
+    stripped, report = prune_model(
+        model,
+        train.images,
+        train.image_labels,
+        sparsity=0.5,
+        epochs=3,
+        x_nothing=nothing,
+        augment=augment,
+    )
+    assert seen == [len(train.images) + len(nothing)] * 3
+    assert abs(report.sparsity - 0.5) <= 0.02  # the schedule ran across the three fits
+    # The nothing-inputs were taught as unsure: their top probability is close to 1/classes.
+    probs = stripped.predict(nothing[:1], verbose=0)[0]
+    assert probs.max() < 0.5, probs
 
 
 @pytest.mark.slow
