@@ -89,17 +89,6 @@ def find_digit(image: np.ndarray) -> Found | None:
 
     See the module's docstring for how; the frame may be any size.
     """
-    found = find_digits(image, 1)
-    return found[0] if found else None
-
-
-def find_digits(image: np.ndarray, limit: int) -> list[Found]:
-    """Up to ``limit`` candidate digits in a camera frame, the most likely first.
-
-    Each kept blob in turn (best first) is taken as the digit's main stroke and joined by its
-    neighbours on the same sheet; a candidate whose box is already inside an earlier one's is
-    skipped. The first is :func:`find_digit`'s answer.
-    """
     import cv2  # noqa: PLC0415
 
     grey = _grey(image)
@@ -113,7 +102,7 @@ def find_digits(image: np.ndarray, limit: int) -> list[Found]:
     weak = (dark > GROW).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
     if n <= 1:
-        return []
+        return None
     peak = np.zeros(n, np.float32)
     np.maximum.at(peak, labels.ravel(), dark.ravel())
     brightest = float(np.percentile(small, 99))
@@ -142,38 +131,16 @@ def find_digits(image: np.ndarray, limit: int) -> list[Found]:
             continue
         score = uniform * contrast * np.sqrt(area) * (median / max(brightest, 1.0)) ** 2
         kept.append((score, x, y, bw, bh, median, area, i))
+    if not kept:
+        return None
     kept.sort(key=lambda k: -k[0])
-    found: list[Found] = []
-    boxes: list[tuple[int, int, int, int]] = []
-    for main in range(len(kept)):
-        if len(found) >= limit:
-            break
-        members, (x0, y0, x1, y1) = _join(kept, main, paper)
-        if any(a <= x0 and b <= y0 and x1 <= c and y1 <= d for a, b, c, d in boxes):
-            continue
-        boxes.append((x0, y0, x1, y1))
-        mask = np.isin(labels[y0:y1, x0:x1], members)
-        ink = np.where(mask, dark[y0:y1, x0:x1], 0.0).astype(np.float32)
-        strong = float(np.percentile(ink[mask], 90))
-        ink = np.clip(ink / max(0.8 * strong, 1e-3), 0.0, 1.0)
-        found.append(Found(box=(x0 / scale, y0 / scale, x1 / scale, y1 / scale), ink=ink))
-    return found
-
-
-def _join(
-    kept: list[tuple], main: int, paper: np.ndarray
-) -> tuple[list[int], tuple[int, int, int, int]]:
-    """The labels and working-pixel box of the digit whose main stroke is ``kept[main]``: it and
-    the other kept blobs close to it on the same paper."""
-    _, x, y, bw, bh, median, area, label = kept[main]
+    _, x, y, bw, bh, median, area, main = kept[0]
     x0, y0, x1, y1 = x, y, x + bw, y + bh
-    members = [label]
+    members = [main]
     size = max(bw, bh)
     centre = np.array([x + bw / 2, y + bh / 2])
     steps = np.linspace(0.0, 1.0, 12)[:, None]
-    for j, (_, ox, oy, obw, obh, omedian, oarea, other) in enumerate(kept):
-        if j == main:
-            continue
+    for _, ox, oy, obw, obh, omedian, oarea, label in kept[1:]:
         gap = max(ox - x1, x0 - (ox + obw), oy - y1, y0 - (oy + obh), 0)
         if gap >= MERGE_DISTANCE * size or oarea < MERGE_AREA * area:
             continue
@@ -183,9 +150,14 @@ def _join(
         between = paper[path[:, 1].astype(int), path[:, 0].astype(int)]
         if np.any(np.abs(between - median) > SAME_PAPER * median):
             continue
-        members.append(other)
+        members.append(label)
         x0, y0, x1, y1 = min(x0, ox), min(y0, oy), max(x1, ox + obw), max(y1, oy + obh)
-    return members, (x0, y0, x1, y1)
+    mask = np.isin(labels[y0:y1, x0:x1], members)
+    ink = np.where(mask, dark[y0:y1, x0:x1], 0.0).astype(np.float32)
+    strong = float(np.percentile(ink[mask], 90))
+    ink = np.clip(ink / max(0.8 * strong, 1e-3), 0.0, 1.0)
+    box = (x0 / scale, y0 / scale, x1 / scale, y1 / scale)
+    return Found(box=box, ink=ink)
 
 
 def mnist_layout(ink: np.ndarray, size: int) -> np.ndarray:
