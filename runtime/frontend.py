@@ -90,8 +90,7 @@ def input_shape(spec: AudioInput, config: Any) -> tuple[int, ...]:
             else 1 + (n - config.n_fft) // config.hop_length
         )
         return (frames, spec.n_mels, 1)
-    mel_frames = (n - 512) // 160 + 1  # the melspectrogram model: 512-sample frames, 10 ms hop
-    return ((mel_frames - EMBEDDING_FRAMES) // EMBEDDING_STEP + 1, EMBEDDING_DIM)
+    return ((_mel_frames(n) - EMBEDDING_FRAMES) // EMBEDDING_STEP + 1, EMBEDDING_DIM)
 
 
 def normalize_level(samples: np.ndarray, target_dbfs: float, max_gain_db: float) -> np.ndarray:
@@ -151,6 +150,12 @@ class FrontEnd:
             missing = [m for m in EMBEDDING_MODELS if not (models or {}).get(m)]
             if missing:
                 raise EdgeAVError(f"the speech-embedding front-end needs its {missing[0]} model")
+            self._mel_frames = _mel_frames(self.window)
+            if self._mel_frames < EMBEDDING_FRAMES:
+                raise EdgeAVError(
+                    f"the window is too short for the speech embedding ({self._mel_frames} mel "
+                    f"frames, {EMBEDDING_FRAMES} needed)"
+                )
             self._models = {
                 "melspectrogram": load_interpreter(
                     models["melspectrogram"],
@@ -158,8 +163,12 @@ class FrontEnd:
                     name="front-end melspectrogram model",
                     input_shape=(1, self.window),
                 ),
+                # The whole window's mel frames at once: see _embeddings.
                 "embedding": load_interpreter(
-                    models["embedding"], threads, name="front-end embedding model"
+                    models["embedding"],
+                    threads,
+                    name="front-end embedding model",
+                    input_shape=(1, self._mel_frames, EMBEDDING_MELS, 1),
                 ),
             }
         self.shape = input_shape(spec, config)
@@ -206,17 +215,26 @@ class FrontEnd:
         return db[:, :, None].astype(np.float32)
 
     def _embeddings(self, x: np.ndarray) -> np.ndarray:
+        """The window's embeddings, ``(n, 96)``: one per 76 mel frames, every 8 frames.
+
+        The embedding model is fully convolutional (no padding in time, pooling that steps 8
+        frames), so one pass over the whole window's mel frames gives, bit for bit, what a pass
+        over each 76-frame slice gives, without computing the slices' overlap again: about a
+        quarter of the work for a 1.5 s window.
+        """
         mel_model = self._models["melspectrogram"]
         # the models were trained on 16-bit PCM values as floats
         mel = mel_model.predict((x * np.float32(32767.0))[None])
         spec = np.squeeze(mel) / np.float32(10.0) + np.float32(2.0)  # (frames, 32)
-        n = (spec.shape[0] - EMBEDDING_FRAMES) // EMBEDDING_STEP + 1
-        if n < 1:
+        if spec.shape != (self._mel_frames, EMBEDDING_MELS):
             raise EdgeAVError(
-                f"the window is too short for the speech embedding ({spec.shape[0]} mel frames, "
-                f"{EMBEDDING_FRAMES} needed)"
+                f"the melspectrogram model gave {spec.shape}, expected "
+                f"{(self._mel_frames, EMBEDDING_MELS)}"
             )
-        starts = np.arange(n) * EMBEDDING_STEP
-        batch = np.stack([spec[s : s + EMBEDDING_FRAMES] for s in starts])[..., None]
-        out = self._models["embedding"].predict(batch.astype(np.float32))
-        return out.reshape(n, EMBEDDING_DIM).astype(np.float32)
+        out = self._models["embedding"].predict(spec[None, :, :, None].astype(np.float32))
+        return out.reshape(-1, EMBEDDING_DIM).astype(np.float32)
+
+
+def _mel_frames(samples: int) -> int:
+    """Frames of the melspectrogram model for ``samples`` (512-sample frames, 10 ms hop)."""
+    return (samples - 512) // 160 + 1

@@ -102,6 +102,30 @@ def test_speech_embedding_shape_and_level_invariance(embedding_models, seconds):
     assert np.abs(other - out).max() > 1.0  # a tone is not that voice
 
 
+@pytest.mark.parametrize("seconds", [1.0, 1.5, 2.0])
+def test_one_embedding_pass_over_the_window_equals_one_per_slice(embedding_models, seconds):
+    """The front-end runs the embedding model once over all the window's mel frames; that is,
+    to the bit, the embedding of each 76-frame slice taken every 8 frames (the model's own
+    design), done one slice at a time."""
+    from edgeav.runtime.interpreter import load_interpreter
+
+    config = FeatureConfig(window_seconds=seconds)
+    spec = AudioInput("speech-embedding", target_dbfs=-20.0)
+    x = speech_like(seconds, seed=2)
+    got = FrontEnd(spec, config, embedding_models, threads=1)(x)
+    n = config.window_samples
+    mel_model = load_interpreter(embedding_models["melspectrogram"], 1, input_shape=(1, n))
+    slice_model = load_interpreter(embedding_models["embedding"], 1)  # (1, 76, 32, 1)
+    level = normalize_level(x, spec.target_dbfs, spec.max_gain_db)
+    mel = np.squeeze(mel_model.predict((level * np.float32(32767.0))[None])) / 10.0 + 2.0
+    want = [
+        slice_model.predict(mel[None, s : s + 76, :, None].astype(np.float32)).reshape(96)
+        for s in range(0, mel.shape[0] - 76 + 1, 8)
+    ]
+    assert got.shape == (len(want), 96)
+    np.testing.assert_array_equal(got, np.stack(want))
+
+
 def test_front_end_errors_are_one_line(embedding_models):
     config = FeatureConfig(window_seconds=1.5)
     with pytest.raises(EdgeAVError, match="needs its melspectrogram model"):
