@@ -483,9 +483,10 @@ def test_convert_command_on_a_run_then_info(tiny_run, tmp_path):
     assert "…" not in proc.stdout
     assert "edgeav: error" not in proc.stderr
 
-    # edgeav info: tables and --json.
-    proc = _edgeav("info", str(tmp_path / "m.edgeav"))
+    # edgeav info: tables (the figures whole on an 80-column terminal) and --json.
+    proc = _edgeav("info", str(tmp_path / "m.edgeav"), columns=80)
     assert proc.returncode == 0, proc.stderr
+    assert "…" not in proc.stdout
     for word in ("int8", "FULLY_CONNECTED", "zero point", "operators", "image.tflite"):
         assert word in proc.stdout
     proc = _edgeav("info", str(tmp_path / "m.edgeav"), "--json")

@@ -88,8 +88,11 @@ def print_info(bundle: Bundle, res: dict[str, Any]) -> None:
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
+    from edgeav.commands.tables import TablePrinter  # noqa: PLC0415
+
     m = bundle.manifest
-    console = Console()
+    console = Console()  # the summary's prose wraps; the tables of figures print at full width
+    figures = TablePrinter()
     summary = Table(title=f"{res['path']} ({res['size_bytes']:,} bytes)", show_header=False)
     summary.add_column("field", style="bold")
     summary.add_column("value")
@@ -197,8 +200,8 @@ def print_info(bundle: Bundle, res: dict[str, Any]) -> None:
             f"{100 * t['weight_sparsity']:.1f}" if t else "?",
         )
     if any(item.get("tflite") for item in res["models"].values()):
-        console.print(tensors)
+        figures.print(tensors)
         console.print(ops)
     else:
         console.print("(install ai-edge-litert to see tensors and operators)")
-    console.print(sizes)
+    figures.print(sizes)
