@@ -595,7 +595,7 @@ def convert_run(
         splits=splits,
         progress=True,
         frontend=frontend,
-        cache_dir=cache_dir("audio-inputs"),
+        cache_dir=cache_dir("inputs"),
     )
     if list(ds.classes) != list(run.classes):
         raise EdgeAVError(

@@ -451,7 +451,7 @@ def _load_splits(run) -> dict[str, Any]:
         splits=names,
         progress=True,
         frontend=None if run.audio_input.kind == "features" else run.frontend(),
-        cache_dir=cache_dir("audio-inputs"),
+        cache_dir=cache_dir("inputs"),
     )
     return {
         s: SplitArrays(ds[s].images, ds[s].image_labels, ds[s].audio_features, ds[s].audio_labels)

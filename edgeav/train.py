@@ -718,7 +718,7 @@ def train(
         from edgeav.runtime.frontend import FrontEnd  # noqa: PLC0415
 
         frontend = FrontEnd(audio_input, feature_config, frontend_models)
-    inputs_cache = cache_dir("audio-inputs")
+    inputs_cache = cache_dir("inputs")
     reused = _reused_audio_run(cfg)
     with (
         dist.output(out) as target,  # multi-worker: the chief writes `out`, others a temp dir

@@ -84,3 +84,29 @@ def test_a_stream_of_nothing(tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 50
     y, sr = read_audio(stream.wav)
     assert sr == media.SR and len(y) == 5 * media.SR and 0 < np.std(y) < 0.05
+
+
+def test_image_inputs_are_cached_and_a_changed_file_is_read_again(tmp_path, monkeypatch):
+    """A second load takes the images' inputs from the cache (the preprocessing is not run);
+    a rewritten file, or another image spec, is prepared again."""
+    from edgeav.data import loader
+
+    root = write_folder(tmp_path / "data")
+    cache = tmp_path / "cache"
+    spec = ImageSpec(size=16, channels=1)
+    first = load_dataset(root, spec, FeatureConfig(), progress=False, cache_dir=cache)
+    assert len(list(cache.glob("image-*.npy"))) == 2  # train and val
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("the images were prepared again")
+
+    monkeypatch.setattr(loader, "_image_inputs", not_again)
+    second = load_dataset(root, spec, FeatureConfig(), progress=False, cache_dir=cache)
+    np.testing.assert_array_equal(second["train"].images, first["train"].images)
+    with pytest.raises(AssertionError, match="prepared again"):
+        load_dataset(
+            root, ImageSpec(size=12, channels=1), FeatureConfig(), progress=False, cache_dir=cache
+        )
+    cv2.imwrite(str(root / "train" / "image" / "dark" / "0.png"), np.zeros((16, 16), np.uint8))
+    with pytest.raises(AssertionError, match="prepared again"):
+        load_dataset(root, spec, FeatureConfig(), progress=False, cache_dir=cache)

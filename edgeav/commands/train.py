@@ -73,7 +73,7 @@ def train(
 ) -> None:
     """Train the image and audio classifiers (cross-entropy, then triplet loss) and the fusion.
 
-    Step 1 trains each encoder with a softmax head on cross-entropy; step 2 fine-tunes the encoder with the semi-hard triplet loss on its L2-normalised embedding and refits the head; a model whose val accuracy step 2 lowered keeps its step-1 weights (model selection on val). Fusion weights are fit on val. Prints accuracy on test, test-noisy and test-unseen (voices and engines never heard in training) after each step and writes RUN/run.json, image.keras, audio.keras (and the audio front-end's models) and metrics.json. Audio inputs are cached in $EDGEAV_CACHE/audio-inputs (default ~/.cache/edgeav), so a second run does not compute them again.
+    Step 1 trains each encoder with a softmax head on cross-entropy; step 2 fine-tunes the encoder with the semi-hard triplet loss on its L2-normalised embedding and refits the head; a model whose val accuracy step 2 lowered keeps its step-1 weights (model selection on val). Fusion weights are fit on val. Prints accuracy on test, test-noisy and test-unseen (voices and engines never heard in training) after each step and writes RUN/run.json, image.keras, audio.keras (and the audio front-end's models) and metrics.json. Image and audio inputs are cached in $EDGEAV_CACHE/inputs (default ~/.cache/edgeav), so a second run (and edgeav convert) does not compute them again.
     """
     from edgeav.distribute import check as check_strategy  # noqa: PLC0415
     from edgeav.errors import EdgeAVError  # noqa: PLC0415

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -424,8 +425,9 @@ def load_dataset(
         frontend: an :class:`edgeav.runtime.frontend.FrontEnd`: each clip, resampled and fitted
             to its window (centred), becomes that front-end's output instead of
             :func:`edgeav.features.extract`'s vector.
-        cache_dir: keep each split's front-end outputs there, keyed by the files (names, sizes,
-            times) and the front-end, so a second load does not compute them again.
+        cache_dir: keep each split's image inputs and front-end outputs there, keyed by the
+            files (names, sizes, times) and what turns them into inputs (the image spec and the
+            preprocessing code; the front-end), so a second load does not compute them again.
 
     Returns:
         A :class:`Dataset`; class indices follow the sorted class folder names.
@@ -453,9 +455,15 @@ def load_dataset(
             img_items, aud_items = jobs[name]["image"], jobs[name]["audio"]
             t0 = time.perf_counter()
             task = bar.add_task(f"{name}: images", total=len(img_items))
-            images = _image_inputs(
-                [p for p, _ in img_items], image_spec, functools.partial(bar.advance, task)
-            )
+            img_paths = [p for p, _ in img_items]
+            cached = _image_cache_file(cache_dir, img_paths, image_spec)
+            if cached is not None and cached.is_file():
+                images = np.load(cached)
+                bar.advance(task, len(img_items))
+            else:
+                images = _image_inputs(img_paths, image_spec, functools.partial(bar.advance, task))
+                if cached is not None:
+                    _save_cache(cached, images)
             t1 = time.perf_counter()
             task = bar.add_task(f"{name}: audio inputs", total=len(aud_items))
             paths = [p for p, _ in aud_items]
@@ -597,6 +605,25 @@ def _cache_file(cache_dir: Path | None, paths: list[Path], frontend: Any) -> Pat
         st = p.stat()
         h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return Path(cache_dir) / f"audio-{h.hexdigest()[:32]}.npy"
+
+
+def _image_cache_file(cache_dir: Path | None, paths: list[Path], spec: ImageSpec) -> Path | None:
+    """Where a split's image inputs are cached (None: no cache, or no images): keyed by the
+    files, the spec, and the code and library versions that prepare them."""
+    if cache_dir is None or not paths:
+        return None
+    import cv2  # noqa: PLC0415
+
+    from edgeav import locate, preprocess  # noqa: PLC0415
+
+    h = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    for module in (preprocess, locate):
+        h.update(Path(module.__file__).read_bytes())
+    h.update(f"{cv2.__version__}\0{np.__version__}\0".encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return Path(cache_dir) / f"image-{h.hexdigest()[:32]}.npy"
 
 
 def _save_cache(path: Path, arr: np.ndarray) -> None:
