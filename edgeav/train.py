@@ -318,10 +318,27 @@ def _fit_classifier(keras, mod: _Modality, cfg: TrainConfig, bar: _Progress, rng
             callbacks=[bar_phase.callback()],
         )
         return
-    for epoch in range(mod.epochs):
-        x = mod.augment(x_all, rng)
+    for epoch, x in enumerate(_augmented_epochs(mod.augment, x_all, rng, mod.epochs)):
         cb = bar_phase.callback(first_epoch=epoch)
         model.fit(x, targets, batch_size=cfg.batch_size, epochs=1, verbose=0, callbacks=[cb])
+
+
+def _augmented_epochs(augment: Augment, x: np.ndarray, rng, epochs: int):
+    """``augment(x, rng)`` for each of ``epochs`` epochs, the next one prepared in a thread while
+    the caller trains on the current one (OpenCV and NumPy release the GIL, so the augmentation
+    overlaps TensorFlow's work). The draws from ``rng`` come in the same order as in a plain
+    loop, so the epochs are the same."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    if epochs < 1:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="augment") as pool:
+        pending = pool.submit(augment, x, rng)
+        for epoch in range(epochs):
+            current = pending.result()
+            if epoch + 1 < epochs:
+                pending = pool.submit(augment, x, rng)
+            yield current
 
 
 def _fit_triplet(keras, mod: _Modality, cfg: TrainConfig, bar: _Progress, rng) -> None:
