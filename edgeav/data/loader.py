@@ -434,8 +434,6 @@ def load_dataset(
     """
     import time  # noqa: PLC0415
 
-    from edgeav.features import extract  # noqa: PLC0415
-
     index = scan_dataset(path)
     wanted = list(index.splits) if splits is None else list(splits)
     missing = [s for s in wanted if s not in index.splits]
@@ -456,37 +454,23 @@ def load_dataset(
             t0 = time.perf_counter()
             task = bar.add_task(f"{name}: images", total=len(img_items))
             img_paths = [p for p, _ in img_items]
-            cached = _image_cache_file(cache_dir, img_paths, image_spec)
-            if cached is not None and cached.is_file():
-                images = np.load(cached)
-                bar.advance(task, len(img_items))
-            else:
-                images = _image_inputs(img_paths, image_spec, functools.partial(bar.advance, task))
-                if cached is not None:
-                    _save_cache(cached, images)
+            images = _through_cache(
+                _image_cache_file(cache_dir, img_paths, image_spec),
+                len(img_paths),
+                functools.partial(bar.advance, task),
+                functools.partial(_image_inputs, img_paths, image_spec),
+            )
             t1 = time.perf_counter()
             task = bar.add_task(f"{name}: audio inputs", total=len(aud_items))
             paths = [p for p, _ in aud_items]
-            cached = _cache_file(cache_dir, paths, frontend)
-            if cached is not None and cached.is_file():
-                feats = np.load(cached)
-                bar.advance(task, len(aud_items))
-            else:
-                if frontend is None:
-                    feats = np.empty((len(aud_items), feature_config.dim), dtype=np.float32)
-                    for i, p in enumerate(paths):
-                        y, sr = read_audio(p)
-                        try:
-                            feats[i] = extract(y, feature_config, sr=sr)
-                        except (EdgeAVError, ValueError) as exc:
-                            raise EdgeAVError(
-                                f"cannot compute the audio input of {p}: {exc}"
-                            ) from exc
-                        bar.advance(task)
-                else:
-                    feats = _frontend_inputs(paths, frontend, functools.partial(bar.advance, task))
-                if cached is not None:
-                    _save_cache(cached, feats)
+            feats = _through_cache(
+                _cache_file(cache_dir, paths, frontend),
+                len(paths),
+                functools.partial(bar.advance, task),
+                functools.partial(_feature_inputs, paths, feature_config)
+                if frontend is None
+                else functools.partial(_frontend_inputs, paths, frontend),
+            )
             t2 = time.perf_counter()
             seconds["image"] += t1 - t0
             seconds["audio"] += t2 - t1
@@ -605,6 +589,33 @@ def _cache_file(cache_dir: Path | None, paths: list[Path], frontend: Any) -> Pat
         st = p.stat()
         h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     return Path(cache_dir) / f"audio-{h.hexdigest()[:32]}.npy"
+
+
+def _through_cache(path: Path | None, count: int, advance: Any, compute: Any) -> np.ndarray:
+    """What ``path`` holds (``count`` items: ``advance(count)``), else ``compute(advance)``,
+    then kept at ``path`` if given."""
+    if path is not None and path.is_file():
+        advance(count)
+        return np.load(path)
+    arr = compute(advance)
+    if path is not None:
+        _save_cache(path, arr)
+    return arr
+
+
+def _feature_inputs(paths: list[Path], config: FeatureConfig, advance: Any) -> np.ndarray:
+    """The seed's feature vector (:func:`edgeav.features.extract`) of each clip."""
+    from edgeav.features import extract  # noqa: PLC0415
+
+    feats = np.empty((len(paths), config.dim), dtype=np.float32)
+    for i, p in enumerate(paths):
+        y, sr = read_audio(p)
+        try:
+            feats[i] = extract(y, config, sr=sr)
+        except (EdgeAVError, ValueError) as exc:
+            raise EdgeAVError(f"cannot compute the audio input of {p}: {exc}") from exc
+        advance()
+    return feats
 
 
 def _image_cache_file(cache_dir: Path | None, paths: list[Path], spec: ImageSpec) -> Path | None:
