@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from edgeav.converters.finetune import Recipe
 from edgeav.converters.quantize import (
     MODES,
     convert_keras,
@@ -287,9 +288,10 @@ def convert_models(
         calibration: the run's :class:`~edgeav.calibration.Calibration` (default: neutral).
         distribution: the :class:`edgeav.distribute.Distribution` that pruning and QAT
             fine-tune under (default: TensorFlow's default strategy, one device).
-        augment: per modality, the training run's augmentation (``augment(x, rng)``), which
-            pruning's fine-tuning applies every epoch as training did; ``train.nothing`` is
-            taught as the uniform distribution, as training did.
+        augment: per modality, the training run's augmentation (``augment(x, rng)``). Pruning's
+            and QAT's fine-tuning follow the run's recipe: this every epoch, and
+            ``train.nothing`` taught as the uniform distribution
+            (:mod:`edgeav.converters.finetune`).
     """
     from edgeav import bundle as bundle_mod  # noqa: PLC0415
     from edgeav.data.loader import paired_indices  # noqa: PLC0415
@@ -318,6 +320,7 @@ def convert_models(
         progress.stage(f"{modality}: Keras predictions on test")
         keras_probs[modality] = keras_predict(model, x_test)
         to_convert, sparsity, pruned_acc = model, None, None
+        recipe = Recipe(train.nothing.get(modality), (augment or {}).get(modality))
         if options.pruning:
             if x_train is None or y_train is None or len(y_train) == 0:
                 raise EdgeAVError(
@@ -340,8 +343,7 @@ def convert_models(
                 on_epoch=lambda done, total, m=modality: progress.note(
                     f"{m}: pruning + fine-tuning (epoch {done}/{total})"
                 ),
-                x_nothing=train.nothing.get(modality),
-                augment=(augment or {}).get(modality),
+                recipe=recipe,
             )
             sparsity = report.to_dict()
             pruned_acc = float(np.mean(np.argmax(keras_predict(to_convert, x_test), 1) == y_test))
@@ -384,6 +386,7 @@ def convert_models(
                 on_epoch=lambda done, total, m=modality: progress.note(
                     f"{m}: quantisation-aware fine-tuning (epoch {done}/{total})"
                 ),
+                recipe=recipe,
             )
             progress.stage(f"{modality}: converting the quantisation-aware model to int8")
             tfl = convert_keras(qat, "int8", rep, float_input=float_input)

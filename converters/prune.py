@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeav.converters.finetune import Recipe
 from edgeav.errors import EdgeAVError
 
 #: Kernel attributes pruned, per layer class name (unstructured / block pruning).
@@ -185,16 +186,12 @@ def prune_model(
     block: int = DEFAULT_BLOCK,
     depthwise: bool = False,
     distribution: Any = None,
-    x_nothing: np.ndarray | None = None,
-    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+    recipe: Recipe | None = None,
 ):
     """Prune ``model`` to ``sparsity`` while fine-tuning on ``(x, y)``; return (stripped, report).
 
-    The fine-tuning follows the model's own training recipe when given it: ``x_nothing`` (inputs
-    that show or say nothing) trained towards the uniform distribution, and ``augment`` applied
-    afresh every epoch. Fine-tuned on the bare training inputs instead, the pruned model fits
-    them and loses what the recipe taught: on av-digits' unseen handwriting it lost 2.4 points
-    where the test split lost 0.8.
+    The fine-tuning follows the model's training ``recipe`` when given it
+    (:mod:`edgeav.converters.finetune`).
 
     Args:
         model: a trained tf_keras classifier (softmax output); it is cloned, not modified.
@@ -212,8 +209,8 @@ def prune_model(
             (off by default: see the module docstring). Not with ``2:4``.
         distribution: an :class:`edgeav.distribute.Distribution` to fine-tune under
             (``batch_size`` is then per replica); default: one device.
-        x_nothing: inputs with nothing to classify (taught as the uniform distribution).
-        augment: ``augment(x, rng)`` gives an augmented copy of a batch of inputs.
+        recipe: how the model was trained (:class:`~edgeav.converters.finetune.Recipe`);
+            default: plain fine-tuning on ``(x, y)``.
     """
     from edgeav.tf import keras as _keras  # noqa: PLC0415
     from edgeav.tf import tfmot as _tfmot  # noqa: PLC0415
@@ -231,17 +228,9 @@ def prune_model(
     y = np.asarray(y)
     if len(x) == 0:
         raise EdgeAVError("no training samples to fine-tune the pruned model on")
-    loss = "sparse_categorical_crossentropy"
-    if x_nothing is not None and len(x_nothing):
-        classes = int(model.output_shape[-1])
-        y = np.concatenate(
-            [
-                np.eye(classes, dtype=np.float32)[y],
-                np.full((len(x_nothing), classes), 1.0 / classes, np.float32),
-            ]
-        )
-        x = np.concatenate([x, np.asarray(x_nothing, np.float32)])
-        loss = "categorical_crossentropy"
+    recipe = recipe or Recipe()
+    x, y = recipe.arrays(x, y, int(model.output_shape[-1]))
+    loss = "sparse_categorical_crossentropy" if y.ndim == 1 else "categorical_crossentropy"
 
     scope = distribution.scope() if distribution is not None else contextlib.nullcontext()
     if distribution is not None:
@@ -319,23 +308,7 @@ def prune_model(
         callbacks.append(
             keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e + 1, epochs))
         )
-    if augment is None:
-        pruned.fit(
-            x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=callbacks
-        )
-    else:
-        rng = np.random.default_rng(seed)
-        for epoch in range(epochs):  # the pruning step continues from the optimiser's count
-            pruned.fit(
-                augment(x, rng),
-                y,
-                batch_size=batch_size,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                shuffle=True,
-                verbose=0,
-                callbacks=callbacks,
-            )
+    recipe.fit(pruned, x, y, epochs=epochs, batch_size=batch_size, callbacks=callbacks, seed=seed)
     stripped = sched.strip_pruning(pruned)
     for layer in stripped.layers:  # drop the hook (a closure over the layer) before returning
         if "get_prunable_weights" in vars(layer):

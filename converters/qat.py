@@ -204,6 +204,7 @@ def qat_model(
     on_epoch: Callable[[int, int], None] | None = None,
     seed: int = 0,
     distribution: Any = None,
+    recipe: Any = None,
 ) -> tuple[Any, str]:
     """Quantisation-aware fine-tuning of ``model`` on ``(x, y)``: ``(qat_model, output)``.
 
@@ -215,6 +216,8 @@ def qat_model(
             pruning-preserving quantisation scheme).
         on_epoch: called as ``on_epoch(done, total)`` after each epoch.
         distribution: an :class:`edgeav.distribute.Distribution` to fine-tune under.
+        recipe: how the model was trained (:class:`~edgeav.converters.finetune.Recipe`), which
+            the fine-tuning follows; default: plain fine-tuning on ``(x, y)``.
 
     Returns the fake-quantised model (its output: logits where ``model`` ended in a softmax)
     and what it outputs (``"logits"`` or ``"probabilities"``), for
@@ -227,10 +230,14 @@ def qat_model(
     keras, tfmot = _keras(), _tfmot()
     if epochs < 1:
         raise EdgeAVError(f"--qat-epochs must be at least 1, got {epochs}")
+    from edgeav.converters.finetune import Recipe  # noqa: PLC0415
+
     x = np.asarray(x, np.float32)
     y = np.asarray(y)
     if len(x) == 0:
         raise EdgeAVError("no training samples to fine-tune the quantisation-aware model on")
+    recipe = recipe or Recipe()
+    x, y = recipe.arrays(x, y, int(model.output_shape[-1]))
     keras.utils.set_random_seed(seed)
     scope = distribution.scope() if distribution is not None else contextlib.nullcontext()
     batch = distribution.global_batch(batch_size) if distribution is not None else batch_size
@@ -254,7 +261,11 @@ def qat_model(
         _calibrate_ranges(keras, qat, x, batch_size)
         qat.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=output == "logits"),
+            loss=(
+                keras.losses.SparseCategoricalCrossentropy
+                if y.ndim == 1
+                else keras.losses.CategoricalCrossentropy
+            )(from_logits=output == "logits"),
             metrics=["accuracy"],
         )
     callbacks = []
@@ -262,5 +273,5 @@ def qat_model(
         callbacks.append(
             keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e + 1, epochs))
         )
-    qat.fit(x, y, batch_size=batch, epochs=epochs, shuffle=True, verbose=0, callbacks=callbacks)
+    recipe.fit(qat, x, y, epochs=epochs, batch_size=batch, callbacks=callbacks, seed=seed)
     return qat, output

@@ -274,6 +274,7 @@ def test_element_wise_pruning_without_depthwise(tiny_keras_models, tiny_data):
 def test_pruning_fine_tunes_as_training_did(tiny_keras_models, tiny_data):
     """With the run's recipe, pruning's fine-tuning sees a fresh augmented copy of the training
     inputs and the nothing-inputs every epoch, the latter taught as the uniform distribution."""
+    from edgeav.converters.finetune import Recipe
     from edgeav.converters.prune import prune_model
 
     train = tiny_data["train"]
@@ -291,8 +292,7 @@ def test_pruning_fine_tunes_as_training_did(tiny_keras_models, tiny_data):
         train.image_labels,
         sparsity=0.5,
         epochs=3,
-        x_nothing=nothing,
-        augment=augment,
+        recipe=Recipe(nothing, augment),
     )
     assert seen == [len(train.images) + len(nothing)] * 3
     assert abs(report.sparsity - 0.5) <= 0.02  # the schedule ran across the three fits

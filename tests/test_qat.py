@@ -72,6 +72,36 @@ def test_qat_after_pruning_keeps_the_zeros(tiny_keras_models, tiny_data, tmp_pat
     assert result.models["audio"].tflite_zero_fraction >= 0.95 * pruned
 
 
+@pytest.mark.slow
+def test_qat_fine_tunes_as_training_did(tiny_keras_models, tiny_data):
+    """With the run's recipe, QAT's fine-tuning sees a fresh augmented copy of the inputs and the
+    nothing-inputs (taught as the uniform distribution) every epoch."""
+    from edgeav.converters.finetune import Recipe
+    from edgeav.converters.qat import qat_model
+
+    train = tiny_data["train"]
+    nothing = np.zeros((12, *train.images.shape[1:]), np.float32)
+    seen = []
+
+    def augment(x, rng):
+        seen.append(len(x))
+        return np.clip(x + rng.normal(0, 0.05, x.shape).astype(np.float32), 0, 1)
+
+    qat, output = qat_model(
+        tiny_keras_models["image"],
+        train.images,
+        train.image_labels,
+        epochs=2,
+        learning_rate=1e-3,
+        recipe=Recipe(nothing, augment),
+    )
+    assert output == "logits"
+    assert seen == [len(train.images) + len(nothing)] * 2
+    logits = qat.predict(nothing[:1], verbose=0)[0]
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert np.isfinite(logits).all() and probs.max() < 0.9, probs
+
+
 def test_qat_options_are_checked():
     from edgeav.converters.convert import ConvertOptions
 
