@@ -625,13 +625,12 @@ def augmented_frontend_inputs(
     import hashlib  # noqa: PLC0415
 
     from edgeav.augment import AUGMENT_VERSION  # noqa: PLC0415
+    from edgeav.data.loader import add_files  # noqa: PLC0415
     from edgeav.fileio import write_bytes_atomic  # noqa: PLC0415
 
     out_labels = np.repeat(np.asarray(labels), copies)
     key = hashlib.sha256(f"{frontend.fingerprint()} {seed} {copies} {AUGMENT_VERSION}".encode())
-    for p in paths:
-        st = p.stat()
-        key.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    add_files(key, paths)
     cached = None if cache is None else cache / f"augmented-{key.hexdigest()[:32]}.npy"
     if cached is not None and cached.is_file():
         return np.load(cached), out_labels

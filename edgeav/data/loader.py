@@ -585,9 +585,7 @@ def _cache_file(cache_dir: Path | None, paths: list[Path], frontend: Any) -> Pat
     if cache_dir is None or frontend is None:
         return None
     h = hashlib.sha256(frontend.fingerprint().encode())
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    add_files(h, paths)
     return Path(cache_dir) / f"audio-{h.hexdigest()[:32]}.npy"
 
 
@@ -631,10 +629,16 @@ def _image_cache_file(cache_dir: Path | None, paths: list[Path], spec: ImageSpec
     for module in (preprocess, locate):
         h.update(Path(module.__file__).read_bytes())
     h.update(f"{cv2.__version__}\0{np.__version__}\0".encode())
+    add_files(h, paths)
+    return Path(cache_dir) / f"image-{h.hexdigest()[:32]}.npy"
+
+
+def add_files(h: Any, paths: Iterable[Path]) -> None:
+    """Add each file's resolved path (its bytes: any name the file system allows), size and
+    modification time to the hash ``h`` (the key of a cache of what was computed from them)."""
     for p in paths:
         st = p.stat()
-        h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return Path(cache_dir) / f"image-{h.hexdigest()[:32]}.npy"
+        h.update(os.fsencode(p.resolve()) + f"\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
 
 
 def _save_cache(path: Path, arr: np.ndarray) -> None:
