@@ -10,6 +10,8 @@ Converters:
   32x32x1, audio dim ``FeatureConfig().dim``) converted from those models with TFLiteConverter
   and checked in LiteRT by ``edgeav.converters.convert.convert_models``. Treat it as read-only
   (copy it before modifying).
+- ``counted_recipe``: ``(recipe, seen)``, a fine-tuning recipe for the tiny image model whose
+  augmentation records every batch size it sees.
 
 Devices:
 - ``looping_capture``: the class :class:`LoopingCapture`, a stand-in camera device made of a
@@ -317,3 +319,20 @@ def pulse(tmp_path):
         pytest.skip(f"PulseAudio cannot start here: {exc}")
     yield server
     server.close()
+
+
+@pytest.fixture
+def counted_recipe(tiny_data):
+    """A fine-tuning :class:`~edgeav.converters.finetune.Recipe` for the tiny image model: 12
+    all-black nothing-inputs and a light noise augmentation that records the size of every batch
+    it augments (``seen``). Returns ``(recipe, seen)``."""
+    from edgeav.converters.finetune import Recipe
+
+    nothing = np.zeros((12, *tiny_data["train"].images.shape[1:]), np.float32)
+    seen: list[int] = []
+
+    def augment(x, rng):
+        seen.append(len(x))
+        return np.clip(x + rng.normal(0, 0.05, x.shape).astype(np.float32), 0, 1)
+
+    return Recipe(nothing, augment), seen

@@ -271,20 +271,15 @@ def test_element_wise_pruning_without_depthwise(tiny_keras_models, tiny_data):
 
 
 @pytest.mark.slow
-def test_pruning_fine_tunes_as_training_did(tiny_keras_models, tiny_data):
+def test_pruning_fine_tunes_as_training_did(tiny_keras_models, tiny_data, counted_recipe):
     """With the run's recipe, pruning's fine-tuning sees a fresh augmented copy of the training
     inputs and the nothing-inputs every epoch, the latter taught as the uniform distribution."""
-    from edgeav.converters.finetune import Recipe
     from edgeav.converters.prune import prune_model
 
     train = tiny_data["train"]
     model = tiny_keras_models["image"]
-    nothing = np.zeros((12, *train.images.shape[1:]), np.float32)
-    seen = []
-
-    def augment(x, rng):
-        seen.append(len(x))
-        return np.clip(x + rng.normal(0, 0.05, x.shape).astype(np.float32), 0, 1)
+    recipe, seen = counted_recipe
+    nothing = recipe.x_nothing
 
     stripped, report = prune_model(
         model,
@@ -292,7 +287,7 @@ def test_pruning_fine_tunes_as_training_did(tiny_keras_models, tiny_data):
         train.image_labels,
         sparsity=0.5,
         epochs=3,
-        recipe=Recipe(nothing, augment),
+        recipe=recipe,
     )
     assert seen == [len(train.images) + len(nothing)] * 3
     assert abs(report.sparsity - 0.5) <= 0.02  # the schedule ran across the three fits

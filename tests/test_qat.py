@@ -73,19 +73,14 @@ def test_qat_after_pruning_keeps_the_zeros(tiny_keras_models, tiny_data, tmp_pat
 
 
 @pytest.mark.slow
-def test_qat_fine_tunes_as_training_did(tiny_keras_models, tiny_data):
+def test_qat_fine_tunes_as_training_did(tiny_keras_models, tiny_data, counted_recipe):
     """With the run's recipe, QAT's fine-tuning sees a fresh augmented copy of the inputs and the
     nothing-inputs (taught as the uniform distribution) every epoch."""
-    from edgeav.converters.finetune import Recipe
     from edgeav.converters.qat import qat_model
 
     train = tiny_data["train"]
-    nothing = np.zeros((12, *train.images.shape[1:]), np.float32)
-    seen = []
-
-    def augment(x, rng):
-        seen.append(len(x))
-        return np.clip(x + rng.normal(0, 0.05, x.shape).astype(np.float32), 0, 1)
+    recipe, seen = counted_recipe
+    nothing = recipe.x_nothing
 
     qat, output = qat_model(
         tiny_keras_models["image"],
@@ -93,7 +88,7 @@ def test_qat_fine_tunes_as_training_did(tiny_keras_models, tiny_data):
         train.image_labels,
         epochs=2,
         learning_rate=1e-3,
-        recipe=Recipe(nothing, augment),
+        recipe=recipe,
     )
     assert output == "logits"
     assert seen == [len(train.images) + len(nothing)] * 2
