@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from edgeav.errors import EdgeAVError
-from edgeav.runtime.frontend import EMBEDDING_FRAMES, EMBEDDING_MELS, EMBEDDING_STEP
+from edgeav.runtime.frontend import EMBEDDING_FRAMES, EMBEDDING_MELS, EMBEDDING_STEP, mel_frames
 
-#: Mel frames of a 1.5 s window at 16 kHz (512-sample frames, 10 ms hop).
-WINDOW_FRAMES = 147
+#: Mel frames of a 1.5 s window at 16 kHz.
+WINDOW_FRAMES = mel_frames(24_000)
 
 
 def _models(bundle: str | None) -> dict[str, bytes]:

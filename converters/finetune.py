@@ -10,14 +10,13 @@ the recipe into the converters' fine-tuning.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-#: ``augment(x, rng)``: an augmented copy of a batch of inputs.
-Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+from edgeav.augment import Augment, augmented_epochs
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,8 @@ class Recipe:
         seed: int = 0,
     ) -> None:
         """``model.fit`` for ``epochs``, on a fresh augmented copy of ``x`` each epoch when the
-        recipe augments (one ``fit`` per epoch; a step counter kept by the optimiser, such as
-        pruning's, carries on across them)."""
+        recipe augments (:func:`edgeav.augment.augmented_epochs`; one ``fit`` per epoch, and a
+        step counter kept by the optimiser, such as pruning's, carries on across them)."""
         if self.augment is None:
             model.fit(
                 x,
@@ -72,9 +71,9 @@ class Recipe:
             )
             return
         rng = np.random.default_rng(seed)
-        for epoch in range(epochs):
+        for epoch, xe in enumerate(augmented_epochs(self.augment, x, rng, epochs)):
             model.fit(
-                self.augment(x, rng),
+                xe,
                 targets,
                 batch_size=batch_size,
                 initial_epoch=epoch,

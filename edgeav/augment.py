@@ -34,6 +34,24 @@ if TYPE_CHECKING:
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
+def augmented_epochs(augment: Augment, x: np.ndarray, rng: np.random.Generator, epochs: int):
+    """``augment(x, rng)`` for each of ``epochs`` epochs, the next one prepared in a thread while
+    the caller trains on the current one (OpenCV and NumPy release the GIL, so the augmentation
+    overlaps TensorFlow's work). The draws from ``rng`` come in the same order as in a plain
+    loop, so the epochs are the same."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    if epochs < 1:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="augment") as pool:
+        pending = pool.submit(augment, x, rng)
+        for epoch in range(epochs):
+            current = pending.result()
+            if epoch + 1 < epochs:
+                pending = pool.submit(augment, x, rng)
+            yield current
+
+
 def random_shift(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
     """Shift each image by up to ``max_shift`` pixels in x and y (edges repeated)."""
     if max_shift <= 0:

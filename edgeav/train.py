@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeav.augment import Augment, augmented_audio_features, image_augmenter
+from edgeav.augment import Augment, augmented_audio_features, augmented_epochs, image_augmenter
 from edgeav.calibration import (
     Calibration,
     expected_calibration_error,
@@ -269,16 +269,15 @@ class _Modality:
     def fit_arrays(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
         """``(x, targets, loss)``: class labels alone (sparse cross-entropy), or with the
         nothing-inputs appended and every target a distribution (theirs uniform)."""
-        if self.x_nothing is None or not len(self.x_nothing):
-            return x, y, "sparse_categorical_crossentropy"
-        classes = int(self.model.output_shape[-1])
-        targets = np.concatenate(
-            [
-                np.eye(classes, dtype=np.float32)[y],
-                np.full((len(self.x_nothing), classes), 1.0 / classes, np.float32),
-            ]
+        from edgeav.converters.finetune import Recipe  # noqa: PLC0415
+
+        x, targets = Recipe(self.x_nothing).arrays(x, y, int(self.model.output_shape[-1]))
+        sparse = targets.ndim == 1
+        return (
+            x,
+            targets,
+            "sparse_categorical_crossentropy" if sparse else "categorical_crossentropy",
         )
-        return np.concatenate([x, self.x_nothing]), targets, "categorical_crossentropy"
 
 
 def _found_digits(
@@ -318,27 +317,9 @@ def _fit_classifier(keras, mod: _Modality, cfg: TrainConfig, bar: _Progress, rng
             callbacks=[bar_phase.callback()],
         )
         return
-    for epoch, x in enumerate(_augmented_epochs(mod.augment, x_all, rng, mod.epochs)):
+    for epoch, x in enumerate(augmented_epochs(mod.augment, x_all, rng, mod.epochs)):
         cb = bar_phase.callback(first_epoch=epoch)
         model.fit(x, targets, batch_size=cfg.batch_size, epochs=1, verbose=0, callbacks=[cb])
-
-
-def _augmented_epochs(augment: Augment, x: np.ndarray, rng, epochs: int):
-    """``augment(x, rng)`` for each of ``epochs`` epochs, the next one prepared in a thread while
-    the caller trains on the current one (OpenCV and NumPy release the GIL, so the augmentation
-    overlaps TensorFlow's work). The draws from ``rng`` come in the same order as in a plain
-    loop, so the epochs are the same."""
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-    if epochs < 1:
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="augment") as pool:
-        pending = pool.submit(augment, x, rng)
-        for epoch in range(epochs):
-            current = pending.result()
-            if epoch + 1 < epochs:
-                pending = pool.submit(augment, x, rng)
-            yield current
 
 
 def _fit_triplet(keras, mod: _Modality, cfg: TrainConfig, bar: _Progress, rng) -> None:

@@ -90,7 +90,7 @@ def input_shape(spec: AudioInput, config: Any) -> tuple[int, ...]:
             else 1 + (n - config.n_fft) // config.hop_length
         )
         return (frames, spec.n_mels, 1)
-    return ((_mel_frames(n) - EMBEDDING_FRAMES) // EMBEDDING_STEP + 1, EMBEDDING_DIM)
+    return ((mel_frames(n) - EMBEDDING_FRAMES) // EMBEDDING_STEP + 1, EMBEDDING_DIM)
 
 
 def normalize_level(samples: np.ndarray, target_dbfs: float, max_gain_db: float) -> np.ndarray:
@@ -150,7 +150,7 @@ class FrontEnd:
             missing = [m for m in EMBEDDING_MODELS if not (models or {}).get(m)]
             if missing:
                 raise EdgeAVError(f"the speech-embedding front-end needs its {missing[0]} model")
-            self._mel_frames = _mel_frames(self.window)
+            self._mel_frames = mel_frames(self.window)
             if self._mel_frames < EMBEDDING_FRAMES:
                 raise EdgeAVError(
                     f"the window is too short for the speech embedding ({self._mel_frames} mel "
@@ -218,9 +218,9 @@ class FrontEnd:
         """The window's embeddings, ``(n, 96)``: one per 76 mel frames, every 8 frames.
 
         The embedding model is fully convolutional (no padding in time, pooling that steps 8
-        frames), so one pass over the whole window's mel frames gives, bit for bit, what a pass
-        over each 76-frame slice gives, without computing the slices' overlap again: about a
-        quarter of the work for a 1.5 s window.
+        frames), so one pass over the whole window's mel frames gives what a pass over each
+        76-frame slice gives (bit for bit on x86-64, to float precision on aarch64), without
+        computing the slices' overlap again: about a quarter of the work for a 1.5 s window.
         """
         mel_model = self._models["melspectrogram"]
         # the models were trained on 16-bit PCM values as floats
@@ -235,6 +235,6 @@ class FrontEnd:
         return out.reshape(-1, EMBEDDING_DIM).astype(np.float32)
 
 
-def _mel_frames(samples: int) -> int:
+def mel_frames(samples: int) -> int:
     """Frames of the melspectrogram model for ``samples`` (512-sample frames, 10 ms hop)."""
     return (samples - 512) // 160 + 1

@@ -281,3 +281,21 @@ def test_image_augmenter_warps_digit_layouts_and_shifts_frames():
     rng = np.random.default_rng(0)
     assert not np.array_equal(digit(x, rng), x)  # warped even with shift 0
     assert np.array_equal(frame(x, rng), x)  # a frame with shift 0 and no degrading: as it was
+
+
+def test_augmented_epochs_prepared_ahead_are_the_plain_loops_epochs():
+    """The next epoch's augmentation is prepared in a thread while the current one trains; the
+    epochs are exactly those of a plain loop with the same generator."""
+    from edgeav.augment import augmented_epochs, image_augmenter
+    from edgeav.preprocess import ImageSpec
+
+    augment = image_augmenter(ImageSpec(size=16, channels=1, crop="digit"), shift=2, degrade=0.5)
+    x = np.random.default_rng(0).random((20, 16, 16, 1)).astype(np.float32)
+    plain_rng = np.random.default_rng(7)
+    plain = [augment(x, plain_rng) for _ in range(3)]
+    ahead = list(augmented_epochs(augment, x, np.random.default_rng(7), 3))
+    assert len(ahead) == 3
+    for a, b in zip(ahead, plain, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(ahead[0], ahead[1])
+    assert list(augmented_epochs(augment, x, np.random.default_rng(7), 0)) == []

@@ -320,22 +320,3 @@ def test_step2_is_kept_only_where_it_does_not_lower_val_accuracy():
     for got, want in zip(models["audio"].get_weights(), before["audio"], strict=True):
         np.testing.assert_array_equal(got, want)
     assert lines == ["audio: step 2 lowered val accuracy (95.0 -> 93.0); the step-1 model is kept"]
-
-
-def test_augmented_epochs_prepared_ahead_are_the_plain_loops_epochs():
-    """The next epoch's augmentation is prepared in a thread while the current one trains; the
-    epochs are exactly those of a plain loop with the same generator."""
-    from edgeav.augment import image_augmenter
-    from edgeav.preprocess import ImageSpec
-    from edgeav.train import _augmented_epochs
-
-    augment = image_augmenter(ImageSpec(size=16, channels=1, crop="digit"), shift=2, degrade=0.5)
-    x = np.random.default_rng(0).random((20, 16, 16, 1)).astype(np.float32)
-    plain_rng = np.random.default_rng(7)
-    plain = [augment(x, plain_rng) for _ in range(3)]
-    ahead = list(_augmented_epochs(augment, x, np.random.default_rng(7), 3))
-    assert len(ahead) == 3
-    for a, b in zip(ahead, plain, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(ahead[0], ahead[1])
-    assert list(_augmented_epochs(augment, x, np.random.default_rng(7), 0)) == []
