@@ -45,7 +45,7 @@ MIN_CONTRAST = 0.2
 #: Paper around a blob: RING_UNIFORM of the ring within RING_TOLERANCE of the ring's median,
 #: and that median at least RING_BRIGHT of the frame's brightest (99th percentile) grey.
 RING_UNIFORM = 0.8
-RING_TOLERANCE = 0.2
+RING_TOLERANCE = 0.1
 RING_BRIGHT = 0.35
 #: Width in working pixels of the ring examined around a blob.
 RING_WIDTH = 3
@@ -57,7 +57,7 @@ MIN_HEIGHT = 5
 #: paper between them within SAME_PAPER of the main blob's ring median).
 MERGE_DISTANCE = 0.5
 MERGE_AREA = 0.05
-SAME_PAPER = 0.12
+SAME_PAPER = 0.08
 #: Fraction of the layout's side the digit's box is scaled to fit (MNIST: 20 of 28 pixels).
 BOX_FRACTION = 20.0 / 28.0
 
@@ -121,11 +121,16 @@ def find_digit(image: np.ndarray) -> Found | None:
         ring = (cv2.dilate(blob, ring_kernel, iterations=RING_WIDTH) > 0) & (
             weak[y0:y1, x0:x1] == 0
         )
-        around = small[y0:y1, x0:x1][ring]
-        if around.size < 10:
+        ry, rx = np.nonzero(ring)
+        if ry.size < 10:
             continue
-        median = float(np.median(around))
-        uniform = float(np.mean(np.abs(around - median) < RING_TOLERANCE * median))
+        around = small[y0:y1, x0:x1][ry, rx]
+        # Paper under smooth light: brightness a plane over the ring, not a step or texture.
+        basis = np.stack([np.ones_like(rx), rx, ry], axis=1).astype(np.float32)
+        coef = np.linalg.lstsq(basis, around, rcond=None)[0]
+        light = np.maximum(basis @ coef, 1.0)
+        median = float(np.median(light))
+        uniform = float(np.mean(np.abs(around - light) < RING_TOLERANCE * light))
         contrast = float(dark[y0:y1, x0:x1][blob > 0].mean())
         if uniform < RING_UNIFORM or median < RING_BRIGHT * brightest or contrast < MIN_CONTRAST:
             continue

@@ -35,7 +35,7 @@ def train(
     epochs: int = typer.Option(
         None,
         "--epochs",
-        help="Step 1 (cross-entropy) epochs for both models (default: image 20 on camera scenes, "
+        help="Step 1 (cross-entropy) epochs for both models (default: image 25 on camera scenes, "
         "15 on MNIST-framed digits; audio 30 for audio-embed, 15 audio-dscnn, 40 audio-mlp).",
     ),
     triplet_epochs: int = typer.Option(
