@@ -98,3 +98,29 @@ def test_preprocess_digit_crop():
     assert np.abs(x - y).max() < 0.05
     with pytest.raises(EdgeAVError, match="channels 1"):
         ImageSpec(size=32, channels=3, crop="digit")
+
+
+def _page_with_eight_in_side_light() -> np.ndarray:
+    """A large 8 in marker on a sheet lit from the left: the paper on one side of the digit is
+    about 1.7 times as bright as on the other, as under a desk lamp."""
+    frame = np.full((480, 640, 3), 60, np.uint8)
+    sheet = np.zeros((480, 640), np.float32)
+    cv2.rectangle(sheet, (120, 40), (520, 450), 1.0, -1)
+    light = (
+        np.interp(np.arange(640), [120, 520], [255, 90]).astype(np.float32)[None, :].repeat(480, 0)
+    )
+    paper = (sheet * light).astype(np.uint8)
+    frame[sheet > 0] = paper[sheet > 0][:, None]
+    cv2.ellipse(frame, (320, 160), (70, 80), 0, 0, 360, (25, 25, 30), 22, cv2.LINE_AA)
+    cv2.ellipse(frame, (320, 320), (85, 85), 0, 0, 360, (25, 25, 30), 22, cv2.LINE_AA)
+    return frame
+
+
+def test_paper_under_uneven_light_is_still_paper():
+    """The ring of paper around the digit is judged against a plane of light fitted to it, so a
+    lighting gradient across a big digit does not make its surroundings look like a room."""
+    found = find_digit(_page_with_eight_in_side_light())
+    assert found is not None
+    x0, y0, x1, y1 = found.box
+    # the two rings of the 8: x 224..416, y 69..416 (a working pixel is 4 frame pixels)
+    assert abs(x0 - 224) <= 8 and abs(x1 - 416) <= 8 and abs(y0 - 69) <= 8 and abs(y1 - 416) <= 8
