@@ -265,7 +265,7 @@ def test_test_noisy_is_test_degraded(tiny):
 def test_camera_layout_counts_and_metadata(camera):
     from edgeav.data import scenes
 
-    expected = {"train": 6, "val": 1, "test": 1, "test-noisy": 1, "test-unseen": 1}
+    expected = {"train": 9, "val": 1, "test": 1, "test-noisy": 1, "test-unseen": 1}
     for split, n in expected.items():
         folder = camera / split / "image"
         assert sorted(p.name for p in folder.iterdir()) == sorted([*DIGITS, avdigits.NONE])
@@ -282,7 +282,7 @@ def test_camera_layout_counts_and_metadata(camera):
         assert len(set(clips.values())) == 1, (split, clips)  # room noise: one class's worth
     meta = json.loads((camera / "dataset.json").read_text())
     assert meta["format"] == avdigits.FORMAT and meta["style"] == "camera"
-    assert meta["counts"]["train"] == {"image": 70, "audio": 60, "none": 6, "audio_none": 6}
+    assert meta["counts"]["train"] == {"image": 100, "audio": 60, "none": 9, "audio_none": 6}
     assert meta["counts"]["test-unseen"] == {
         "image": 10,
         "audio": 10,
@@ -291,7 +291,7 @@ def test_camera_layout_counts_and_metadata(camera):
     }
     image = meta["image"]
     assert image["style"] == "camera" and image["scene_size"] == list(scenes.SCENE_SIZE)
-    assert image["scenes_per_train_digit"] == avdigits.TRAIN_SCENES_PER_DIGIT == 2
+    assert image["scenes_per_train_digit"] == avdigits.TRAIN_SCENES_PER_DIGIT == 3
     assert {s: image["sources"][s] for s in ("val", "test", "test-noisy")} == {
         s: ["mnist"] for s in ("val", "test", "test-noisy")
     }
@@ -320,14 +320,14 @@ def test_camera_splits_are_held_out(camera, tiny):
         return [int(p.stem.split("-")[1]) for p in (root / split / "image").glob("[0-9]/mnist5k-*")]
 
     train, val, test = (rows(camera, s) for s in ("train", "val", "test"))
-    assert len(train) == 60 and len(set(train)) == 30  # each training digit in two scenes
+    assert len(train) == 90 and len(set(train)) == 30  # each training digit in three scenes
     assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
     for split in ("train", "val", "test"):  # the same digits as the mnist style's
         assert sorted(set(rows(camera, split))) == sorted(rows(tiny, split))
     scenes_of = {}
     for p in (camera / "train" / "image").glob("[0-9]/mnist5k-*.jpg"):
         scenes_of.setdefault(p.stem.rsplit("-", 1)[0], []).append(p.read_bytes())
-    assert all(len(v) == 2 and v[0] != v[1] for v in scenes_of.values())
+    assert all(len(v) == 3 and len(set(v)) == 3 for v in scenes_of.values())
     # test-unseen: other handwriting, no MNIST digit at all
     unseen = [p.name for p in (camera / "test-unseen" / "image").glob("[0-9]/*.jpg")]
     assert len(unseen) == 10
@@ -381,11 +381,11 @@ def test_per_class_bounds():
         assert avdigits.split_sizes(300, style=style)["audio"]["test-unseen"] == 100
     assert avdigits.split_sizes(325, style="mnist")["image"]["train"] == 325
     assert avdigits.split_sizes(325, style="mnist")["image"]["test-unseen"] == 1
-    # camera: two scenes per training digit; test-unseen from other sources, as many as test
+    # camera: three scenes per training digit; test-unseen from other sources, as many as test
     # and printed digits (0.4 per training digit) in train only
     camera = avdigits.split_sizes(300)
     assert camera["image"] == {
-        "train": 600 + 120,
+        "train": 900 + 120,
         "val": 60,
         "test": 100,
         "test-noisy": 100,
@@ -393,7 +393,7 @@ def test_per_class_bounds():
     }
     assert camera["printed"] == {"train": 120}
     # one class's worth of frames with nothing to read per split
-    assert camera["none"] == {**camera["image"], "train": 600}
+    assert camera["none"] == {**camera["image"], "train": 900}
     assert avdigits.split_sizes(325)["image"]["test-unseen"] == 109
     for style in avdigits.STYLES:
         with pytest.raises(EdgeAVError, match="at most 325"):
