@@ -78,6 +78,11 @@ class BarProgress:
         self.bar.update(self.task, description=description)
 
 
+#: Fine-tuning epochs while pruning. On av-digits' image model (Keras 96.5 % on test) pruned to
+#: 0.5 and quantised to int8, 3 and 6 epochs left 95.4 and 95.5 % in LiteRT, 10 epochs 96.2 %.
+PRUNE_EPOCHS = 10
+
+
 @dataclass
 class ConvertOptions:
     """What ``edgeav convert`` was asked for."""
@@ -88,7 +93,7 @@ class ConvertOptions:
     calibration_samples: int = 200
     max_drop: float | None = None  # None: 1 point, 2 with pruning
     allow_drop: bool = False
-    prune_epochs: int = 3
+    prune_epochs: int = PRUNE_EPOCHS
     #: Unstructured --prune: blocks of this many consecutive input channels (1: element-wise).
     prune_block: int = 1
     batch_size: int = 32

@@ -58,9 +58,8 @@ class DemoSettings:
     # convert
     prune: float = 0.5
     quantize: str = "int8"
-    # fine-tuning while pruning: on av-digits' image model (Keras 96.5 % on test) 3 and 6 epochs
-    # left 95.4 and 95.5 % in LiteRT, 10 epochs 96.2 %
-    prune_epochs: int = 10
+    # fine-tuning while pruning (None: edgeav convert's default, PRUNE_EPOCHS)
+    prune_epochs: int | None = None
     calibration_samples: int = 200
     # bench (bundle): timed runs per model and pipeline ticks, 1 interpreter thread
     bench_runs: int = 50
@@ -253,11 +252,12 @@ def convert_bundle(run_dir: Path, data_dir: Path, out: Path, cfg: DemoSettings, 
     options = ConvertOptions(
         quantize=cfg.quantize,
         prune=cfg.prune,
-        prune_epochs=cfg.prune_epochs,
         calibration_samples=cfg.calibration_samples,
         allow_drop=True,
         seed=cfg.seed,
     )
+    if cfg.prune_epochs is not None:
+        options.prune_epochs = cfg.prune_epochs
     located = locate_run(run_dir, data_dir)
     stages = options.stages()
     with _progress(console) as bar:
