@@ -12,9 +12,10 @@ on a Pi), the same way in training and on the device (``ImageSpec(crop="digit")`
    vanish, the paper and its shading stay); *darkness* is how much darker than that a pixel is,
    relative to it, so the light falling on the sheet does not matter.
 2. Dark blobs (hysteresis: a core darker than :data:`SEED`, grown to :data:`GROW`) are kept when
-   they are ink on paper: they do not touch the frame's edge, and most of the ring around them is
-   bright and even (within :data:`RING_TOLERANCE` of its median, for :data:`RING_UNIFORM` of the
-   ring), as paper is and as the edges of objects in a room are not.
+   they are ink on paper: they do not touch the frame's edge, and the ring around them is bright
+   and lit smoothly (:data:`RING_UNIFORM` of it within :data:`RING_TOLERANCE` of a plane fitted to
+   its brightness, so a lamp's gradient across a big digit still counts), as paper is and as the
+   edges and textures of objects in a room are not.
 3. The best blob (the most contrast, even surround, size and bright paper) is the digit's main
    stroke; other kept blobs close to it on the same sheet (the paper between them equally bright)
    are the rest of the digit (a 5's flag, a broken stroke).
@@ -42,8 +43,9 @@ SEED = 0.25
 GROW = 0.12
 #: A blob's mean darkness must be at least this (faint smudges and shadows are not ink).
 MIN_CONTRAST = 0.2
-#: Paper around a blob: RING_UNIFORM of the ring within RING_TOLERANCE of the ring's median,
-#: and that median at least RING_BRIGHT of the frame's brightest (99th percentile) grey.
+#: Paper around a blob: RING_UNIFORM of the ring within RING_TOLERANCE of a plane fitted to the
+#: ring's brightness, and that plane's median at least RING_BRIGHT of the frame's brightest (99th
+#: percentile) grey.
 RING_UNIFORM = 0.8
 RING_TOLERANCE = 0.1
 RING_BRIGHT = 0.35
