@@ -20,6 +20,9 @@ Devices:
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +35,19 @@ TINY_CLASSES = [str(i) for i in range(10)]
 #: Fixtures that train Keras models or convert them to TFLite: a test using one is ``slow`` (run
 #: by ``make test``, left out of ``make test-fast``).
 SLOW_FIXTURES = {"tiny_keras_models", "tiny_bundle", "av_models", "av_bundle"}
+
+
+def pytest_configure(config):
+    """Every cache edgeav writes during the tests (``$EDGEAV_CACHE``: model inputs, converted zoo
+    variants) goes to a folder of this session, removed at its end, never the user's own."""
+    config._edgeav_cache = tempfile.mkdtemp(prefix="edgeav-test-cache-")
+    os.environ["EDGEAV_CACHE"] = config._edgeav_cache
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "_edgeav_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items):
