@@ -41,7 +41,7 @@ def train(
     triplet_epochs: int = typer.Option(
         None,
         "--triplet-epochs",
-        help="Step 2 (triplet) epochs for both models; 0 skips it (default: image 3, audio 10).",
+        help="Step 2 (triplet) epochs for both models; 0 skips it (default: 3 each).",
     ),
     head_epochs: int = typer.Option(
         None, "--head-epochs", help="Epochs of the head refit after the triplet step (default: 20)."
