@@ -41,7 +41,7 @@ Held out:
 
 - images: train, val and test draw different rows of the 5,000 (no digit appears in two splits);
   camera-style ``test-unseen`` holds handwriting from other sources entirely (UCI optdigits, by
-  other writers, and Hershey script fonts: :func:`edgeav.data.scenes.unseen_digits`), the mnist
+  other writers, and Hershey script fonts: :func:`edgeav.data.handwriting.unseen_digits`), the mnist
   style's ``test-unseen`` the MNIST rows no other split uses;
 - voices: whole espeak-ng variant families (about 15 % of the variants, never the basic ``m``/``f``
   families) and all of Flite are kept for ``test-unseen``; the remaining variants are divided into
@@ -767,11 +767,13 @@ def _image_meta(
             "test-unseen": "MNIST rows used by no other split, as many as test's or as are left",
             "held_out": "every split's images are different rows of the MNIST subset",
         }
-    from edgeav.data import printed, scenes  # noqa: PLC0415
+    from edgeav.data import handwriting, printed, scenes  # noqa: PLC0415
 
     assert unseen is not None
     w, h = scenes.SCENE_SIZE
-    used = {name: unseen[2].count(name) for name in (scenes.SOURCE_UCI, scenes.SOURCE_HERSHEY)}
+    used = {
+        name: unseen[2].count(name) for name in (handwriting.SOURCE_UCI, handwriting.SOURCE_HERSHEY)
+    }
     return {
         "image": {
             "style": "camera",
@@ -796,14 +798,14 @@ def _image_meta(
                     "1.1, cm*: BaKoMa licence; in mpl-data/fonts/ttf) with random slant, turn, "
                     "width and pen weight"
                 ),
-                scenes.SOURCE_UCI: (
+                handwriting.SOURCE_UCI: (
                     "UCI optdigits (Alpaydin and Kaynak 1998, CC BY 4.0) as shipped in "
                     f"scikit-learn {_version('scikit-learn')}: the UCI test set, 1,797 digits by "
                     "13 writers, 8x8 blocks of 16 levels, upscaled smoothly"
                 ),
-                scenes.SOURCE_HERSHEY: (
-                    f"Hershey fonts {', '.join(scenes.HERSHEY_FONTS)} (A. V. Hershey, NBS; public "
-                    f"domain) from Hershey-Fonts {_version('Hershey-Fonts')}, random thickness, "
+                handwriting.SOURCE_HERSHEY: (
+                    f"Hershey fonts {', '.join(handwriting.HERSHEY_FONTS)} (A. V. Hershey, NBS; "
+                    f"public domain) from Hershey-Fonts {_version('Hershey-Fonts')}, random thickness, "
                     "slant, rotation and jitter"
                 ),
             },
@@ -918,10 +920,10 @@ def generate_av_digits(
     images, labels = mnist.load_mnist_5k()
     unseen_images = None
     if style == "camera":  # the camera's sources first: a missing package stops before any work
-        from edgeav.data import printed, scenes  # noqa: PLC0415
+        from edgeav.data import handwriting, printed, scenes  # noqa: PLC0415
 
         scenes.backgrounds()
-        unseen_images = scenes.unseen_digits(sizes["image"]["test-unseen"], seed)
+        unseen_images = handwriting.unseen_digits(sizes["image"]["test-unseen"], seed)
         printed_images = printed.printed_digits(sizes["printed"]["train"], seed)
     languages = speech.available_languages()
     if not languages:

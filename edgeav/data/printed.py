@@ -57,16 +57,12 @@ _CANVAS = 160
 @functools.cache
 def font_files() -> tuple[Path, ...]:
     """The :data:`FONTS` found in the installed matplotlib (located without importing it)."""
-    import importlib.util  # noqa: PLC0415
+    from edgeav.data.packaged import package_file  # noqa: PLC0415
 
-    spec = importlib.util.find_spec("matplotlib")
-    roots = (
-        [Path(p) / "mpl-data" / "fonts" / "ttf" for p in (spec.submodule_search_locations or [])]
-        if spec
-        else []
-    )
     found = tuple(
-        root / f"{name}.ttf" for name in FONTS for root in roots if (root / f"{name}.ttf").is_file()
+        path
+        for name in FONTS
+        if (path := package_file("matplotlib", "mpl-data", "fonts", "ttf", f"{name}.ttf"))
     )
     if not found:
         raise EdgeAVError(
@@ -83,7 +79,7 @@ def printed_ink(font: Path, digit: int, rng: np.random.Generator) -> np.ndarray:
     import cv2  # noqa: PLC0415
     from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
 
-    from edgeav.data.scenes import _mnist_layout  # noqa: PLC0415
+    from edgeav.data.handwriting import ink_image  # noqa: PLC0415
 
     canvas = Image.new("L", (_CANVAS, _CANVAS), 0)
     ImageDraw.Draw(canvas).text(
@@ -106,7 +102,7 @@ def printed_ink(font: Path, digit: int, rng: np.random.Generator) -> np.ndarray:
         changed = (cv2.dilate if weight > 0 else cv2.erode)(ink, kernel)
         if changed.max() > 0.5:  # a hairline font thinned away stays as it was
             ink = changed
-    return _mnist_layout(ink)
+    return ink_image(ink)
 
 
 def printed_digits(per_digit: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
