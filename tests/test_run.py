@@ -8,6 +8,7 @@ int8 bundle.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -63,13 +64,30 @@ def test_json_lines_on_the_files_clock_without_heavy_imports(av_bundle, av_strea
 
 def test_a_table_for_a_person(av_bundle, av_stream):
     video, wav = av_stream
+    env = {**os.environ, "FORCE_COLOR": "1"}  # a terminal, as rich sees one
     proc = edgeav(
         "run", "--model", av_bundle, "--camera", video, "--audio-file", wav, "--no-realtime",
-        "--duration", "3",
+        "--duration", "3", env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "edgeav run" in proc.stdout and "bright" in proc.stdout
     assert "p95 ms" in proc.stdout and "3 ticks" in proc.stdout and "(duration)" in proc.stdout
+
+
+def test_a_line_per_change_without_a_terminal(av_bundle, av_stream):
+    """Piped, or in a service's journal: a line each time the named label changes, no table."""
+    video, wav = av_stream
+    proc = edgeav(
+        "run", "--model", av_bundle, "--camera", video, "--audio-file", wav, "--no-realtime",
+        "--threads", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if re.match(r"\d+\.\d\d s  ", line)]
+    changes = [CLASSES[c] for k, c in enumerate(SEQUENCE) if k == 0 or c != SEQUENCE[k - 1]]
+    assert len(changes) < len(SEQUENCE)  # the stream repeats a label: it gets one line
+    assert [line.split()[2] for line in lines] == changes
+    assert all("image " in line and "audio " in line for line in lines)
+    assert "edgeav run" not in proc.stdout and "p95 ms" in proc.stdout
 
 
 def _bad_bundle(tmp_path):

@@ -135,7 +135,8 @@ def run(
 
     Either modality alone works: --camera only, or --mic / --audio-file only.
 
-    A live table for a person; --json prints one JSON object per tick for a program.
+    A live table for a person; without a terminal (a pipe, a service's journal) a line each time
+    the named label changes; --json prints one JSON object per tick for a program.
 
     Ends at the end of the files, after --duration, or on Ctrl-C / SIGTERM (exit 130 / 143).
 
@@ -251,12 +252,49 @@ def _show_live(pipe: Any, predictions: Any) -> None:
 
     from rich.live import Live  # noqa: PLC0415
 
-    rows: deque[dict[str, Any]] = deque(maxlen=LIVE_ROWS)
     console = _stdout_console()
+    if not console.is_terminal:
+        _show_changes(pipe, predictions)
+        return
+    rows: deque[dict[str, Any]] = deque(maxlen=LIVE_ROWS)
     with Live(_table(rows, pipe), console=console, refresh_per_second=8) as live:
         for prediction in predictions:
             rows.append(prediction)
             live.update(_table(rows, pipe))
+
+
+def _show_changes(pipe: Any, predictions: Any) -> None:
+    """No terminal (a pipe, a file, a service's journal): a line whenever the named label
+    changes (a digit named, or none any more), instead of a table redrawn at every tick."""
+    shown: Any = object()  # nothing yet
+    for p in predictions:
+        if p.label == shown:
+            continue
+        shown = p.label
+        if p.label is not None:
+            what = f"{p.label} ({p.confidence:.2f})"
+        elif p.confidence is None:
+            what = "no input"
+        else:
+            what = f"uncertain ({p.top[0][0]}? {p.confidence:.2f})"
+        cells = zip(pipe.models, _cells(pipe, p, False), strict=True)
+        models = ", ".join(f"{m} {cell}" for m, cell in cells)
+        print(f"{p.t:.2f} s  {what}  [{models}]", flush=True)
+
+
+def _cells(pipe: Any, p: Any, markup: bool) -> list[str]:
+    """Per model: its best label and probability, or why it was left out (``flags``)."""
+    cells = []
+    for m in pipe.models:
+        probs = p.probs[m]
+        if m in p.flags:
+            cells.append(f"[yellow]{p.flags[m]}[/yellow]" if markup else p.flags[m])
+        elif probs is not None:
+            best = max(range(len(probs)), key=probs.__getitem__)
+            cells.append(f"{pipe.classes[best]} {probs[best]:.2f}")
+        else:
+            cells.append("" if markup else "-")
+    return cells
 
 
 def _table(rows: Any, pipe: Any) -> Any:
@@ -272,16 +310,6 @@ def _table(rows: Any, pipe: Any) -> Any:
     if not rows:
         table.add_row("…", "waiting for input", "", *["" for _ in pipe.models], "")
     for p in rows:
-        cells = []
-        for m in pipe.models:
-            probs = p.probs[m]
-            if m in p.flags:
-                cells.append(f"[yellow]{p.flags[m]}[/yellow]")
-            elif probs is not None:
-                best = max(range(len(probs)), key=probs.__getitem__)
-                cells.append(f"{pipe.classes[best]} {probs[best]:.2f}")
-            else:
-                cells.append("")
         if p.label is not None:
             label = p.label
         elif p.confidence is None:
@@ -290,7 +318,11 @@ def _table(rows: Any, pipe: Any) -> Any:
             label = f"[yellow]uncertain[/yellow] ({p.top[0][0]}?)"
         conf = f"{p.confidence:.2f}" if p.confidence is not None else ""
         table.add_row(
-            f"{p.t:.2f}", f"[bold]{label}[/bold]", conf, *cells, f"{p.timings_ms['total']:.1f}"
+            f"{p.t:.2f}",
+            f"[bold]{label}[/bold]",
+            conf,
+            *_cells(pipe, p, True),
+            f"{p.timings_ms['total']:.1f}",
         )
     return table
 
