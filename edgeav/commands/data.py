@@ -24,8 +24,8 @@ def data(
             "and clips each, test-unseen ceil(N/3) clips. Camera style: 3 scenes per training "
             "digit and 0.4 printed digits, test-unseen ceil(N/3) images, and one class's worth "
             "of frames in each split's image/none; default 300: 10,200/600/1,000/1,000/1,000 "
-            "images plus 900/60/100/100/100 in none. Mnist style: one image per digit, test-unseen as many "
-            "as the MNIST subset has left (at most ceil(N/3)); default 300: "
+            "images plus 900/60/100/100/100 in none. Mnist style: one image per digit, "
+            "test-unseen as many as the MNIST subset has left (at most ceil(N/3)); default 300: "
             "3,000/600/1,000/1,000/400 images. Clips at the default: 6,000/600/1,000/1,000/1,000. "
             "At most 325 (the MNIST subset has 500 digits per class)."
         ),

@@ -805,8 +805,8 @@ def _image_meta(
                 ),
                 handwriting.SOURCE_HERSHEY: (
                     f"Hershey fonts {', '.join(handwriting.HERSHEY_FONTS)} (A. V. Hershey, NBS; "
-                    f"public domain) from Hershey-Fonts {_version('Hershey-Fonts')}, random thickness, "
-                    "slant, rotation and jitter"
+                    f"public domain) from Hershey-Fonts {_version('Hershey-Fonts')}, random "
+                    "thickness, slant, rotation and jitter"
                 ),
             },
             "test_unseen_sources": used,
