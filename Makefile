@@ -18,7 +18,7 @@ DEB_TEST_PACKAGES  := qemu-user-static mmdebstrap pulseaudio pulseaudio-utils li
 export EDGEAV_TEST_MOUNTS ?= /tmp/edgeav-test-mounts
 # pytest-xdist workers; a test file stays on one worker (its module fixtures are built once).
 # Most of the suite is one busy core (a Python start-up, a small training) or waiting on a real
-# device stand-in, so two workers on two cores take about 9 instead of 16 minutes.
+# device stand-in, so on two cores two workers take 9-12 minutes where one took 16.
 TEST_JOBS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 

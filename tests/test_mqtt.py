@@ -242,12 +242,12 @@ def test_run_publishes_and_outlives_a_broker_restart(av_bundle, broker, subscrib
             else:
                 ticks.append((time.monotonic(), record["tick"]))
 
-    errors: list[str] = []
+    lines: list[str] = []  # stderr's
     unreachable = threading.Event()
 
     def read_errors() -> None:
         for line in proc.stderr:
-            errors.append(line.rstrip("\n"))
+            lines.append(line.rstrip("\n"))
             if "mqtt: cannot reach" in line:
                 unreachable.set()
 
@@ -257,7 +257,7 @@ def test_run_publishes_and_outlives_a_broker_restart(av_bundle, broker, subscrib
     error_reader.start()
     try:
         # the broker starts once the run has tried it and said so, however slow its start-up
-        assert unreachable.wait(timeout=60), errors
+        assert unreachable.wait(timeout=60), lines
         assert proc.poll() is None
         broker.start()
         subscriber.wait_for(lambda tp, p: tp == "test/pi/availability" and p == "online")
@@ -302,7 +302,6 @@ def test_run_publishes_and_outlives_a_broker_restart(av_bundle, broker, subscrib
         code = proc.wait(timeout=30)
         reader.join(timeout=10)
         error_reader.join(timeout=10)
-    lines = errors
     assert code == 130, lines
     subscriber.wait_for(lambda tp, p: tp == "test/pi/availability" and p == "offline")
     assert all(line.startswith("edgeav: ") for line in lines), lines
