@@ -89,3 +89,17 @@ def test_every_command_explains_itself():
     codes = json.loads(proc.stdout.strip().splitlines()[-1])
     assert {"run", "record", "service", "doctor", "train"} <= set(codes)
     assert set(codes.values()) == {0}, codes
+
+
+def test_train_help_states_the_image_inputs_train_uses():
+    from typer.testing import CliRunner
+
+    from edgeav.cli import app
+    from edgeav.train import IMAGE_INPUTS
+
+    result = CliRunner().invoke(app, ["train", "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    camera, mnist = IMAGE_INPUTS["camera"], IMAGE_INPUTS["mnist"]
+    assert f"{camera['size']} (grey, the digit found on its sheet" in text
+    assert f"{mnist['size']} (colour, centre crop)" in text

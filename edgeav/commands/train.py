@@ -20,8 +20,9 @@ def train(
     input_size: int = typer.Option(
         None,
         "--input-size",
-        help="Square image input size in pixels. Default by the data's style: 64 (grey, the whole "
-        "frame) for camera scenes, 48 (colour, centre crop) for MNIST-framed digits.",
+        help="Square image input size in pixels. Default by the data's style: 32 (grey, the digit "
+        "found on its sheet and laid out like MNIST) for camera scenes, 48 (colour, centre crop) "
+        "for MNIST-framed digits.",
         show_default=False,
     ),
     audio_model: str = typer.Option(
