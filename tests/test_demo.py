@@ -209,6 +209,60 @@ def test_bundle_loads_and_predicts_like_the_runtime_did(demo):
         np.testing.assert_allclose(tempered, first["probs"][m], atol=1e-6)
 
 
+@pytest.mark.slow
+def test_locate_benchmark_splits_the_image_errors_and_reads_frames_as_the_bundle_did(demo):
+    """``python -m edgeav.benchmarks.locate`` on the demo's bundle and camera scenes."""
+    from edgeav.benchmarks.locate import _Sources
+    from edgeav.bundle import read_bundle
+    from edgeav.data.loader import read_image
+    from edgeav.locate import mnist_layout
+    from edgeav.preprocess import preprocess_image
+
+    out, _, _ = demo
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeav.benchmarks.locate", str(out / "model.edgeav"),
+         "--data", str(out / "data"), "--json"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    splits = json.loads(proc.stdout)["splits"]
+    meta = json.loads((out / "data" / "dataset.json").read_text(encoding="utf-8"))
+    bundle = read_bundle(out / "model.edgeav")
+    for split in ("val", "test", "test-unseen", "test-noisy"):
+        r = splits[split]
+        assert r["digits"] == meta["counts"][split]["image"]
+        assert r["nothing_frames"] == meta["counts"][split]["none"]
+        assert r["with_source"] == r["digits"]  # every digit's source is known
+        n = r["digits"]
+        assert round(r["accuracy"] * n / 100) == n - r["wrong_search_only"] - r["wrong_both"]
+        assert round(r["accuracy_from_source"] * n / 100) == (
+            n - r["wrong_both"] - r["wrong_reading_only"]
+        )
+    # As the device reads the frames: the converter's LiteRT accuracy on test, digit for digit.
+    assert splits["test"]["accuracy"] / 100 == pytest.approx(
+        bundle.manifest.accuracy["tflite"]["image"], abs=1e-9
+    )
+    # Each frame's source is the digit drawn in it: a found digit's layout matches its own
+    # source's layout better than another digit's of the same class.
+    sources = _Sources(meta)
+    spec = bundle.image_spec
+    for split in ("test", "test-unseen"):
+        own, other = [], []
+        for digit in range(10):
+            files = sorted((out / "data" / split / "image" / str(digit)).glob("*.jpg"))
+            for f, g in zip(files, files[1:] + files[:1], strict=True):
+                x = preprocess_image(read_image(f), spec)[:, :, 0].ravel()
+                if np.ptp(x) == 0:
+                    continue
+                for ink, into in ((sources.ink(split, digit, f.name), own),
+                                  (sources.ink(split, digit, g.name), other)):  # fmt: skip
+                    s = mnist_layout(ink.astype(np.float32) / 255.0, spec.size).ravel()
+                    into.append(float(np.corrcoef(x, s)[0, 1]))
+        assert len(own) >= 50
+        # medians on the full demo's data: test 0.75 vs 0.46, test-unseen 0.82 vs 0.66
+        assert np.median(own) > np.median(other) + 0.08, (split, np.median(own), np.median(other))
+
+
 # --- fast checks (no training) ------------------------------------------------------------------
 
 
