@@ -4,7 +4,8 @@
 
 For an av-digits folder of camera scenes (``edgeav data av-digits``), each digit image is read
 twice by the bundle's image model in LiteRT: as the device reads it (the frame, through
-:mod:`edgeav.locate`'s search and layout), and from the digit it was drawn from, laid out the
+:mod:`edgeav.locate`'s searches and layouts, the most confident reading kept:
+:mod:`edgeav.candidates`), and from the digit it was drawn from, laid out the
 same way (:func:`edgeav.locate.mnist_layout` of the source's ink: the MNIST row a
 ``mnist5k-<row>-<scene>.jpg`` names, or ``test-unseen``'s UCI optdigit or Hershey digit,
 regenerated from the folder's seed). The difference between the two accuracies is what the
@@ -81,18 +82,19 @@ class _Sources:
 
 
 def _split(model: Any, spec: Any, folder: Path, split: str, sources: _Sources) -> dict[str, Any]:
+    from edgeav.candidates import judged  # noqa: PLC0415
     from edgeav.data.loader import read_image  # noqa: PLC0415
     from edgeav.locate import mnist_layout  # noqa: PLC0415
-    from edgeav.preprocess import preprocess_image  # noqa: PLC0415
+    from edgeav.preprocess import image_candidates, preprocess_image  # noqa: PLC0415
 
     laid_out = replace(spec, crop="none")  # a layout is already the model's square
     located, drawn, labels, has_source = [], [], [], []
     for digit in range(10):
         for path in sorted((folder / "image" / str(digit)).glob("*.jpg")):
-            x = preprocess_image(read_image(path), spec)
+            x = image_candidates(read_image(path), spec)
             ink = sources.ink(split, digit, path.name)
             if ink is None:
-                src = np.zeros_like(x)
+                src = np.zeros_like(x[0])
             else:
                 layout = mnist_layout(ink.astype(np.float32) / 255.0, spec.size) * 255.0
                 src = preprocess_image(layout, laid_out)
@@ -103,15 +105,19 @@ def _split(model: Any, spec: Any, folder: Path, split: str, sources: _Sources) -
     if not labels:
         raise EdgeAVError(f"{folder / 'image'} has no digit images")
     nothing = [
-        preprocess_image(read_image(p), spec)
+        image_candidates(read_image(p), spec)
         for p in sorted((folder / "image" / "none").glob("*.jpg"))
     ]
     y = np.array(labels)
     known = np.array(has_source)
     x_loc, x_src = np.stack(located), np.stack(drawn)
-    found = np.ptp(x_loc.reshape(len(y), -1), axis=1) > 0  # nothing found: a blank layout
-    right = model.probabilities(x_loc).argmax(axis=1) == y
-    right_src = model.probabilities(x_src).argmax(axis=1) == y
+    found = np.ptp(x_loc.reshape(len(y), -1), axis=1) > 0  # nothing found: blank layouts
+
+    def probabilities(batch: np.ndarray) -> np.ndarray:  # one invoke per input, as the device
+        return np.stack([model.probabilities(row) for row in batch])
+
+    right = judged(probabilities, x_loc).argmax(axis=1) == y
+    right_src = probabilities(x_src).argmax(axis=1) == y
     n_none = len(nothing)
     none_found = (
         int((np.ptp(np.stack(nothing).reshape(n_none, -1), axis=1) > 0).sum()) if n_none else 0

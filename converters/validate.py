@@ -33,21 +33,36 @@ def load_tflite(model_bytes: bytes, num_threads: int | None = None, output: str 
 
 def tflite_predict(model_bytes: bytes, x: np.ndarray, output: str = "probabilities") -> np.ndarray:
     """Class probabilities ``(N, classes)`` for ``x`` ``(N, ...)``, one sample per invoke, as the
-    runtime computes them (``output="logits"``: the softmax of the model's output)."""
+    runtime computes them (``output="logits"``: the softmax of the model's output; images read
+    as several candidates, ``(N, K, ...)``: the most confident one's, :mod:`edgeav.candidates`)."""
+    from edgeav.candidates import judged  # noqa: PLC0415
+
     model = load_tflite(model_bytes, output=output)
     x = np.asarray(x, dtype=np.float32)
-    rows = [
-        np.asarray(model.probabilities(x[i : i + 1]), dtype=np.float32).reshape(-1)
-        for i in range(len(x))
-    ]
-    if not rows:
+    if not len(x):
         raise EdgeAVError("no test samples to validate the converted model on")
-    return np.stack(rows)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return np.stack(
+            [
+                np.asarray(model.probabilities(batch[i : i + 1]), np.float32).reshape(-1)
+                for i in range(len(batch))
+            ]
+        )
+
+    return judged(predict, x)
 
 
 def keras_predict(model, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    """The Keras model's probabilities for ``x``, candidates judged as :func:`tflite_predict`."""
+    from edgeav.candidates import judged  # noqa: PLC0415
+
     return np.asarray(
-        model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0), np.float32
+        judged(
+            lambda b: model.predict(b, batch_size=batch_size, verbose=0),
+            np.asarray(x, np.float32),
+        ),
+        np.float32,
     )
 
 

@@ -25,6 +25,12 @@ on a Pi), the same way in training and on the device (``ImageSpec(crop="digit")`
 
 A frame without a digit gives an all-black layout; the image model is trained to be unsure on it
 (outlier exposure), so the runtime leaves the image out, as for any unsure modality.
+
+Faint ink (pencil, a dim sheet) is missed by thresholds that keep a room's textures out, and
+partly found by lower ones. :func:`find_digits` therefore searches at each of :data:`LEVELS`
+(the darkness thresholds scaled down), from one shrunk frame; the image model reads every
+layout and keeps its most confident reading (:mod:`edgeav.candidates`), being unsure on what is
+not a digit.
 """
 
 from __future__ import annotations
@@ -62,6 +68,9 @@ MERGE_AREA = 0.05
 SAME_PAPER = 0.08
 #: Fraction of the layout's side the digit's box is scaled to fit (MNIST: 20 of 28 pixels).
 BOX_FRACTION = 20.0 / 28.0
+#: The searches :func:`find_digits` makes, as factors on SEED, GROW and MIN_CONTRAST: as set,
+#: then for fainter ink (pencil, a dim sheet) that the first misses or finds only part of.
+LEVELS = (1.0, 0.72)
 
 
 @dataclass(frozen=True)
@@ -91,17 +100,49 @@ def find_digit(image: np.ndarray) -> Found | None:
 
     See the module's docstring for how; the frame may be any size.
     """
+    return _search(_Frame.of(image), LEVELS[0])
+
+
+def find_digits(image: np.ndarray) -> list[Found | None]:
+    """One search per :data:`LEVELS` (the first is :func:`find_digit`'s), each the digit it
+    found or None. The darker searches miss faint ink; the fainter ones take in more of what is
+    not ink. Which is the digit is for the image model to judge (:mod:`edgeav.candidates`)."""
+    frame = _Frame.of(image)
+    return [_search(frame, level) for level in LEVELS]
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A frame shrunk to the working size, grey, with its paper brightness and darkness."""
+
+    small: np.ndarray
+    paper: np.ndarray
+    dark: np.ndarray
+    scale: float
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> _Frame:
+        import cv2  # noqa: PLC0415
+
+        grey = _grey(image)
+        h, w = grey.shape
+        scale = WORK_HEIGHT / h
+        ww = max(1, round(w * scale))
+        small = cv2.resize(grey, (ww, WORK_HEIGHT), interpolation=cv2.INTER_AREA)
+        small = small.astype(np.float32)
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (PAPER_KERNEL, PAPER_KERNEL))
+        paper = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, disc), (0, 0), 2)
+        dark = (paper - small) / np.maximum(paper, 1.0)
+        return cls(small, paper, dark, scale)
+
+
+def _search(frame: _Frame, level: float) -> Found | None:
+    """The search of the module's docstring, its darkness thresholds scaled by ``level``."""
     import cv2  # noqa: PLC0415
 
-    grey = _grey(image)
-    h, w = grey.shape
-    scale = WORK_HEIGHT / h
-    ww = max(1, round(w * scale))
-    small = cv2.resize(grey, (ww, WORK_HEIGHT), interpolation=cv2.INTER_AREA).astype(np.float32)
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (PAPER_KERNEL, PAPER_KERNEL))
-    paper = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, disc), (0, 0), 2)
-    dark = (paper - small) / np.maximum(paper, 1.0)
-    weak = (dark > GROW).astype(np.uint8)
+    small, paper, dark, scale = frame.small, frame.paper, frame.dark, frame.scale
+    ww = small.shape[1]
+    weak = (dark > GROW * level).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
     if n <= 1:
         return None
@@ -112,7 +153,7 @@ def find_digit(image: np.ndarray) -> Found | None:
     kept = []  # (score, x, y, w, h, paper median, area, label)
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
-        if area < MIN_AREA or bh < MIN_HEIGHT or peak[i] < SEED:
+        if area < MIN_AREA or bh < MIN_HEIGHT or peak[i] < SEED * level:
             continue
         if x == 0 or y == 0 or x + bw >= ww or y + bh >= WORK_HEIGHT:
             continue
@@ -134,7 +175,11 @@ def find_digit(image: np.ndarray) -> Found | None:
         median = float(np.median(light))
         uniform = float(np.mean(np.abs(around - light) < RING_TOLERANCE * light))
         contrast = float(dark[y0:y1, x0:x1][blob > 0].mean())
-        if uniform < RING_UNIFORM or median < RING_BRIGHT * brightest or contrast < MIN_CONTRAST:
+        if (
+            uniform < RING_UNIFORM
+            or median < RING_BRIGHT * brightest
+            or contrast < MIN_CONTRAST * level
+        ):
             continue
         score = uniform * contrast * np.sqrt(area) * (median / max(brightest, 1.0)) ** 2
         kept.append((score, x, y, bw, bh, median, area, i))
@@ -195,7 +240,16 @@ def mnist_layout(ink: np.ndarray, size: int) -> np.ndarray:
 def digit_layout(image: np.ndarray, size: int) -> np.ndarray:
     """The digit of a camera frame laid out like MNIST (:func:`mnist_layout`), float32 0..255
     (light strokes on black), ``(size, size)``; all zeros when no digit is found."""
-    found = find_digit(image)
+    return _layout(find_digit(image), size)
+
+
+def digit_layouts(image: np.ndarray, size: int) -> np.ndarray:
+    """:func:`digit_layout` of each of :func:`find_digits`' searches: float32 0..255,
+    ``(len(LEVELS), size, size)``; the first is :func:`digit_layout`'s."""
+    return np.stack([_layout(found, size) for found in find_digits(image)])
+
+
+def _layout(found: Found | None, size: int) -> np.ndarray:
     if found is None:
         return np.zeros((size, size), np.float32)
     return mnist_layout(found.ink, size) * np.float32(255.0)

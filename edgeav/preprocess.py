@@ -89,6 +89,9 @@ def preprocess_image(
 ) -> np.ndarray:
     """Turn one image into the model input, float32 of shape ``spec.shape``.
 
+    For ``crop="digit"`` this is the first of :func:`image_candidates` (the layout of the
+    locator's first search), the input the image model is trained on.
+
     Args:
         image: ``(H, W)`` grayscale or ``(H, W, 3|4)`` colour, uint8 (0..255), uint16 (scaled to
             0..255) or float (taken as 0..1 if its maximum is <= 1, else 0..255).
@@ -99,6 +102,32 @@ def preprocess_image(
     Raises:
         EdgeAVError: for an empty image, an unsupported shape or non-finite values.
     """
+    return _prepare(image, spec, source_order, candidates=False)[0]
+
+
+def candidate_count(spec: ImageSpec) -> int:
+    """How many inputs :func:`image_candidates` gives for ``spec``."""
+    if spec.crop != "digit":
+        return 1
+    from edgeav.locate import LEVELS  # noqa: PLC0415
+
+    return len(LEVELS)
+
+
+def image_candidates(
+    image: np.ndarray, spec: ImageSpec, *, source_order: str = "bgr"
+) -> np.ndarray:
+    """Every input the image model reads for one image, float32 ``(k, *spec.shape)``, ``k``
+    :func:`candidate_count`: for ``crop="digit"`` the layout of each of the locator's searches
+    (:func:`edgeav.locate.find_digits`; the model's most confident reading is kept,
+    :mod:`edgeav.candidates`), otherwise :func:`preprocess_image`'s one input. Same arguments
+    and errors as :func:`preprocess_image`."""
+    return np.stack(_prepare(image, spec, source_order, candidates=True))
+
+
+def _prepare(
+    image: np.ndarray, spec: ImageSpec, source_order: str, candidates: bool
+) -> list[np.ndarray]:
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
@@ -113,7 +142,7 @@ def preprocess_image(
         frame = arr[:, :, :3] if arr.ndim == 3 else arr
         if frame.ndim == 3 and source_order == "rgb":
             frame = frame[:, :, ::-1]
-        return _finish(_digit_layout(frame, spec), spec)
+        return [_finish(layout, spec) for layout in _digit_layouts(frame, spec, candidates)]
     if arr.dtype == np.uint8:
         # A camera frame: crop and shrink while it is still uint8 (a tenth of the work of doing
         # it in float32 on the full frame); the steps below are then on spec.size pixels.
@@ -145,16 +174,17 @@ def preprocess_image(
         img = img[:, :, ::-1]
 
     if spec.crop == "digit":
-        img = _digit_layout(np.clip(img, 0, 255).astype(np.uint8), spec)
-    else:
-        img = _crop_resize(img, spec)
-    return _finish(img, spec)
+        frame = np.clip(img, 0, 255).astype(np.uint8)
+        return [_finish(layout, spec) for layout in _digit_layouts(frame, spec, candidates)]
+    return [_finish(_crop_resize(img, spec), spec)]
 
 
-def _digit_layout(frame: np.ndarray, spec: ImageSpec) -> np.ndarray:
-    from edgeav.locate import digit_layout  # noqa: PLC0415
+def _digit_layouts(frame: np.ndarray, spec: ImageSpec, candidates: bool) -> list[np.ndarray]:
+    from edgeav.locate import digit_layout, digit_layouts  # noqa: PLC0415
 
-    return digit_layout(frame, spec.size)
+    if candidates:
+        return list(digit_layouts(frame, spec.size))
+    return [digit_layout(frame, spec.size)]
 
 
 def _finish(img: np.ndarray, spec: ImageSpec) -> np.ndarray:

@@ -285,12 +285,22 @@ class _Modality:
 def _found_digits(
     images: np.ndarray, labels: np.ndarray, spec: ImageSpec
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The training images in which a digit was found (``crop="digit"``: an all-black layout
-    means none was; taught as that digit it would contradict the nothing-inputs), or all."""
+    """The training inputs (each image's first candidate, :mod:`edgeav.candidates`) in which a
+    digit was found (``crop="digit"``: an all-black layout means none was; taught as that digit
+    it would contradict the nothing-inputs), or all."""
+    from edgeav.candidates import first  # noqa: PLC0415
+
+    images = first(images)
     if spec.crop != "digit" or not len(images):
         return images, labels
     found = images.reshape(len(images), -1).max(axis=1) > spec.offset
     return images[found], labels[found]
+
+
+def _first(x: np.ndarray | None) -> np.ndarray | None:
+    from edgeav.candidates import first  # noqa: PLC0415
+
+    return None if x is None else first(x)
 
 
 def _steps(n: int, batch: int) -> int:
@@ -395,6 +405,14 @@ def _keep_step2(
     return kept
 
 
+def _predict(model, x: np.ndarray) -> np.ndarray:
+    """The model's probabilities; for images read as several candidates, the most confident
+    candidate's (:mod:`edgeav.candidates`), as the runtime reads them."""
+    from edgeav.candidates import judged  # noqa: PLC0415
+
+    return judged(lambda batch: model.predict(batch, batch_size=256, verbose=0), x)
+
+
 def _accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(probs, axis=1) == labels)) if len(labels) else float("nan")
 
@@ -412,10 +430,7 @@ def _evaluate(
     from edgeav.data.loader import paired_indices  # noqa: PLC0415
 
     mods = {m.name: m for m in (image, audio)}
-    raw = {
-        m.name: {s: m.model.predict(x, batch_size=256, verbose=0) for s, x in m.x_eval.items()}
-        for m in mods.values()
-    }
+    raw = {m.name: {s: _predict(m.model, x) for s, x in m.x_eval.items()} for m in mods.values()}
     temperature = {
         name: fit_temperature(raw[name]["val"], m.y_eval["val"]) for name, m in mods.items()
     }
@@ -431,7 +446,7 @@ def _evaluate(
     weights = fit_weights(pi, pa, y)
     nothing = {
         name: {
-            s: scale(m.model.predict(x, batch_size=256, verbose=0), temperature[name])
+            s: scale(_predict(m.model, x), temperature[name])
             for s, x in m.nothing_eval.items()
             if x is not None and len(x)
         }
@@ -806,7 +821,7 @@ def train(
                 if cfg.shift or cfg.degrade
                 else None
             ),
-            x_nothing=train_split.nothing.get("image"),
+            x_nothing=_first(train_split.nothing.get("image")),
             nothing_eval={s: ds[s].nothing.get("image") for s in eval_splits},
         )
         audio = _Modality(

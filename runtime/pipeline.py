@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from edgeav.calibration import fuse_tempered
+from edgeav.candidates import pick
 from edgeav.errors import EdgeAVError
 from edgeav.runtime.interpreter import Model, load_interpreter
 from edgeav.runtime.sources import AudioSource, Frame, FrameSource, Window
@@ -230,9 +231,9 @@ class Pipeline:
                     f"--no-realtime needs file sources (a video file, --audio-file); "
                     f"{source.label} is live"
                 )
-        from edgeav.preprocess import preprocess_image  # noqa: PLC0415
+        from edgeav.preprocess import image_candidates  # noqa: PLC0415
 
-        self._preprocess = preprocess_image
+        self._candidates = image_candidates
         self.bundle, self.frames, self.audio, self.options = bundle, frames, audio, options
         self.classes = list(bundle.classes)
         self.image_spec, self.feature_config = bundle.image_spec, bundle.feature_config
@@ -346,10 +347,11 @@ class Pipeline:
         with self._models_lock:
             if "image" in self.models and image is not None:
                 t = clock()
-                x = self._preprocess(image, self.image_spec, source_order="bgr")
+                x = self._candidates(image, self.image_spec, source_order="bgr")
                 timings["preprocess"] = (clock() - t) * 1e3
                 t = clock()
-                p = self.models["image"].probabilities(x)
+                # each candidate layout of the frame, the most confident reading kept
+                p = pick(np.stack([self.models["image"].probabilities(c) for c in x])[None])[0]
                 probs["image"] = self.calibration.apply("image", p)
                 timings["image"] = (clock() - t) * 1e3
             if "audio" in self.models and samples is not None:

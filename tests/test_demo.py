@@ -179,8 +179,9 @@ def test_bundle_loads_and_predicts_like_the_runtime_did(demo):
     import soundfile as sf
 
     from edgeav.bundle import read_bundle
+    from edgeav.candidates import pick
     from edgeav.data.loader import read_image
-    from edgeav.preprocess import preprocess_image
+    from edgeav.preprocess import image_candidates
     from edgeav.runtime.frontend import FrontEnd
     from edgeav.runtime.interpreter import load_interpreter
 
@@ -190,10 +191,13 @@ def test_bundle_loads_and_predicts_like_the_runtime_did(demo):
     first = json.loads((out / "stream" / "predictions.jsonl").read_text().splitlines()[0])
 
     image = load_interpreter(bundle.model_bytes("image"), output=bundle.model_output("image"))
-    x = preprocess_image(
+    # every candidate layout of the frame (camera scenes: one per search of the digit finder),
+    # the most confident reading kept
+    x = image_candidates(
         read_image(labels["image_files"][0]), bundle.image_spec, source_order="bgr"
     )
-    p_image = image.probabilities(x).reshape(-1)
+    assert x.shape == (2, *bundle.image_spec.shape)
+    p_image = pick(np.stack([image.probabilities(c) for c in x])[None])[0]
     audio = load_interpreter(bundle.model_bytes("audio"), output=bundle.model_output("audio"))
     front = FrontEnd(bundle.audio_input, bundle.feature_config, bundle.frontend_models())
     y, sr = sf.read(labels["audio_files"][0], dtype="float32")

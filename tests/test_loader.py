@@ -110,3 +110,28 @@ def test_image_inputs_are_cached_and_a_changed_file_is_read_again(tmp_path, monk
     cv2.imwrite(str(root / "train" / "image" / "dark" / "0.png"), np.zeros((16, 16), np.uint8))
     with pytest.raises(AssertionError, match="prepared again"):
         load_dataset(root, spec, FeatureConfig(), progress=False, cache_dir=cache)
+
+
+def test_camera_frames_load_as_every_candidate_of_the_digit_finder(tmp_path):
+    """``crop="digit"``: each image is loaded as all its candidate layouts (the finder's two
+    searches), the first of them the training input preprocess_image gives."""
+    from edgeav.data import scenes
+    from edgeav.preprocess import image_candidates, preprocess_image
+
+    root = write_folder(tmp_path / "data")
+    rng = np.random.default_rng(0)
+    ink = np.zeros((28, 28), np.uint8)
+    cv2.line(ink, (8, 6), (20, 6), 255, 3)
+    cv2.line(ink, (20, 6), (12, 22), 255, 3)  # a 7
+    paths = sorted((root / "train" / "image").glob("*/*.png"))
+    for path in paths:  # the flat grey squares become camera frames of the 7
+        cv2.imwrite(str(path), scenes.compose_scene(ink, rng).image)
+    spec = ImageSpec(size=32, channels=1, crop="digit", invert=False)
+    ds = load_dataset(root, spec, FeatureConfig(), splits=["train"], progress=False)
+    train = ds["train"]
+    assert train.images.shape == (6, 2, 32, 32, 1)
+    assert train.nothing["image"].shape == (2, 2, 32, 32, 1)
+    for row, path in zip(train.images, train.image_paths, strict=True):
+        frame = cv2.imread(str(path))
+        np.testing.assert_array_equal(row, image_candidates(frame, spec))
+        np.testing.assert_array_equal(row[0], preprocess_image(frame, spec))

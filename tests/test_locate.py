@@ -124,3 +124,44 @@ def test_paper_under_uneven_light_is_still_paper():
     x0, y0, x1, y1 = found.box
     # the two rings of the 8: x 224..416, y 69..416 (a working pixel is 4 frame pixels)
     assert abs(x0 - 224) <= 8 and abs(x1 - 416) <= 8 and abs(y0 - 69) <= 8 and abs(y1 - 416) <= 8
+
+
+def _page_with_faint_seven(ink: int) -> np.ndarray:
+    """The 7 of :func:`_page_with_seven` in light pencil grey (``ink``) on the white sheet."""
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    cv2.rectangle(frame, (150, 80), (470, 420), (235, 238, 240), -1)
+    pts = np.array([[260, 160], [370, 160], [300, 340]], np.int32)
+    cv2.polylines(frame, [pts], False, (ink, ink, ink), 14, cv2.LINE_AA)
+    return frame
+
+
+def test_the_fainter_search_finds_pencil_the_first_one_misses():
+    from edgeav.locate import LEVELS, digit_layouts, find_digits
+
+    assert len(LEVELS) == 2 and LEVELS[0] == 1.0 and LEVELS[1] < 1.0
+    faint = _page_with_faint_seven(190)  # about 0.2 darker than the paper
+    first, fainter = find_digits(faint)
+    assert find_digit(faint) is None and first is None
+    assert fainter is not None
+    x0, y0, x1, y1 = fainter.box
+    assert abs(x0 - 253) <= 8 and abs(y0 - 153) <= 8 and abs(x1 - 377) <= 8 and abs(y1 - 347) <= 8
+    layouts = digit_layouts(faint, 32)
+    assert layouts.shape == (2, 32, 32)
+    assert not layouts[0].any() and layouts[1].max() == pytest.approx(255.0)
+    # dark ink: both searches find the same 7; the first layout is digit_layout's
+    frame, _ = _page_with_seven()
+    a, b = find_digits(frame)
+    assert a is not None and b is not None and np.allclose(a.box, b.box, atol=8)
+    np.testing.assert_array_equal(digit_layouts(frame, 32)[0], digit_layout(frame, 32))
+
+
+@pytest.mark.parametrize("crop", ["digit", "center"])
+def test_image_candidates_first_is_the_training_input(crop):
+    from edgeav.preprocess import candidate_count, image_candidates
+
+    spec = ImageSpec(size=32, channels=1, crop=crop)
+    frame = _page_with_faint_seven(150)
+    x = image_candidates(frame, spec)
+    assert x.shape == (candidate_count(spec), 32, 32, 1)
+    assert len(x) == (2 if crop == "digit" else 1)
+    np.testing.assert_array_equal(x[0], preprocess_image(frame, spec))

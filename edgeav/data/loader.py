@@ -315,7 +315,10 @@ class Split:
     """One split, decoded.
 
     Attributes:
-        images: ``(N, S, S, C)`` float32, already :func:`~edgeav.preprocess.preprocess_image`'d.
+        images: ``(N, S, S, C)`` float32, already :func:`~edgeav.preprocess.preprocess_image`'d;
+            ``(N, K, S, S, C)``, every candidate (:func:`~edgeav.preprocess.image_candidates`),
+            for a spec that reads each image as several (``crop="digit"``): the first is the
+            training input (:mod:`edgeav.candidates`).
         image_labels: ``(N,)`` int64 class indices into :attr:`Dataset.classes`.
         audio_features: ``(M, D)`` float32, :func:`edgeav.features.extract` of each clip.
         audio_labels: ``(M,)`` int64.
@@ -508,16 +511,26 @@ def _use_image_spec(spec: ImageSpec) -> None:
     _worker_spec = spec
 
 
+def image_input_shape(spec: ImageSpec) -> tuple[int, ...]:
+    """The shape of one image's inputs as loaded: ``spec.shape``, or ``(k, *spec.shape)`` when
+    the spec reads each image as ``k`` candidates (:mod:`edgeav.candidates`)."""
+    from edgeav.preprocess import candidate_count  # noqa: PLC0415
+
+    k = candidate_count(spec)
+    return spec.shape if k == 1 else (k, *spec.shape)
+
+
 def _image_rows(paths: list[Path]) -> np.ndarray:
-    """Each image decoded and prepared by the worker's image spec."""
-    from edgeav.preprocess import preprocess_image  # noqa: PLC0415
+    """Each image decoded and prepared by the worker's image spec (every candidate)."""
+    from edgeav.preprocess import image_candidates  # noqa: PLC0415
 
     spec = _worker_spec
-    out = np.empty((len(paths), *spec.shape), dtype=np.float32)
+    shape = image_input_shape(spec)
+    out = np.empty((len(paths), *shape), dtype=np.float32)
     for i, p in enumerate(paths):
         raw = read_image(p)
         try:
-            out[i] = preprocess_image(raw, spec, source_order="bgr")
+            out[i] = image_candidates(raw, spec, source_order="bgr").reshape(shape)
         except EdgeAVError as exc:
             raise EdgeAVError(f"cannot use image {p}: {exc}") from exc
     return out
@@ -528,7 +541,7 @@ def _image_inputs(paths: list[Path], spec: ImageSpec, advance: Any) -> np.ndarra
     from edgeav.parallel import map_rows  # noqa: PLC0415
 
     if not paths:
-        return np.empty((0, *spec.shape), dtype=np.float32)
+        return np.empty((0, *image_input_shape(spec)), dtype=np.float32)
     return map_rows(
         _image_rows, list(paths), initializer=_use_image_spec, initargs=(spec,), advance=advance
     )
