@@ -226,14 +226,25 @@ def _kib(n: int | None) -> str:
     return "-" if n is None else f"{n / 1024:,.1f}"
 
 
+def _pruned(summary: dict[str, Any]) -> bool:
+    return bool(summary["bundle"].get("sparsity_target"))
+
+
+def accuracy_header(summary: dict[str, Any]) -> list[str]:
+    """The accuracy table's columns ("Keras pruned" only for a pruned bundle)."""
+    quant = summary["bundle"]["quantization"]
+    pruned = ["Keras pruned"] if _pruned(summary) else []
+    return ["model", "Keras", *pruned, f"TFLite {quant}", "edgeav run (stream)"]
+
+
 def accuracy_rows(summary: dict[str, Any]) -> list[list[str]]:
-    """Rows of the accuracy table: modality, Keras, Keras pruned, TFLite, live stream (%)."""
+    """Rows of the accuracy table: modality, Keras, (Keras pruned,) TFLite, live stream (%)."""
     acc = summary["accuracy"]
     return [
         [
             m,
             pct(acc["keras"][m]),
-            pct(acc["keras_pruned"][m]),
+            *([pct(acc["keras_pruned"][m])] if _pruned(summary) else []),
             pct(acc["tflite"][m]),
             pct(acc["stream"][m]),
         ]
@@ -241,7 +252,6 @@ def accuracy_rows(summary: dict[str, Any]) -> list[list[str]]:
     ]
 
 
-ACCURACY_HEADER = ("model", "Keras", "Keras pruned", "TFLite {quant}", "edgeav run (stream)")
 LATENCY_HEADER = ("stage", "bench p50", "bench p90", "run p50", "run p95")
 
 
@@ -306,6 +316,13 @@ def render_report(summary: dict[str, Any], benched: dict[str, Any]) -> str:
     quant = bundle["quantization"]
     mode = "`edgeav demo --fast`" if summary["fast"] else "`edgeav demo`"
     total = summary["seconds"].get("total", 0.0)
+    if _pruned(summary):
+        conversion = (
+            f"bundle pruned to {bundle['sparsity_target']:g} sparsity and quantised to {quant}.\n"
+        )
+        pruned_column = "Keras pruned: after pruning and fine-tuning; "
+    else:
+        conversion, pruned_column = f"bundle quantised to {quant}, not pruned.\n", ""
     out: list[str] = [
         "# edgeav demo report\n",
         f"{mode} on {summary['created']} — {host['cpu']} ({host['cpus']} CPUs, "
@@ -315,15 +332,15 @@ def render_report(summary: dict[str, Any], benched: dict[str, Any]) -> str:
         f"--per-class {summary['data']['per_class']}. Image model "
         f"`{summary['train']['image_model']}` ({summary['train']['input_size']}x"
         f"{summary['train']['input_size']}), audio model `{summary['train']['audio_model']}`; "
-        "bundle pruned to "
-        f"{bundle['sparsity_target']:g} sparsity and quantised to {quant}.\n",
+        + conversion,
         "## Accuracy on the test split (%)\n",
-        "Keras: the trained models; Keras pruned: after pruning and fine-tuning; TFLite: the "
-        f"bundle's models in LiteRT; edgeav run: the runtime on the test stream "
+        "Keras: the trained models; "
+        + pruned_column
+        + "TFLite: the bundle's models in LiteRT; edgeav run: the runtime on the test stream "
         f"({acc['stream_seconds']} items of video + audio, each one audio window long, one "
         "prediction per item). Voices in the "
         "test split never occur in training.\n",
-        _md_table([h.format(quant=quant) for h in ACCURACY_HEADER], accuracy_rows(summary)),
+        _md_table(accuracy_header(summary), accuracy_rows(summary)),
     ]
     train_acc = summary["train"]["accuracy"]
     if train_acc.get("step1") and train_acc.get("step2"):
@@ -442,8 +459,8 @@ def print_summary(summary: dict[str, Any], console: Any) -> None:
         title=f"accuracy on the test split (%), test stream of {acc['stream_seconds']} items",
         title_justify="left",
     )
-    for i, h in enumerate(ACCURACY_HEADER):
-        table.add_column(h.format(quant=quant), justify="left" if i == 0 else "right")
+    for i, h in enumerate(accuracy_header(summary)):
+        table.add_column(h, justify="left" if i == 0 else "right")
     for row in accuracy_rows(summary):
         table.add_row(*row)
     console.print(table)

@@ -1,7 +1,7 @@
 """``edgeav demo``: the whole job end to end (``--fast``), and its checks on the output folder.
 
 The slow tests share one real ``python -m edgeav demo --fast --out TMP`` run (module fixture):
-av-digits -> training -> pruned int8 bundle -> bundle bench + quick zoo sweep -> test stream ->
+av-digits -> training -> int8 bundle -> bundle bench + quick zoo sweep -> test stream ->
 the runtime on it -> report. They check that what the demo says matches what it wrote: the
 report's tables, summary.json, the bundle's manifest, the runtime's predictions file.
 """
@@ -124,17 +124,17 @@ def test_summary_matches_the_bundle_manifest_and_the_report(demo):
     assert summary["bundle"]["size_bytes"] == (out / "model.edgeav").stat().st_size
     assert summary["bundle"]["quantization"] == bundle.manifest.quantization == "int8"
     assert summary["bundle"]["classes"] == bundle.classes == [str(d) for d in range(10)]
-    sparsity = bundle.manifest.sparsity
-    assert sparsity["target"] == 0.5
+    # not pruned (edgeav.demo.DemoSettings.prune): no sparsity, and no pruned column
+    assert not bundle.manifest.sparsity
+    assert "not pruned" in (out / "report.md").read_text(encoding="utf-8")
     for m in ("image", "audio"):
-        measured = summary["bundle"]["models"][m]["sparsity"]
-        assert measured == sparsity[m]["measured"] and measured > 0.4  # pruning really happened
+        assert summary["bundle"]["models"][m]["sparsity"] is None
         assert summary["bundle"]["models"][m]["size_bytes"] == len(bundle.model_bytes(m))
 
     report = (out / "report.md").read_text(encoding="utf-8")
     table = _md_rows(report, "## Accuracy on the test split")
     for m in MODALITIES:
-        keras, _pruned, tflite, stream = table[m]
+        keras, tflite, stream = table[m]
         assert keras == _pct(summary["accuracy"]["keras"][m])
         assert tflite == _pct(summary["accuracy"]["tflite"][m])
         assert stream == _pct(summary["accuracy"]["stream"][m])
@@ -322,7 +322,7 @@ def test_fast_settings_are_smaller_than_the_full_ones():
     assert fast.per_class < full.per_class
     assert fast.bench_runs < full.bench_runs and fast.zoo_runs <= full.zoo_runs
     assert fast.train["epochs"] < 15 and full.train == {}  # full: `edgeav train`'s defaults
-    assert full.prune == fast.prune == 0.5 and full.quantize == fast.quantize == "int8"
+    assert full.prune == fast.prune == 0.0 and full.quantize == fast.quantize == "int8"
 
 
 def test_demo_is_registered_and_documented():
