@@ -324,14 +324,13 @@ def convert_models(
         x_train, y_train = train.get(modality)
         # fine-tuning and int8 calibration read each image's training input (its first
         # candidate); test is read as the runtime reads it (edgeav.candidates)
-        x_train = None if x_train is None else first(x_train)
+        x_train = first(x_train)
         if x_test is None or y_test is None or len(y_test) == 0:
             raise EdgeAVError(f"no {modality} test samples to validate the converted model on")
         progress.stage(f"{modality}: Keras predictions on test")
         keras_probs[modality] = keras_predict(model, x_test)
         to_convert, sparsity, pruned_acc = model, None, None
-        nothing = train.nothing.get(modality)
-        recipe = Recipe(None if nothing is None else first(nothing), (augment or {}).get(modality))
+        recipe = Recipe(first(train.nothing.get(modality)), (augment or {}).get(modality))
         if options.pruning:
             if x_train is None or y_train is None or len(y_train) == 0:
                 raise EdgeAVError(

@@ -21,9 +21,9 @@ from collections.abc import Callable
 import numpy as np
 
 
-def first(x: np.ndarray) -> np.ndarray:
-    """Each image's first candidate (the training input): ``(n, h, w, c)``."""
-    return x[:, 0] if x.ndim == 5 else x
+def first(x: np.ndarray | None) -> np.ndarray | None:
+    """Each image's first candidate (the training input): ``(n, h, w, c)``; None stays None."""
+    return x[:, 0] if x is not None and x.ndim == 5 else x
 
 
 def pick(probs: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ from edgeav.calibration import (
     fuse_tempered,
     scale,
 )
+from edgeav.candidates import first, judged
 from edgeav.errors import EdgeAVError
 from edgeav.fusion import FusionWeights, fit_weights
 from edgeav.preprocess import ImageSpec
@@ -288,19 +289,11 @@ def _found_digits(
     """The training inputs (each image's first candidate, :mod:`edgeav.candidates`) in which a
     digit was found (``crop="digit"``: an all-black layout means none was; taught as that digit
     it would contradict the nothing-inputs), or all."""
-    from edgeav.candidates import first  # noqa: PLC0415
-
     images = first(images)
     if spec.crop != "digit" or not len(images):
         return images, labels
     found = images.reshape(len(images), -1).max(axis=1) > spec.offset
     return images[found], labels[found]
-
-
-def _first(x: np.ndarray | None) -> np.ndarray | None:
-    from edgeav.candidates import first  # noqa: PLC0415
-
-    return None if x is None else first(x)
 
 
 def _steps(n: int, batch: int) -> int:
@@ -408,8 +401,6 @@ def _keep_step2(
 def _predict(model, x: np.ndarray) -> np.ndarray:
     """The model's probabilities; for images read as several candidates, the most confident
     candidate's (:mod:`edgeav.candidates`), as the runtime reads them."""
-    from edgeav.candidates import judged  # noqa: PLC0415
-
     return judged(lambda batch: model.predict(batch, batch_size=256, verbose=0), x)
 
 
@@ -821,7 +812,7 @@ def train(
                 if cfg.shift or cfg.degrade
                 else None
             ),
-            x_nothing=_first(train_split.nothing.get("image")),
+            x_nothing=first(train_split.nothing.get("image")),
             nothing_eval={s: ds[s].nothing.get("image") for s in eval_splits},
         )
         audio = _Modality(
