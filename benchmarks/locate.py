@@ -81,6 +81,11 @@ class _Sources:
         return None
 
 
+def _found(x: np.ndarray) -> np.ndarray:
+    """Per image: did any search find something (a layout that is not blank)?"""
+    return np.ptp(x.reshape(len(x), -1), axis=1) > 0
+
+
 def _split(model: Any, spec: Any, folder: Path, split: str, sources: _Sources) -> dict[str, Any]:
     from edgeav.candidates import judged  # noqa: PLC0415
     from edgeav.data.loader import read_image  # noqa: PLC0415
@@ -111,7 +116,7 @@ def _split(model: Any, spec: Any, folder: Path, split: str, sources: _Sources) -
     y = np.array(labels)
     known = np.array(has_source)
     x_loc, x_src = np.stack(located), np.stack(drawn)
-    found = np.ptp(x_loc.reshape(len(y), -1), axis=1) > 0  # nothing found: blank layouts
+    found = _found(x_loc)
 
     def probabilities(batch: np.ndarray) -> np.ndarray:  # one invoke per input, as the device
         return np.stack([model.probabilities(row) for row in batch])
@@ -119,9 +124,7 @@ def _split(model: Any, spec: Any, folder: Path, split: str, sources: _Sources) -
     right = judged(probabilities, x_loc).argmax(axis=1) == y
     right_src = probabilities(x_src).argmax(axis=1) == y
     n_none = len(nothing)
-    none_found = (
-        int((np.ptp(np.stack(nothing).reshape(n_none, -1), axis=1) > 0).sum()) if n_none else 0
-    )
+    none_found = int(_found(np.stack(nothing)).sum()) if n_none else 0
     k = int(known.sum())
     return {
         "digits": len(y),

@@ -113,12 +113,14 @@ def find_digits(image: np.ndarray) -> list[Found | None]:
 
 @dataclass(frozen=True)
 class _Frame:
-    """A frame shrunk to the working size, grey, with its paper brightness and darkness."""
+    """A frame shrunk to the working size, grey, with its paper brightness and darkness, and
+    its brightest grey (99th percentile): what every search of the frame reads."""
 
     small: np.ndarray
     paper: np.ndarray
     dark: np.ndarray
     scale: float
+    brightest: float
 
     @classmethod
     def of(cls, image: np.ndarray) -> _Frame:
@@ -133,14 +135,16 @@ class _Frame:
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (PAPER_KERNEL, PAPER_KERNEL))
         paper = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, disc), (0, 0), 2)
         dark = (paper - small) / np.maximum(paper, 1.0)
-        return cls(small, paper, dark, scale)
+        return cls(small, paper, dark, scale, float(np.percentile(small, 99)))
 
 
 def _search(frame: _Frame, level: float) -> Found | None:
     """The search of the module's docstring, its darkness thresholds scaled by ``level``."""
     import cv2  # noqa: PLC0415
 
-    small, paper, dark, scale = frame.small, frame.paper, frame.dark, frame.scale
+    small, paper, dark, scale, brightest = (
+        frame.small, frame.paper, frame.dark, frame.scale, frame.brightest
+    )  # fmt: skip
     ww = small.shape[1]
     weak = (dark > GROW * level).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
@@ -148,7 +152,6 @@ def _search(frame: _Frame, level: float) -> Found | None:
         return None
     peak = np.zeros(n, np.float32)
     np.maximum.at(peak, labels.ravel(), dark.ravel())
-    brightest = float(np.percentile(small, 99))
     ring_kernel = np.ones((3, 3), np.uint8)
     kept = []  # (score, x, y, w, h, paper median, area, label)
     for i in range(1, n):
