@@ -33,7 +33,7 @@ $(BIN)/python:
 $(BIN)/uv: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv || true
 
-# The audio-embed front-end's models come from the wyoming-openwakeword wheel, installed without
+# The speech-embedding front-end's models (audio-hybrid, audio-embed) come from the wyoming-openwakeword wheel, installed without
 # its own dependencies (an old tflite-runtime build edgeav does not use): see edgeav/speech_embedding.py.
 PIP := $(BIN)/python -m pip install --quiet
 UV  := $(BIN)/uv pip install --quiet --python $(BIN)/python

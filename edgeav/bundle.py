@@ -70,7 +70,7 @@ from edgeav.errors import EdgeAVError
 from edgeav.fileio import write_bytes_atomic
 from edgeav.fusion import FusionWeights
 from edgeav.preprocess import ImageSpec
-from edgeav.runtime.frontend import EMBEDDING_MODELS, AudioInput, input_shape
+from edgeav.runtime.frontend import EMBEDDING_KINDS, EMBEDDING_MODELS, AudioInput, input_shape
 
 if TYPE_CHECKING:
     from edgeav.features import FeatureConfig
@@ -608,9 +608,9 @@ def _check_consistency(manifest: Manifest, members: dict[str, bytes]) -> None:
                 f"{_input_name(modality, manifest.audio_input.kind)} {expected}"
             )
         _check_tflite(modality, entry, members[entry.file])
-    wants_frontend = manifest.audio is not None and manifest.audio_input.kind == "speech-embedding"
+    wants_frontend = manifest.audio is not None and manifest.audio_input.kind in EMBEDDING_KINDS
     if wants_frontend and manifest.frontend is None:
-        raise BundleError("the speech-embedding audio input needs manifest.frontend")
+        raise BundleError(f"the {manifest.audio_input.kind} audio input needs manifest.frontend")
     if manifest.frontend is not None:
         for role, name in manifest.frontend["models"].items():
             if name not in members:

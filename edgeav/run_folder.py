@@ -60,7 +60,8 @@ class Run:
     metrics: dict[str, Any] = field(default_factory=dict)
     audio_variant: str = "audio-mlp"
     audio_input: AudioInput = field(default_factory=AudioInput)
-    #: The speech-embedding front-end's ``.tflite`` bytes by role (``audio-embed``), or None.
+    #: The speech-embedding front-end's ``.tflite`` bytes by role (``audio-hybrid``,
+    #: ``audio-embed``), or None.
     frontend_models: dict[str, bytes] | None = None
     calibration: Calibration = field(default_factory=Calibration)
 

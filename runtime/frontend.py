@@ -12,6 +12,11 @@ Three kinds (:data:`KINDS`), one per audio model of the zoo:
   amounts of real human speech, as two LiteRT models that travel inside the bundle: a log-mel
   model (32 bands every 10 ms) and an embedding model (96 values for every 76 mel frames, one
   every 8 frames = 80 ms), ``(embeddings, 96)``.
+- ``"embedding+features"`` (``audio-hybrid``): both at once in one flat vector, the speech
+  embeddings (``embeddings * 96`` values, row by row) followed by :func:`edgeav.features.extract`'s
+  statistics of the same window, ``(embeddings * 96 + config.dim,)``. The embeddings carry what
+  human speech taught the front-end; the spectral statistics carry the detail it smooths away
+  (the consonant that tells "five" from "nine"), so a head reading both is more right than either.
 
 Before any of them the window's level is normalised (:func:`normalize_level`): its RMS is
 brought to ``target_dbfs`` with at most ``max_gain_db`` of gain, so a quiet and a loud speaker,
@@ -29,7 +34,9 @@ import numpy as np
 
 from edgeav.errors import EdgeAVError
 
-KINDS = ("features", "log-mel", "speech-embedding")
+KINDS = ("features", "log-mel", "speech-embedding", "embedding+features")
+#: The kinds that run the speech-embedding front-end's models.
+EMBEDDING_KINDS = ("speech-embedding", "embedding+features")
 #: The speech-embedding front-end's two models (bundle roles).
 EMBEDDING_MODELS = ("melspectrogram", "embedding")
 #: Mel frames per embedding and the step between embeddings (the embedding model's design).
@@ -90,7 +97,10 @@ def input_shape(spec: AudioInput, config: Any) -> tuple[int, ...]:
             else 1 + (n - config.n_fft) // config.hop_length
         )
         return (frames, spec.n_mels, 1)
-    return ((mel_frames(n) - EMBEDDING_FRAMES) // EMBEDDING_STEP + 1, EMBEDDING_DIM)
+    steps = (mel_frames(n) - EMBEDDING_FRAMES) // EMBEDDING_STEP + 1
+    if spec.kind == "embedding+features":
+        return (steps * EMBEDDING_DIM + config.dim,)
+    return (steps, EMBEDDING_DIM)
 
 
 def normalize_level(samples: np.ndarray, target_dbfs: float, max_gain_db: float) -> np.ndarray:
@@ -127,7 +137,7 @@ class FrontEnd:
         spec: the :class:`AudioInput`.
         config: the bundle's :class:`~edgeav.features.FeatureConfig` (sample rate, window; the
             ``"features"`` kind's parameters).
-        models: for ``"speech-embedding"``, the ``.tflite`` bytes of :data:`EMBEDDING_MODELS`.
+        models: for :data:`EMBEDDING_KINDS`, the ``.tflite`` bytes of :data:`EMBEDDING_MODELS`.
         threads: interpreter threads of those models.
     """
 
@@ -141,10 +151,10 @@ class FrontEnd:
         self.spec, self.config = spec, config
         self.window = config.window_samples
         self._models: dict[str, Any] = {}
-        self._model_bytes = dict(models or {}) if spec.kind == "speech-embedding" else {}
+        self._model_bytes = dict(models or {}) if spec.kind in EMBEDDING_KINDS else {}
         if spec.kind == "log-mel":
             self._mel_config = dataclasses.replace(config, n_mels=spec.n_mels, n_mfcc=13)
-        if spec.kind == "speech-embedding":
+        if spec.kind in EMBEDDING_KINDS:
             from edgeav.runtime.interpreter import load_interpreter  # noqa: PLC0415
 
             missing = [m for m in EMBEDDING_MODELS if not (models or {}).get(m)]
@@ -204,6 +214,10 @@ class FrontEnd:
             return extract(x, self.config)
         if self.spec.kind == "log-mel":
             return self._log_mel(x)
+        if self.spec.kind == "embedding+features":
+            from edgeav.features import extract  # noqa: PLC0415
+
+            return np.concatenate([self._embeddings(x).reshape(-1), extract(x, self.config)])
         return self._embeddings(x)
 
     def _log_mel(self, x: np.ndarray) -> np.ndarray:

@@ -102,6 +102,23 @@ def test_speech_embedding_shape_and_level_invariance(embedding_models, seconds):
     assert np.abs(other - out).max() > 1.0  # a tone is not that voice
 
 
+def test_embedding_and_features_kind_is_both_of_the_same_window(embedding_models):
+    """``audio-hybrid``'s input: the speech embeddings row by row, then the spectral statistics,
+    both of the level-normalised window."""
+    config = FeatureConfig(window_seconds=1.5, statistics=("mean", "std", "max"))
+    spec = AudioInput("embedding+features", target_dbfs=-20.0)
+    front = FrontEnd(spec, config, embedding_models, threads=1)
+    embed = FrontEnd(AudioInput("speech-embedding", -20.0), config, embedding_models, threads=1)
+    x = speech_like(1.5, seed=3)
+    out = front(x)
+    assert out.shape == front.shape == input_shape(spec, config) == (9 * 96 + 561,)
+    np.testing.assert_array_equal(out[: 9 * 96], embed(x).reshape(-1))
+    np.testing.assert_array_equal(out[9 * 96 :], extract(normalize_level(x, -20.0, 30.0), config))
+    assert front.model_bytes == embedding_models
+    with pytest.raises(EdgeAVError, match="needs its melspectrogram model"):
+        FrontEnd(spec, config, {})
+
+
 @pytest.mark.parametrize("seconds", [1.0, 1.5, 2.0])
 def test_one_embedding_pass_over_the_window_equals_one_per_slice(embedding_models, seconds):
     """The front-end runs the embedding model once over all the window's mel frames; that is

@@ -183,6 +183,39 @@ def test_audio_encoder(keras):
         build_audio_encoder(dropout=1.0)
 
 
+def test_hybrid_head_splits_its_input_into_embeddings_and_statistics():
+    """``audio-hybrid`` standardises the whole vector, then reads the first 9x96 values as an
+    embedding sequence and the rest as spectral statistics: changing a statistic changes only
+    the dense branch's output, changing an embedding value only the convolution branch's."""
+    from edgeav.tf import keras as _keras
+
+    keras = _keras()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 9 * 96 + 561)).astype(np.float32)
+    model = build_variant(
+        "audio-hybrid", classes=4, mean=np.zeros(x.shape[1]), variance=np.ones(x.shape[1])
+    )
+    assert model.input_shape == (None, 9 * 96 + 561)
+    assert model.get_layer("sequence").output_shape == (None, 9, 96)
+    assert model.get_layer("features").output_shape == (None, 561)
+    branches = keras.Model(
+        model.input, [model.get_layer("pool").output, model.get_layer("dropout_2").output]
+    )
+    pooled, dense = branches.predict(x, verbose=0)
+    y = x.copy()
+    y[:, -1] += 5.0  # the last statistic
+    p2, d2 = branches.predict(y, verbose=0)
+    np.testing.assert_array_equal(p2, pooled)
+    assert np.abs(d2 - dense).max() > 1e-3
+    y = x.copy()
+    y[:, 0] += 5.0  # the first embedding's first value
+    p3, d3 = branches.predict(y, verbose=0)
+    np.testing.assert_array_equal(d3, dense)
+    assert np.abs(p3 - pooled).max() > 1e-3
+    with pytest.raises(EdgeAVError, match="does not hold whole embeddings"):
+        build_variant("audio-hybrid", classes=4, input_size=9 * 96 + 560)
+
+
 # --- registry ------------------------------------------------------------------------------------
 
 

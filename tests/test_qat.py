@@ -97,6 +97,35 @@ def test_qat_fine_tunes_as_training_did(tiny_keras_models, tiny_data, counted_re
     assert np.isfinite(logits).all() and probs.max() < 0.9, probs
 
 
+@pytest.mark.slow
+def test_the_default_audio_model_prunes_fine_tunes_and_converts(tmp_path):
+    """audio-hybrid's splitting layers (Reshape, Cropping1D, Flatten, Concatenate) go through
+    tfmot's pruning and pruning-preserving QAT and convert to int8 that LiteRT runs."""
+    from edgeav.converters.prune import prune_model
+    from edgeav.converters.qat import qat_model
+    from edgeav.converters.quantize import convert_keras
+    from edgeav.models.registry import build_variant
+    from edgeav.runtime.interpreter import load_interpreter
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    x = rng.normal(size=(len(y), 9 * 96 + 561)).astype(np.float32)
+    x[:, :96] += y[:, None]  # the first embedding tells the class
+    x[:, -561:] += y[:, None]  # and so do the statistics
+    model = build_variant(
+        "audio-hybrid", classes=3, mean=x.mean(axis=0), variance=x.var(axis=0), hidden=(16, 8)
+    )
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=5, verbose=0)
+    pruned, report = prune_model(model, x, y, sparsity=0.5, epochs=1, batch_size=32)
+    assert report.sparsity > 0.4
+    qat, output = qat_model(pruned, x, y, epochs=1, prune_preserve=True)
+    assert output == "logits"
+    data = convert_keras(qat, "int8", x[:32], float_input=True)
+    probs = load_interpreter(data).probabilities(x[:1])
+    assert probs.shape[-1] == 3 and np.isfinite(probs).all()
+
+
 def test_qat_options_are_checked():
     from edgeav.converters.convert import ConvertOptions
 

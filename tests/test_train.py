@@ -78,7 +78,7 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("audio_model", ["audio-embed", "audio-dscnn"])
+@pytest.mark.parametrize("audio_model", ["audio-hybrid", "audio-embed", "audio-dscnn"])
 def test_sequence_audio_models_train_convert_and_run(audio_model, tmp_path):
     """Each audio model end to end: trained (tiny), converted to int8 with its front-end in the
     bundle, described by `edgeav info` and run by `edgeav run` on a WAV of its tones."""
@@ -108,7 +108,7 @@ def test_sequence_audio_models_train_convert_and_run(audio_model, tmp_path):
     run = read_run(tmp_path / "run")
     assert run.audio_variant == audio_model and run.audio_input.target_dbfs == -20.0
     assert run.feature_config.window_seconds == 1.5
-    embed = audio_model == "audio-embed"
+    embed = audio_model in ("audio-hybrid", "audio-embed")
     assert (run.frontend_models is not None) == embed
     assert metrics["step2"]["accuracy"]["test"]["audio"] >= 0.9  # three tones
 

