@@ -47,6 +47,31 @@ def test_none_is_not_a_class_but_its_inputs_are_loaded(tmp_path):
     assert train.counts() == {"image": 6, "audio": 6, "image_nothing": 2, "audio_nothing": 1}
 
 
+def test_through_a_front_end_none_clips_come_centred_and_filling_the_window(tmp_path):
+    """Each none clip twice: in silence as every clip, and repeated to fill the window, as a
+    microphone hears room noise; a second load reads both from the cache."""
+    from edgeav.data.loader import read_audio
+    from edgeav.features import prepare_audio
+    from edgeav.runtime.frontend import AudioInput, FrontEnd, fit_window
+
+    root = write_folder(tmp_path / "data", nothing_audio=2)
+    config = FeatureConfig(window_seconds=1.5)
+    front = FrontEnd(AudioInput("log-mel", target_dbfs=-20.0), config)
+    spec = ImageSpec(size=16, channels=1)
+    cache = tmp_path / "cache"
+    ds = load_dataset(root, spec, config, progress=False, frontend=front, cache_dir=cache)
+    nothing = ds["train"].nothing["audio"]
+    assert nothing.shape == (4, *front.shape)
+    y, sr = read_audio(root / "train" / "audio" / NOTHING / "0.wav")
+    clip = prepare_audio(y, config, sr=sr)  # 1 s of noise
+    np.testing.assert_allclose(nothing[0], front(fit_window(clip, front.window)), atol=1e-5)
+    np.testing.assert_allclose(nothing[2], front(np.resize(clip, front.window)), atol=1e-5)
+    assert ds["train"].counts()["audio_nothing"] == 4 and len(ds["train"].audio_labels) == 6
+    again = load_dataset(root, spec, config, progress=False, frontend=front, cache_dir=cache)
+    np.testing.assert_array_equal(again["train"].nothing["audio"], nothing)
+    assert sorted(p.name.split("-")[0] for p in cache.iterdir()).count("looped") == 2
+
+
 def test_a_folder_without_none_has_empty_nothing_arrays(tmp_path):
     root = write_folder(tmp_path / "data", nothing_image=0, nothing_audio=0)
     ds = load_dataset(root, ImageSpec(size=16, channels=1), FeatureConfig(), progress=False)

@@ -325,7 +325,10 @@ class Split:
         image_paths, audio_paths: the source file of each row.
         nothing: per modality, the inputs of the split's ``none`` folder (images or audio inputs
             that show or say nothing), shaped like ``images`` / ``audio_features``; empty arrays
-            when there is none.
+            when there is none. Through a front-end, each ``none`` clip is there twice: centred
+            in silence in the window (as every clip), then repeated to fill the window, which
+            is how a microphone hears a sound that goes on (room noise); see
+            :func:`_looped_inputs`.
     """
 
     name: str
@@ -474,6 +477,17 @@ def load_dataset(
                 if frontend is None
                 else functools.partial(_frontend_inputs, paths, frontend),
             )
+            nothing_paths = [p for p, lab in aud_items if lab < 0]
+            looped = (
+                _through_cache(
+                    _cache_file(cache_dir, nothing_paths, frontend, "looped"),
+                    len(nothing_paths),
+                    lambda _done: None,
+                    functools.partial(_looped_inputs, nothing_paths, frontend),
+                )
+                if frontend is not None and nothing_paths
+                else feats[:0]
+            )
             t2 = time.perf_counter()
             seconds["image"] += t1 - t0
             seconds["audio"] += t2 - t1
@@ -488,7 +502,10 @@ def load_dataset(
                 audio_labels=aud_labels[aud_keep],
                 image_paths=[p for p, lab in img_items if lab >= 0],
                 audio_paths=[p for p, lab in aud_items if lab >= 0],
-                nothing={"image": images[~img_keep], "audio": feats[~aud_keep]},
+                nothing={
+                    "image": images[~img_keep],
+                    "audio": np.concatenate([feats[~aud_keep], looped]),
+                },
             )
     return Dataset(
         root=index.root,
@@ -581,6 +598,28 @@ def _frontend_rows(paths: list[Path]) -> np.ndarray:
     return out
 
 
+def _looped_inputs(paths: list[Path], frontend: Any, advance: Any) -> np.ndarray:
+    """The front-end's output for each clip repeated (from its start) to fill the window (a few
+    hundred ``none`` clips: in this process). A ``none`` clip is background that goes on;
+    centred in digital silence, as the data set's 1 s clips are, it looks like nothing a live
+    microphone gives, and a model taught only that can be sure of a digit in the room noise of a
+    live window."""
+    from edgeav.features import prepare_audio  # noqa: PLC0415
+
+    out = np.empty((len(paths), *frontend.shape), dtype=np.float32)
+    for i, p in enumerate(paths):
+        y, sr = read_audio(p)
+        try:
+            x = prepare_audio(y, frontend.config, sr=sr)
+            if not x.size:
+                raise EdgeAVError("no samples")
+            out[i] = frontend(np.resize(x, frontend.window).astype(np.float32))
+        except (EdgeAVError, ValueError) as exc:
+            raise EdgeAVError(f"cannot compute the audio input of {p}: {exc}") from exc
+    advance(len(paths))
+    return out
+
+
 def _frontend_inputs(paths: list[Path], frontend: Any, advance: Any) -> np.ndarray:
     """:func:`_frontend_rows` of every clip, spread over the cores (:mod:`edgeav.parallel`)."""
     from edgeav.parallel import map_rows  # noqa: PLC0415
@@ -593,13 +632,16 @@ def _frontend_inputs(paths: list[Path], frontend: Any, advance: Any) -> np.ndarr
     )
 
 
-def _cache_file(cache_dir: Path | None, paths: list[Path], frontend: Any) -> Path | None:
-    """Where a split's front-end outputs are cached (None: no cache, or no front-end)."""
+def _cache_file(
+    cache_dir: Path | None, paths: list[Path], frontend: Any, what: str = "audio"
+) -> Path | None:
+    """Where a split's front-end outputs (``what``: of the clips, ``"audio"``, or of the clips
+    repeated to fill the window, ``"looped"``) are cached (None: no cache, or no front-end)."""
     if cache_dir is None or frontend is None:
         return None
     h = hashlib.sha256(frontend.fingerprint().encode())
     add_files(h, paths)
-    return Path(cache_dir) / f"audio-{h.hexdigest()[:32]}.npy"
+    return Path(cache_dir) / f"{what}-{h.hexdigest()[:32]}.npy"
 
 
 def _through_cache(path: Path | None, count: int, advance: Any, compute: Any) -> np.ndarray:
