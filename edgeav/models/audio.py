@@ -75,13 +75,7 @@ def build_audio_encoder(
         if np.any(variance < 0):
             raise EdgeAVError("the audio encoder's feature variance has negative values")
         norm = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="standardize")
-    x = norm(inputs)
-    for i, units in enumerate(hidden, start=1):
-        x = keras.layers.Dense(int(units), name=f"dense_{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
-        x = keras.layers.Activation("relu", name=f"relu_{i}")(x)
-        if dropout > 0:
-            x = keras.layers.Dropout(float(dropout), name=f"dropout_{i}")(x)
+    x = _dense_layers(keras, norm(inputs), hidden, dropout)
     x = keras.layers.Dense(embedding_dim, name="projection")(x)
     x = keras.layers.UnitNormalization(name="embedding")(x)
     outputs = keras.layers.Dense(classes, activation="softmax", name="head")(x)
@@ -105,6 +99,30 @@ def _standardize(keras, mean, variance, dim: int):
         return keras.layers.Normalization(axis=-1, name="standardize")
     mean, variance = _stat(mean, dim, "mean"), _stat(variance, dim, "variance")
     return keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="standardize")
+
+
+def _dense_layers(keras, x, hidden, dropout: float, bn: str = "bn", relu: str = "relu"):
+    """``[Dense -> BatchNorm -> ReLU -> Dropout]`` per hidden width (``dense_i``, ``{bn}_i``,
+    ``{relu}_i``, ``dropout_i``): the MLP's layers."""
+    for i, units in enumerate(hidden, start=1):
+        x = keras.layers.Dense(int(units), name=f"dense_{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"{bn}_{i}")(x)
+        x = keras.layers.Activation("relu", name=f"{relu}_{i}")(x)
+        if dropout > 0:
+            x = keras.layers.Dropout(float(dropout), name=f"dropout_{i}")(x)
+    return x
+
+
+def _separable_convs(keras, x, filters: int):
+    """Two ``SeparableConv1D(filters, 3) -> BatchNorm -> ReLU`` over time (``sepconv_i``,
+    ``bn_i``, ``relu_i``), then the maximum over time (``pool``): the embedding head's layers."""
+    for i in (1, 2):
+        x = keras.layers.SeparableConv1D(
+            int(filters), 3, padding="same", use_bias=False, name=f"sepconv_{i}"
+        )(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
+        x = keras.layers.Activation("relu", name=f"relu_{i}")(x)
+    return keras.layers.GlobalMaxPooling1D(name="pool")(x)
 
 
 def _top(keras, x, classes: int, embedding_dim: int, dropout: float):
@@ -148,14 +166,7 @@ def build_embedding_head(
     keras = _keras()
     steps, dim = (int(d) for d in input_shape)
     inputs = keras.layers.Input(shape=(steps, dim), name="embeddings")
-    x = _standardize(keras, mean, variance, dim)(inputs)
-    for i in (1, 2):
-        x = keras.layers.SeparableConv1D(
-            int(filters), 3, padding="same", use_bias=False, name=f"sepconv_{i}"
-        )(x)
-        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
-        x = keras.layers.Activation("relu", name=f"relu_{i}")(x)
-    x = keras.layers.GlobalMaxPooling1D(name="pool")(x)
+    x = _separable_convs(keras, _standardize(keras, mean, variance, dim)(inputs), filters)
     return keras.Model(inputs, _top(keras, x, classes, embedding_dim, dropout), name=name)
 
 
@@ -212,21 +223,10 @@ def build_hybrid_head(
     x = keras.layers.Reshape((input_dim, 1), name="as_column")(x)
     a = keras.layers.Cropping1D((0, feature_dim), name="embedding_part")(x)
     a = keras.layers.Reshape((sequence // embedding_size, embedding_size), name="sequence")(a)
-    for i in (1, 2):
-        a = keras.layers.SeparableConv1D(
-            int(filters), 3, padding="same", use_bias=False, name=f"sepconv_{i}"
-        )(a)
-        a = keras.layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(a)
-        a = keras.layers.Activation("relu", name=f"relu_{i}")(a)
-    a = keras.layers.GlobalMaxPooling1D(name="pool")(a)
+    a = _separable_convs(keras, a, filters)
     b = keras.layers.Cropping1D((sequence, 0), name="feature_part")(x)
     b = keras.layers.Flatten(name="features")(b)
-    for i, units in enumerate(hidden, start=1):
-        b = keras.layers.Dense(int(units), name=f"dense_{i}")(b)
-        b = keras.layers.BatchNormalization(name=f"bn_dense_{i}")(b)
-        b = keras.layers.Activation("relu", name=f"relu_dense_{i}")(b)
-        if dropout > 0:
-            b = keras.layers.Dropout(float(dropout), name=f"dropout_{i}")(b)
+    b = _dense_layers(keras, b, hidden, dropout, bn="bn_dense", relu="relu_dense")
     x = keras.layers.Concatenate(name="join")([a, b])
     return keras.Model(inputs, _top(keras, x, classes, embedding_dim, dropout), name=name)
 
