@@ -581,21 +581,27 @@ def worker_frontend() -> Any:
     return _worker_frontend
 
 
-def _frontend_rows(paths: list[Path]) -> np.ndarray:
-    """The front-end's output for each clip (resampled, fitted to the window, centred)."""
+def _window_rows(frontend: Any, paths: list[Path], fit: Any) -> np.ndarray:
+    """The front-end's output for each clip (resampled), made one window long by
+    ``fit(samples, n)``."""
     from edgeav.features import prepare_audio  # noqa: PLC0415
-    from edgeav.runtime.frontend import fit_window  # noqa: PLC0415
 
-    frontend = _worker_frontend
     out = np.empty((len(paths), *frontend.shape), dtype=np.float32)
     for i, p in enumerate(paths):
         y, sr = read_audio(p)
         try:
             x = prepare_audio(y, frontend.config, sr=sr)
-            out[i] = frontend(fit_window(x, frontend.window))
+            out[i] = frontend(np.asarray(fit(x, frontend.window), dtype=np.float32))
         except (EdgeAVError, ValueError) as exc:
             raise EdgeAVError(f"cannot compute the audio input of {p}: {exc}") from exc
     return out
+
+
+def _frontend_rows(paths: list[Path]) -> np.ndarray:
+    """The front-end's output for each clip (resampled, fitted to the window, centred)."""
+    from edgeav.runtime.frontend import fit_window  # noqa: PLC0415
+
+    return _window_rows(_worker_frontend, paths, fit_window)
 
 
 def _looped_inputs(paths: list[Path], frontend: Any, advance: Any) -> np.ndarray:
@@ -604,18 +610,7 @@ def _looped_inputs(paths: list[Path], frontend: Any, advance: Any) -> np.ndarray
     centred in digital silence, as the data set's 1 s clips are, it looks like nothing a live
     microphone gives, and a model taught only that can be sure of a digit in the room noise of a
     live window."""
-    from edgeav.features import prepare_audio  # noqa: PLC0415
-
-    out = np.empty((len(paths), *frontend.shape), dtype=np.float32)
-    for i, p in enumerate(paths):
-        y, sr = read_audio(p)
-        try:
-            x = prepare_audio(y, frontend.config, sr=sr)
-            if not x.size:
-                raise EdgeAVError("no samples")
-            out[i] = frontend(np.resize(x, frontend.window).astype(np.float32))
-        except (EdgeAVError, ValueError) as exc:
-            raise EdgeAVError(f"cannot compute the audio input of {p}: {exc}") from exc
+    out = _window_rows(frontend, list(paths), np.resize)
     advance(len(paths))
     return out
 
