@@ -24,7 +24,6 @@ librosa's largest value, is printed too. librosa comes with the ``train`` extra.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import statistics
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeav.features import FeatureConfig, extract
+from edgeav.parallel import one_blas_thread
 
 _BLOCKS = 5
 
@@ -110,14 +110,6 @@ def _warm(sides: dict, y: np.ndarray, config: FeatureConfig) -> dict[str, dict[s
     }
 
 
-def _one_blas_thread() -> contextlib.AbstractContextManager:
-    try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 _FIRST_CALL = """
 import time
 t0 = time.perf_counter()
@@ -162,7 +154,7 @@ def run(runs: int = 200, cold: bool = True) -> dict:
     ours, theirs = extract(y, config), librosa_features(y, config)
     per_block = max(runs // _BLOCKS, 1)
     sides = {"edgeav": (extract, per_block), "librosa": (librosa_features, max(per_block // 4, 1))}
-    with _one_blas_thread():
+    with one_blas_thread():
         warm = _warm(sides, y, config)
     result = {
         "config": config.to_dict(),

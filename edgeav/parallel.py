@@ -16,6 +16,7 @@ use one BLAS thread each.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -51,18 +52,23 @@ def worker_count(items: int) -> int:
     return 1 if items < MIN_ITEMS else wanted
 
 
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """Limit NumPy's BLAS to one thread (threadpoolctl; nothing without it). The limit holds
+    from this call; leaving the returned context restores the previous one."""
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _start_worker(initializer: Callable[..., None] | None, args: tuple) -> None:
     """A worker's start: Ctrl-C ignored, one BLAS thread, then ``initializer``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Every worker already has a core of its own: a BLAS that also starts a thread per core
     # (OpenBLAS's default) puts two workers' matrix products on the same cores, and they wait on
     # each other (the spectral statistics of audio-hybrid's input took 2.8x as long).
-    try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415
-    except ImportError:
-        pass
-    else:
-        threadpool_limits(limits=1, user_api="blas")
+    one_blas_thread()
     if initializer is not None:
         initializer(*args)
 

@@ -46,6 +46,7 @@ import numpy as np
 from edgeav.calibration import fuse_tempered
 from edgeav.candidates import pick
 from edgeav.errors import EdgeAVError
+from edgeav.parallel import one_blas_thread
 from edgeav.runtime.interpreter import Model, load_interpreter
 from edgeav.runtime.sources import AudioSource, Frame, FrameSource, Window
 
@@ -584,14 +585,6 @@ def open_sources(
     return frames, audio
 
 
-def _one_blas_thread() -> contextlib.AbstractContextManager:
-    try:
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 @contextlib.contextmanager
 def open_pipeline(
     bundle: Any,
@@ -624,5 +617,5 @@ def open_pipeline(
             if source is not None:
                 stack.callback(source.close)
                 source.open()
-        stack.enter_context(_one_blas_thread())
+        stack.enter_context(one_blas_thread())
         yield pipeline
