@@ -10,6 +10,7 @@ from edgeav.calibration import (
     expected_calibration_error,
     fit_temperature,
     fit_threshold,
+    fuse_rows,
     gate,
     scale,
 )
@@ -78,3 +79,36 @@ def test_calibration_round_trip_and_bad_values():
     ):
         with pytest.raises(EdgeAVError, match=match):
             Calibration.from_dict(bad)
+
+
+def _rows(top: np.ndarray, labels: np.ndarray, classes: int = 10) -> np.ndarray:
+    """Probability rows whose largest value is ``top`` at ``labels``, the rest shared evenly."""
+    p = np.repeat(((1.0 - top) / (classes - 1))[:, None], classes, axis=1)
+    p[np.arange(len(top)), labels] = top
+    return p.astype(np.float32)
+
+
+def test_trained_thresholds_let_one_percent_of_val_nothing_through_and_keep_correct_ones():
+    from edgeav.fusion import FusionWeights
+    from edgeav.train import _nothing_cases, _thresholds
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 300)
+    val = (_rows(rng.uniform(0.9, 1.0, 300), y), _rows(rng.uniform(0.8, 1.0, 300), y), y)
+    # empty frames and noise: mostly unsure, a long tail of confident reads
+    nothing = {
+        "image": _rows(rng.beta(1.5, 4.0, 200) * 0.9 + 0.1, rng.integers(0, 10, 200)),
+        "audio": _rows(rng.beta(1.5, 4.0, 200) * 0.9 + 0.1, rng.integers(0, 10, 200)),
+    }
+    weights = FusionWeights(1.0, 1.0)
+    cal = _thresholds({"image": 1.0, "audio": 1.0}, weights, val, nothing)
+    cases = _nothing_cases(nothing["image"], nothing["audio"], weights, cal)
+    named = (cases > 0) & (cases >= cal.threshold)
+    assert 0.5 < cal.threshold < 1.0
+    assert named.mean() <= 0.01 + 1 / len(cases)
+    fused = fuse_rows(val[0], val[1], weights, cal)
+    right = fused.max(axis=1)[fused.argmax(axis=1) == y]
+    assert np.mean(right < cal.threshold) <= 0.03  # nearly every correct decision still named
+    # each modality's minimum lets through at most 10 % of its own nothing-inputs
+    for name in ("image", "audio"):
+        assert np.mean(nothing[name].max(axis=1) >= cal.min_confidence[name]) <= 0.11
