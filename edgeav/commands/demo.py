@@ -19,7 +19,7 @@ def demo(
 ) -> None:
     """Run the whole job on the built-in av-digits data and print a summary.
 
-    Builds av-digits into OUT/data (unless already there), trains the default small image and audio models (both steps) into OUT/run, converts them to an int8 bundle OUT/model.edgeav, benchmarks it (each model, the pipeline stages, and the quick zoo sweep; plot OUT/latency.png), writes test streams (OUT/stream/: the test and test-unseen splits, and five minutes of empty scenes with room noise) and runs the runtime on each as `edgeav run --camera VIDEO --audio-file WAV --no-realtime` does. Writes OUT/report.md (tables and plot) and OUT/summary.json (every figure), and leaves OUT/model.edgeav ready to copy to a Raspberry Pi. About 9–11 minutes on two cores (most of it training the image model); --fast about 3.
+    Builds av-digits into OUT/data (unless already there), trains the default small image and audio models (both steps) into OUT/run, converts them to an int8 bundle OUT/model.edgeav, benchmarks it (each model, the pipeline stages, and the quick zoo sweep; plot OUT/latency.png), writes test streams (OUT/stream/: the test and test-unseen splits, and five minutes of empty scenes with room noise) and runs the runtime on each as `edgeav run --camera VIDEO --audio-file WAV --no-realtime` does. Writes OUT/report.md (tables and plot) and OUT/summary.json (every figure), and leaves OUT/model.edgeav ready to copy to a Raspberry Pi. About 9–13 minutes on two cores (most of it training the image model); --fast about 3.
     """
     from edgeav.demo import run_demo  # noqa: PLC0415
 
