@@ -30,8 +30,8 @@ BAR_TILT = 10.0
 
 
 def _pen(ink: np.ndarray) -> int:
-    """The digit's stroke width in pixels: ink area over the length of its skeleton's rows and
-    columns (a stroke's area is about its length times its width)."""
+    """The digit's stroke width in pixels: its ink area over the larger of its height and width
+    (a stroke's area is about its length times its width)."""
     on = ink > 127
     length = max(int(on.any(axis=1).sum()), int(on.any(axis=0).sum()), 1)
     return int(np.clip(round(on.sum() / length), 1, 4))
@@ -74,7 +74,7 @@ def continental_form(ink: np.ndarray, digit: int, rng: np.random.Generator) -> n
             line((xb - half, bottom), (xb + half, bottom))
     else:
         row = top + int(round(rng.uniform(*BAR_HEIGHT) * height))
-        x = row_centre(min(row, 27))
+        x = row_centre(row)  # row <= bottom: BAR_HEIGHT ends below 1
         half = rng.uniform(*BAR_WIDTH) * height / 2
         dy = half * np.tan(np.deg2rad(rng.uniform(-BAR_TILT, BAR_TILT)))
         line((x - half, row + dy), (x + half, row - dy))
