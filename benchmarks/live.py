@@ -322,6 +322,7 @@ def measure(
     seed: int = 0,
     threads: int | None = None,
     smooth: int | None = None,
+    threshold: float | None = None,
     log=lambda message: None,
 ) -> dict[str, Any]:
     """Play ``clips`` (each ``repeats`` times) into a private PulseAudio server while the
@@ -365,7 +366,7 @@ def measure(
             sd._terminate()
             sd._initialize()
         mic = _RecordingMicrophone(None, sample_rate=sample_rate, log=log)
-        options = RunOptions(mic=True, rate=rate, threads=threads)
+        options = RunOptions(mic=True, rate=rate, threads=threads, threshold=threshold)
         if smooth is not None:
             options = replace(options, smooth=smooth)
         with open_pipeline(bundle, options, audio=mic, log=log) as pipe:
@@ -413,6 +414,8 @@ def measure(
         "classes": list(bundle.classes),
         "rate_hz": rate,
         "smooth": getattr(options, "smooth", 1),
+        # the voice decides alone here: the bundle's audio threshold, or --threshold
+        "threshold": pipe.decision["thresholds"]["audio"],
         "window_s": window_s,
         "gap_s": gap,
         "plays": len(plays),
@@ -449,7 +452,7 @@ def print_result(result: dict[str, Any]) -> None:
     console.print(
         f"edgeav live microphone: {result['bundle']} ({result['backend']}, "
         f"{result['rate_hz']:g} Hz, {result['window_s']:g} s windows, smoothing over "
-        f"{result['smooth']} tick(s); PulseAudio null sink -> "
+        f"{result['smooth']} tick(s), threshold {result['threshold']:.3f}; PulseAudio null sink -> "
         "ALSA -> PortAudio)",
         highlight=False,
     )
@@ -499,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smooth", type=int, help="decide on the mean of the last N ticks (default: RunOptions')"
     )
+    parser.add_argument(
+        "--threshold", type=float, help="decision threshold (default: the bundle's)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="order of the plays")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -540,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             threads=args.threads,
             smooth=args.smooth,
+            threshold=args.threshold,
             log=log,
         )
 

@@ -8,7 +8,11 @@ A bundle is a zip archive (like Keras's ``.keras`` files) holding::
     image.tflite    the image classifier (optional if the run has no image model)
     audio.tflite    the audio classifier (optional if the run has no audio model)
 
-Format version 5 (this edgeav; it reads versions 1 to 4 too) allows the image spec's
+Format version 6 (this edgeav; it reads versions 1 to 5 too) gives ``calibration.threshold``
+one threshold per set of modalities a decision used (``{"image", "audio", "image+audio"}``);
+versions 4 and 5 hold one number, read as the threshold of every set.
+
+Format version 5 allows the image spec's
 ``crop: "digit"``: the digit is found on its sheet of paper and laid out like MNIST
 (:mod:`edgeav.locate`); an older edgeav would refuse that spec, so the version says it.
 
@@ -76,9 +80,9 @@ if TYPE_CHECKING:
     from edgeav.features import FeatureConfig
 
 #: The bundle format this code writes (it reads :data:`READABLE_VERSIONS`).
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 #: Versions this edgeav reads (1: outputs are probabilities, before ``ModelEntry.output``).
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 #: What a model's output holds: softmax probabilities, or the logits before the softmax.
 OUTPUTS = ("probabilities", "logits")
 FORMAT_NAME = "edgeav-bundle"

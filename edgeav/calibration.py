@@ -13,7 +13,11 @@ validation split (voices and writers never seen in training):
 - ``temperature``: per modality;
 - ``min_confidence``: per modality, below which that modality is left out of the fusion
   ("unsure") -- a frame with nothing in view, a window of noise;
-- ``threshold``: below which the fused decision names no label ("uncertain").
+- ``threshold``: per set of modalities a decision was made with (:data:`USED_SETS`), the
+  confidence below which it names no label ("uncertain"). The sets differ in what can fool them:
+  the image model reads a straight line or a brick on a plain surface as a confident "1", while
+  room noise rarely makes the audio model sure of a word. One threshold for every set is fixed by
+  the easiest fooled, and a voice heard with no digit in view then has to reach it.
 
 NumPy only; the runtime imports it.
 """
@@ -28,6 +32,8 @@ import numpy as np
 from edgeav.errors import EdgeAVError
 
 MODALITIES = ("image", "audio")
+#: The sets of modalities a decision can be made with, as :func:`used_key` names them.
+USED_SETS = ("image", "audio", "image+audio")
 
 #: Temperatures searched (log-spaced); the fitted one is refined between neighbours.
 _T_RANGE = (0.05, 20.0)
@@ -36,6 +42,12 @@ _T_RANGE = (0.05, 20.0)
 #: threshold must reach: at most 1 % of them pass it. Val holds few of them (one class's worth),
 #: so a looser target let through several times as many on frames and noise it never saw.
 NOTHING_QUANTILE = 0.99
+
+#: A fitted threshold never turns away more than ``1 - KEEP_CORRECT`` of the correct decisions
+#: it applies to; short of that, keeping the nothing-inputs out comes first. The image model reads
+#: some empty frames as surely as the digits it gets right: its threshold then turns away up to
+#: this share of its correct reads rather than let those frames name a digit.
+KEEP_CORRECT = 0.8
 
 
 def log_probs(p: np.ndarray) -> np.ndarray:
@@ -135,6 +147,20 @@ def fit_threshold(
     return float(round(max(t, 0.0), 4))
 
 
+def used_key(used: Any) -> str:
+    """The :data:`USED_SETS` name of the modalities a decision used (``["audio"]`` -> ``"audio"``;
+    image and audio, in either order -> ``"image+audio"``; none -> ``""``)."""
+    return "+".join(m for m in MODALITIES if m in used)
+
+
+def describe_thresholds(threshold: Any) -> str:
+    """``"image 0.99, audio 0.87, image+audio 0.81"`` of a calibration's thresholds (a number,
+    from an older bundle or run, prints as itself)."""
+    if isinstance(threshold, dict):
+        return ", ".join(f"{key} {float(threshold[key]):.2f}" for key in USED_SETS)
+    return f"{float(threshold):.2f}"
+
+
 def _number(value: Any, where: str, *, low: float, high: float, strict_low: bool) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
     if not ok or value > high or (value <= low if strict_low else value < low):
@@ -145,15 +171,17 @@ def _number(value: Any, where: str, *, low: float, high: float, strict_low: bool
 
 @dataclass(frozen=True)
 class Calibration:
-    """Per-modality temperatures and minimum confidences, and the fused decision threshold.
+    """Per-modality temperatures and minimum confidences, and the decision thresholds (one per
+    :data:`USED_SETS` entry).
 
     The defaults change nothing (temperature 1, no thresholds): what a bundle written before
-    calibration existed reads as.
+    calibration existed reads as. A bundle written before the thresholds were per set holds one
+    number, which reads as the threshold of every set.
     """
 
     temperature: dict[str, float] = field(default_factory=lambda: dict.fromkeys(MODALITIES, 1.0))
     min_confidence: dict[str, float] = field(default_factory=lambda: dict.fromkeys(MODALITIES, 0.0))
-    threshold: float = 0.0
+    threshold: dict[str, float] = field(default_factory=lambda: dict.fromkeys(USED_SETS, 0.0))
 
     def __post_init__(self) -> None:
         for name, table, low, strict in (
@@ -165,7 +193,16 @@ class Calibration:
             for m, v in table.items():
                 high = 1000.0 if name == "temperature" else 1.0
                 _number(v, f"calibration.{name}.{m}", low=low, high=high, strict_low=strict)
-        _number(self.threshold, "calibration.threshold", low=0.0, high=1.0, strict_low=False)
+        if not isinstance(self.threshold, dict) or set(self.threshold) != set(USED_SETS):
+            raise EdgeAVError(
+                f"calibration.threshold must give {', '.join(USED_SETS)}, got {self.threshold!r}"
+            )
+        for key, v in self.threshold.items():
+            _number(v, f"calibration.threshold.{key}", low=0.0, high=1.0, strict_low=False)
+
+    def threshold_for(self, used: Any) -> float:
+        """The decision threshold of a decision made with the modalities ``used`` (not empty)."""
+        return self.threshold[used_key(used)]
 
     def apply(self, modality: str, p: np.ndarray) -> np.ndarray:
         """``p`` with ``modality``'s temperature applied (unchanged at T = 1)."""
@@ -176,7 +213,7 @@ class Calibration:
         return {
             "temperature": {m: float(self.temperature[m]) for m in MODALITIES},
             "min_confidence": {m: float(self.min_confidence[m]) for m in MODALITIES},
-            "threshold": float(self.threshold),
+            "threshold": {key: float(self.threshold[key]) for key in USED_SETS},
         }
 
     @classmethod
@@ -187,10 +224,13 @@ class Calibration:
         if unknown:
             raise EdgeAVError(f"unknown calibration field(s): {', '.join(sorted(unknown))}")
         default = cls()
+        threshold = data.get("threshold", default.threshold)
+        if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+            threshold = dict.fromkeys(USED_SETS, threshold)  # bundle format <= 5: one for all
         return cls(
             temperature=data.get("temperature", default.temperature),
             min_confidence=data.get("min_confidence", default.min_confidence),
-            threshold=data.get("threshold", 0.0),
+            threshold=threshold,
         )
 
 

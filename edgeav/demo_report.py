@@ -423,13 +423,16 @@ def _streams_section(summary: dict[str, Any]) -> list[str]:
         ]
         for name, r in streams.items()
     ]
+    from edgeav.calibration import describe_thresholds  # noqa: PLC0415
+
     cal = summary.get("calibration") or {}
     out = [
         "## edgeav run on streams (%)\n",
         "test and test-unseen: one item per audio window, as in the table above; nothing: "
         "five minutes of empty scenes (no sheet, or a blank one) with room noise, where every "
         "named label is a false alarm. named: ticks whose confidence reached the bundle's decision "
-        f"threshold ({cal.get('threshold', 0):.2f}, chosen on val).\n",
+        "threshold for the modalities they used (chosen on val: "
+        f"{describe_thresholds(cal.get('threshold', 0))}).\n",
         _md_table(header, rows),
     ]
     ece = summary.get("ece") or {}

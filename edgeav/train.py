@@ -38,6 +38,8 @@ import numpy as np
 
 from edgeav.augment import Augment, augmented_audio_features, augmented_epochs, image_augmenter
 from edgeav.calibration import (
+    KEEP_CORRECT,
+    USED_SETS,
     Calibration,
     expected_calibration_error,
     fit_temperature,
@@ -45,6 +47,7 @@ from edgeav.calibration import (
     fuse_rows,
     fuse_tempered,
     scale,
+    used_key,
 )
 from edgeav.candidates import first, judged
 from edgeav.errors import EdgeAVError
@@ -444,8 +447,9 @@ def _evaluate(
         }
         for name, m in mods.items()
     }
+    singles = {name: (tempered[name]["val"], m.y_eval["val"]) for name, m in mods.items()}
     calibration = _thresholds(
-        temperature, weights, (pi, pa, y), {n: v.get("val") for n, v in nothing.items()}
+        temperature, weights, (pi, pa, y), singles, {n: v.get("val") for n, v in nothing.items()}
     )
     out: dict[str, Any] = {
         "fusion": weights.to_dict(),
@@ -480,11 +484,26 @@ def _evaluate(
     return weights, calibration, out
 
 
+def _decided(
+    cases: list[dict[str, np.ndarray]], weights: FusionWeights, calibration: Calibration
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each case (modality -> tempered probabilities) decided as the runtime decides a tick:
+    the set of modalities used (:func:`~edgeav.calibration.used_key`; "" when every one was
+    unsure), the decision's confidence (0 when unsure) and its class."""
+    keys, conf, label = [], [], []
+    for case in cases:
+        fused, used, _ = fuse_tempered(case, calibration, weights)
+        keys.append(used_key(used))
+        conf.append(float(fused.max()) if used else 0.0)
+        label.append(int(fused.argmax()))
+    return np.asarray(keys, dtype=object), np.asarray(conf), np.asarray(label)
+
+
 def _nothing_cases(
     ni: np.ndarray | None, na: np.ndarray | None, weights: FusionWeights, calibration: Calibration
-) -> np.ndarray:
-    """Decision confidences on val's nothing-inputs (0 where every modality is unsure): empty
-    frames with silence, empty frames with noise, noise alone."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(used set, confidence) of each of val's nothing-cases, decided as the runtime decides:
+    empty frames in silence, noise with no camera, and empty frames with noise."""
     cases: list[dict[str, np.ndarray]] = []
     if ni is not None:
         cases += [{"image": p} for p in ni]
@@ -492,26 +511,30 @@ def _nothing_cases(
         cases += [{"audio": p} for p in na]
     if ni is not None and na is not None:
         cases += [{"image": p, "audio": na[k % len(na)]} for k, p in enumerate(ni)]
-    conf = []
-    for case in cases:
-        fused, used, _ = fuse_tempered(case, calibration, weights)
-        conf.append(float(fused.max()) if used else 0.0)
-    return np.asarray(conf)
+    keys, conf, _ = _decided(cases, weights, calibration)
+    return keys, conf
 
 
 def _thresholds(
     temperature: dict[str, float],
     weights: FusionWeights,
     val: tuple[np.ndarray, np.ndarray, np.ndarray],
+    singles: dict[str, tuple[np.ndarray, np.ndarray]],
     nothing: dict[str, np.ndarray | None],
 ) -> Calibration:
-    """Per-modality minimum confidences, then the decision threshold, from val.
+    """Per-modality minimum confidences, then a decision threshold per set of modalities, from
+    val.
 
     Each modality's minimum lets through at most 10 % of its nothing-inputs and turns away at
-    most 3 % of the examples it classifies correctly; the decision threshold lets through at most
-    1 % of the nothing-cases (:func:`_nothing_cases`; see
-    :data:`edgeav.calibration.NOTHING_QUANTILE`) and rejects at most 3 % of correct fused
-    decisions. A modality without nothing-inputs gets no minimum.
+    most 3 % of the examples it classifies correctly. Then every decision is taken as the
+    runtime takes it -- the pairs ``val`` (image, audio, label) with both modalities, and each
+    modality's examples alone (``singles``: modality -> probabilities, labels), as with no
+    camera or in silence -- and grouped by the modalities it used. A group's threshold lets
+    through at most 1 % of the nothing-cases (:func:`_nothing_cases`) decided with the same
+    modalities (:data:`~edgeav.calibration.NOTHING_QUANTILE`) unless that turns away more than
+    ``1 - KEEP_CORRECT`` of the group's correct decisions
+    (:data:`~edgeav.calibration.KEEP_CORRECT`). A group no nothing-case reached names whatever
+    it decides (threshold 0).
     """
     pi, pa, y = val
     minimum = {}
@@ -523,22 +546,34 @@ def _thresholds(
             if none is not None
             else 0.0
         )
-    cal = Calibration(temperature=temperature, min_confidence=minimum, threshold=0.0)
-    fused = fuse_rows(pi, pa, weights, cal)
-    correct = fused.max(axis=1)[fused.argmax(axis=1) == y]
-    cases = _nothing_cases(nothing.get("image"), nothing.get("audio"), weights, cal)
-    threshold = fit_threshold(cases, correct, keep=0.97) if len(cases) else 0.0
+    cal = Calibration(temperature=temperature, min_confidence=minimum)
+    cases = [{"image": pi[k], "audio": pa[k]} for k in range(len(y))]
+    labels = [y]
+    for name, (p, labelled) in singles.items():
+        cases += [{name: row} for row in p]
+        labels.append(labelled)
+    keys, conf, label = _decided(cases, weights, cal)
+    right = label == np.concatenate(labels)
+    none_keys, none_conf = _nothing_cases(nothing.get("image"), nothing.get("audio"), weights, cal)
+    threshold = {
+        key: fit_threshold(
+            none_conf[none_keys == key], conf[right & (keys == key)], keep=KEEP_CORRECT
+        )
+        for key in USED_SETS
+    }
     return Calibration(temperature=temperature, min_confidence=minimum, threshold=threshold)
 
 
 def _nothing_named(
     ni: np.ndarray | None, na: np.ndarray | None, weights: FusionWeights, calibration: Calibration
 ) -> float | None:
-    """Share of a split's nothing-cases that would still name a label (None: it has none)."""
+    """Share of a split's nothing-cases (:func:`_nothing_cases`) that would still name a label
+    (None: it has none)."""
     if ni is None and na is None:
         return None
-    conf = _nothing_cases(ni, na, weights, calibration)
-    return round(float(np.mean((conf > 0) & (conf >= calibration.threshold))), 4)
+    keys, conf = _nothing_cases(ni, na, weights, calibration)
+    named = [bool(k) and c >= calibration.threshold[k] for k, c in zip(keys, conf, strict=True)]
+    return round(float(np.mean(named)), 4)
 
 
 def _build_audio_model(classes: int, cfg: TrainConfig, train_x: np.ndarray):

@@ -14,8 +14,11 @@ confidence means about what it says. A modality whose tempered confidence is bel
 ``min_confidence`` (nothing in view, a window of noise) is left out too, flagged ``unsure``
 (when every modality is unsure the record still shows the image's probabilities but names
 nothing). The
-fused probabilities are averaged over the last ``smooth`` ticks; below the decision
-``threshold`` the record names no label and ``reason`` says why.
+fused probabilities are averaged over the last ``smooth`` ticks; below the decision threshold
+the record names no label and ``reason`` says why. The bundle holds a threshold per set of
+modalities used (:data:`~edgeav.calibration.USED_SETS`: a voice heard with nothing in view needs
+less confidence than a frame read in silence, which lines and bricks can fool); ``threshold``
+overrides them all.
 
 **The clock.** Tick ``k`` is at stream time ``t_k = first + k * period`` with ``period = 1 /
 rate`` and ``first = max(period, audio window)`` when audio is used (else ``period``), so every
@@ -43,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeav.calibration import fuse_tempered
+from edgeav.calibration import USED_SETS, fuse_tempered, used_key
 from edgeav.candidates import pick
 from edgeav.errors import EdgeAVError
 from edgeav.parallel import one_blas_thread
@@ -81,7 +84,8 @@ class RunOptions:
         silence_dbfs: an audio window quieter than this (RMS, dB full scale) is silent.
         smooth: the decision is taken on the mean of the fused probabilities of the last
             ``smooth`` ticks that had any (overlapping windows hear one word several times).
-        threshold: the decision names no label below this confidence (None: the bundle's).
+        threshold: the decision names no label below this confidence, whichever modalities it
+            used (None: the bundle's threshold for the modalities used).
         top_k: how many of the most likely labels each record lists.
     """
 
@@ -146,6 +150,10 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         """The JSON record ``edgeav run --json`` prints."""
         return asdict(self)
+
+
+#: :meth:`Pipeline.set_decision`'s "leave the threshold as it is".
+_UNCHANGED = object()
 
 
 def _check_threshold(threshold: Any) -> float:
@@ -272,8 +280,10 @@ class Pipeline:
             m: {"used": 0, "absent": 0, "stale": 0, "silent": 0, "unsure": 0} for m in self.models
         }
         self.calibration = bundle.calibration
-        threshold = self.calibration.threshold if options.threshold is None else options.threshold
-        self.threshold = _check_threshold(threshold)
+        #: The threshold set by --threshold or :meth:`set_decision` (None: the bundle's).
+        self.threshold: float | None = (
+            None if options.threshold is None else _check_threshold(options.threshold)
+        )
         if not (isinstance(options.top_k, int) and 1 <= options.top_k <= len(self.classes)):
             raise EdgeAVError(
                 f"top-k must be 1..{len(self.classes)} (the bundle's labels), got {options.top_k!r}"
@@ -409,26 +419,39 @@ class Pipeline:
             -1, 0.0, *decided, **self._describe(probs, fused, present, used, flags, timings)
         )
 
-    def set_decision(self, *, threshold: float | None = None, smooth: int | None = None) -> None:
+    def set_decision(self, *, threshold: Any = _UNCHANGED, smooth: int | None = None) -> None:
         """Change the decision threshold and/or the smoothing (ticks) from any thread; the next
-        tick decides with them (a shorter smoothing keeps the newest ticks).
+        tick decides with them (a shorter smoothing keeps the newest ticks). ``threshold`` None
+        goes back to the bundle's thresholds.
 
         Raises:
             EdgeAVError: a threshold outside [0, 1], a smoothing outside 1..100.
         """
-        threshold = None if threshold is None else _check_threshold(threshold)
+        if threshold is not _UNCHANGED and threshold is not None:
+            threshold = _check_threshold(threshold)
         smooth = None if smooth is None else _check_smooth(smooth)
         with self._decision_lock:
-            if threshold is not None:
+            if threshold is not _UNCHANGED:
                 self.threshold = threshold
             if smooth is not None and smooth != self._recent.maxlen:
                 self._recent = deque(self._recent, maxlen=smooth)
 
     @property
     def decision(self) -> dict[str, Any]:
-        """The decision's settings now: ``{"threshold", "smooth"}``."""
+        """The decision's settings now: ``threshold`` (the one set for every decision, or None:
+        the bundle's), ``thresholds`` (the one in force per set of modalities used) and
+        ``smooth``."""
         with self._decision_lock:
-            return {"threshold": self.threshold, "smooth": self._recent.maxlen}
+            return {
+                "threshold": self.threshold,
+                "thresholds": {key: self._threshold_for(key.split("+")) for key in USED_SETS},
+                "smooth": self._recent.maxlen,
+            }
+
+    def _threshold_for(self, used: Any) -> float:
+        if self.threshold is not None:
+            return self.threshold
+        return self.calibration.threshold_for(used)
 
     def _describe(self, probs, fused, present, used, flags, timings) -> dict[str, Any]:
         return {
@@ -490,10 +513,13 @@ class Pipeline:
                     for m in flags
                     if flags[m] == "unsure"
                 )
-            elif confidence >= self.threshold:
+            elif confidence >= (threshold := self._threshold_for(used)):
                 label = self.classes[best]
             else:
-                reason = f"uncertain: confidence {confidence:.2f} < threshold {self.threshold:.2f}"
+                reason = (
+                    f"uncertain: confidence {confidence:.2f} < {used_key(used)} threshold "
+                    f"{threshold:.2f}"
+                )
         return label, confidence, reason, top
 
     def run(self) -> Iterator[Prediction]:

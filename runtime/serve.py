@@ -82,8 +82,12 @@ ROUTES = [
     ("GET", "/api/summary", "ticks, latency p50/p95 per stage, drops, overflows, modality use"),
     ("GET", "/api/records", "Server-Sent Events: `record` (the record) and `level` per tick"),
     ("GET", "/api/frame.jpg", "the newest camera frame as JPEG"),
-    ("GET", "/api/settings", "{threshold, smooth}"),
-    ("POST", "/api/settings", "JSON {threshold?, smooth?}: used from the next tick"),
+    ("GET", "/api/settings", "{threshold, thresholds, smooth}"),
+    (
+        "POST",
+        "/api/settings",
+        "JSON {threshold?, smooth?}: used from the next tick (threshold null: the bundle's)",
+    ),
     ("POST", "/api/classify", "multipart `image` and/or `audio` files: their fused record"),
     ("GET", "/metrics", "Prometheus text: ticks, latency, drops, overflows, level, labels"),
 ]
@@ -336,7 +340,12 @@ def metrics_text(hub: Hub) -> str:
         ],
     )
     decision = pipe.decision
-    metric("edgeav_threshold", "gauge", "Decision threshold.", [({}, decision["threshold"])])
+    metric(
+        "edgeav_threshold",
+        "gauge",
+        "Decision threshold per set of modalities used.",
+        [({"used": key}, value) for key, value in decision["thresholds"].items()],
+    )
     metric("edgeav_smooth_ticks", "gauge", "Ticks averaged.", [({}, decision["smooth"])])
     metric("edgeav_sse_clients", "gauge", "Event-stream clients.", [({}, len(hub.clients))])
     metric(
@@ -451,9 +460,11 @@ shown <span id="lag">-</span> ms after the tick</div>
 <div id="modalities"></div>
 <h2>latency (ms)</h2><table id="latency"></table>
 <h2>decision</h2>
-<form id="settings">threshold <input id="threshold" type="number" min="0" max="1" step="0.01">
+<form id="settings">threshold <input id="threshold" type="number" min="0" max="1" step="0.01"
+placeholder="bundle's">
 smooth <input id="smooth" type="number" min="1" max="100" step="1">
-<button>apply</button> <small id="saved"></small></form>
+<button>apply</button> <small id="saved"></small>
+<div class="muted">in force by modalities used: <span id="thresholds">-</span></div></form>
 <script>
 "use strict";
 const token = new URLSearchParams(location.search).get("token");
@@ -506,8 +517,14 @@ function show(r) {
   }
   if (r.frame) $("frame").src = api("/api/frame.jpg?tick=" + r.tick);
 }
+function showDecision(d) {
+  $("threshold").value = d.threshold == null ? "" : d.threshold;
+  $("smooth").value = d.smooth;
+  $("thresholds").textContent = Object.entries(d.thresholds)
+    .map(([k, v]) => k + " " + v.toFixed(2)).join(", ");
+}
 function start() {
-  $("threshold").value = initial.decision.threshold; $("smooth").value = initial.decision.smooth;
+  showDecision(initial.decision);
   if (initial.record) show(initial.record);
   const events = new EventSource(api("/api/records"));
   events.addEventListener("record", (e) => show(JSON.parse(e.data)));
@@ -522,10 +539,13 @@ function start() {
 }
 $("settings").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const body = {threshold: Number($("threshold").value), smooth: Number($("smooth").value)};
+  const t = $("threshold").value;  // empty: the bundle's thresholds
+  const body = {threshold: t === "" ? null : Number(t), smooth: Number($("smooth").value)};
   const r = await fetch(api("/api/settings"), {method: "POST", body: JSON.stringify(body),
     headers: {...headers, "Content-Type": "application/json"}});
-  $("saved").textContent = r.ok ? "saved" : (await r.json()).error;
+  const answer = await r.json();
+  if (r.ok) showDecision(answer);
+  $("saved").textContent = r.ok ? "saved" : answer.error;
 });
 start();
 </script></body></html>
@@ -651,7 +671,7 @@ def create_app(hub: Hub, token: str | None = None) -> Any:
             if not isinstance(body, dict) or not set(body) <= {"threshold", "smooth"}:
                 return _error(400, "settings: the body must be JSON {threshold?, smooth?}")
             try:
-                pipe.set_decision(threshold=body.get("threshold"), smooth=body.get("smooth"))
+                pipe.set_decision(**body)
             except EdgeAVError as exc:
                 return _error(400, str(exc))
         return _json(pipe.decision)

@@ -222,9 +222,9 @@ def test_hash_mismatch(tiny_bundle, tmp_path):
 
 
 def test_unknown_format_version(tiny_bundle, tmp_path):
-    entries = _with_manifest(_entries(tiny_bundle), format_version=6)
-    path = _write_zip(tmp_path / "v6.edgeav", entries)
-    _assert_rejected(path, "format version 6")
+    entries = _with_manifest(_entries(tiny_bundle), format_version=7)
+    path = _write_zip(tmp_path / "v7.edgeav", entries)
+    _assert_rejected(path, "format version 7")
 
 
 def test_models_output_logits_and_version_1_bundles_still_read(tiny_bundle, tmp_path):
@@ -234,6 +234,17 @@ def test_models_output_logits_and_version_1_bundles_still_read(tiny_bundle, tmp_
     assert bundle.manifest.format_version == bundle_mod.FORMAT_VERSION
     assert bundle.model_output("image") == bundle.model_output("audio") == "logits"
     manifest = json.loads(_entries(tiny_bundle)["manifest.json"])
+    # versions 4 and 5: one decision threshold, which every set of modalities reads
+    v5 = {**manifest, "format_version": 5}
+    v5["calibration"] = {**manifest["calibration"], "threshold": 0.7}
+    path = _write_zip(
+        tmp_path / "v5.edgeav", {**_entries(tiny_bundle), "manifest.json": json.dumps(v5).encode()}
+    )
+    assert read_bundle(path).calibration.threshold == {
+        "image": 0.7,
+        "audio": 0.7,
+        "image+audio": 0.7,
+    }
     v3 = {k: v for k, v in manifest.items() if k != "calibration"}  # v4's
     v3["format_version"] = 3
     path = _write_zip(

@@ -180,27 +180,35 @@ def test_calibration_thresholds_and_top_k(av_bundle, av_models, av_stream, tmp_p
     flat = Calibration(
         temperature={"image": 50.0, "audio": 50.0},
         min_confidence={"image": 0.0, "audio": 0.0},
-        threshold=0.9,
+        threshold={"image": 0.9, "audio": 0.9, "image+audio": 0.9},
     )
     bundle = write_av_bundle(tmp_path / "flat.edgeav", av_models, calibration=flat)
     unsure, _ = run_files(bundle, video, wav)
     assert all(p.label is None for p in unsure)
     assert all(p.confidence < 0.9 and p.reason.startswith("uncertain: confidence") for p in unsure)
+    assert all("< image+audio threshold 0.90" in p.reason for p in unsure)
     # the argmax is untouched by the temperature
     assert [p.top[0][0] for p in unsure] == [p.label for p in named]
     overridden, _ = run_files(bundle, video, wav, threshold=0.0)
     assert [p.label for p in overridden] == [p.label for p in named]
+    # a decision is held to the threshold of the modalities it used (here both), not the others'
+    per_set = dataclasses.replace(flat, threshold={"image": 0.9, "audio": 0.9, "image+audio": 0.0})
+    bundle = write_av_bundle(tmp_path / "per-set.edgeav", av_models, calibration=per_set)
+    both_open, _ = run_files(bundle, video, wav)
+    assert [p.label for p in both_open] == [p.label for p in named]
+    assert all(p.used == ["image", "audio"] for p in both_open)
 
     picky = Calibration(
         temperature={"image": 1.0, "audio": 1.0},
         min_confidence={"image": 1.0, "audio": 0.0},
-        threshold=0.0,
+        threshold={"image": 0.0, "audio": 0.0, "image+audio": 0.0},
     )
     bundle = write_av_bundle(tmp_path / "picky.edgeav", av_models, calibration=picky)
     audio_decides, summary = run_files(bundle, video, wav)
     assert all(p.used == ["audio"] and p.flags == {"image": "unsure"} for p in audio_decides)
     assert all(p.probs["image"] is not None for p in audio_decides)  # still reported
     assert summary["modalities"]["image"]["unsure"] == len(audio_decides)
+    assert all(p.label is not None for p in audio_decides)
     both = dataclasses.replace(picky, min_confidence={"image": 1.0, "audio": 1.0})
     bundle = write_av_bundle(tmp_path / "both.edgeav", av_models, calibration=both)
     nothing, _ = run_files(bundle, video, wav)

@@ -266,19 +266,28 @@ def test_every_endpoint(http, served):
 
 
 def test_settings_reach_the_next_tick(http):
-    assert http.get("/api/settings").json() == {"threshold": 0.0, "smooth": 1}
+    bundles = {"image": 0.0, "audio": 0.0, "image+audio": 0.0}  # the bundle's: neutral
+    assert http.get("/api/settings").json() == {
+        "threshold": None,
+        "thresholds": bundles,
+        "smooth": 1,
+    }
     for bad in ({"threshold": 2}, {"smooth": 0}, {"smooth": 1.5}, {"other": 1}, [1]):
         r = http.post("/api/settings", json=bad)
         assert r.status_code == 400 and r.json()["error"], bad
     assert http.post("/api/settings", content=b"{").status_code == 400
     r = http.post("/api/settings", json={"threshold": 0.99, "smooth": 3})
-    assert r.json() == {"threshold": 0.99, "smooth": 3}
+    assert r.json() == {"threshold": 0.99, "thresholds": dict.fromkeys(bundles, 0.99), "smooth": 3}
     try:  # the image alone is 0.98 sure of "mid": below the new threshold, nothing is named
         record = http.post("/api/classify", files={"image": _png(128)}).json()
-        assert record["label"] is None and "< threshold 0.99" in record["reason"]
+        assert record["label"] is None and "< image threshold 0.99" in record["reason"]
         assert _metric(http, "edgeav_smooth_ticks") == 3
-    finally:
-        http.post("/api/settings", json={"threshold": 0.0, "smooth": 1})
+        assert _metric(http, 'edgeav_threshold{used="audio"}') == 0.99
+        # smoothing alone leaves the threshold as it is
+        assert http.post("/api/settings", json={"smooth": 2}).json()["threshold"] == 0.99
+    finally:  # null: back to the bundle's thresholds
+        r = http.post("/api/settings", json={"threshold": None, "smooth": 1})
+    assert r.json() == {"threshold": None, "thresholds": bundles, "smooth": 1}
     assert http.post("/api/classify", files={"image": _png(128)}).json()["label"] == "mid"
 
 
@@ -575,12 +584,15 @@ def test_the_page_follows_the_ticks(served, http, tmp_path):
             page.click("button")
             page.wait_for_function("document.getElementById('saved').textContent === 'saved'")
             assert http.get("/api/settings").json()["threshold"] == 1.0
-            page.fill("#threshold", "0")
+            assert "image+audio 1.00" in page.inner_text("#thresholds")
+            page.fill("#threshold", "")  # empty: the bundle's thresholds again
             page.click("button")
+            page.wait_for_function("document.getElementById('threshold').value === ''")
+            assert http.get("/api/settings").json()["threshold"] is None
             page.screenshot(path=str(tmp_path / "page.png"))
         finally:
             browser.close()
-            http.post("/api/settings", json={"threshold": 0.0})
+            http.post("/api/settings", json={"threshold": None})
     assert shown == http.get("/api/latest").json()["label"] == "mid"
 
 

@@ -137,12 +137,15 @@ def print_info(bundle: Bundle, res: dict[str, Any]) -> None:
             f"licence {origin.get('license', '?')}",
         )
     summary.add_row("fusion", f"log-linear: image {fusion.image}, audio {fusion.audio}")
+    from edgeav.calibration import describe_thresholds  # noqa: PLC0415
+
     cal = m.calibration
     summary.add_row(
         "calibration",
         f"temperature image {cal.temperature['image']:g}, audio {cal.temperature['audio']:g}; "
         f"minimum confidence image {cal.min_confidence['image']:.2f}, "
-        f"audio {cal.min_confidence['audio']:.2f}; decision threshold {cal.threshold:.2f}",
+        f"audio {cal.min_confidence['audio']:.2f}; decision threshold by modalities used: "
+        f"{describe_thresholds(cal.threshold)}",
     )
     summary.add_row("quantization", m.quantization)
     outputs = {m_: v["output"] for m_, v in res["models"].items() if m_ in bundle.modalities}

@@ -78,9 +78,11 @@ def run(
     threshold: float = typer.Option(
         None,
         "--threshold",
-        help="Name a label only when the decision's confidence is at least P (0..1); below it the "
-        "record's label is null and its reason says why. Default: the bundle's, chosen on "
-        "held-out data so that empty frames and room noise name nothing.",
+        help="Name a label only when the decision's confidence is at least P (0..1), whichever "
+        "modalities it used; below it the record's label is null and its reason says why. "
+        "Default: the bundle's, one for each set of modalities a decision can use (image, "
+        "audio, image+audio), chosen on held-out data so that empty frames and room noise "
+        "name nothing.",
         show_default=False,
     ),
     top_k: int = typer.Option(3, "--top-k", help="List the K most likely labels per record."),

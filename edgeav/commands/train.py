@@ -152,13 +152,15 @@ def print_table(metrics: dict[str, Any]) -> None:
         f"step 2 image {w2['image']:g} audio {w2['audio']:g}",
         highlight=False,
     )
+    from edgeav.calibration import describe_thresholds  # noqa: PLC0415
+
     cal = metrics["step2"].get("calibration")
     if cal:
         t, low = cal["temperature"], cal["min_confidence"]
         console.print(
             f"calibration (fit on val): temperature image {t['image']:g} audio {t['audio']:g}; "
             f"minimum confidence image {low['image']:.2f} audio {low['audio']:.2f}; "
-            f"decision threshold {cal['threshold']:.2f}",
+            f"decision threshold by modalities used: {describe_thresholds(cal['threshold'])}",
             highlight=False,
         )
         ece = Table(title="expected calibration error (%), before -> after temperature")
