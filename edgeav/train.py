@@ -533,8 +533,10 @@ def _thresholds(
     through at most 1 % of the nothing-cases (:func:`_nothing_cases`) decided with the same
     modalities (:data:`~edgeav.calibration.NOTHING_QUANTILE`) unless that turns away more than
     ``1 - KEEP_CORRECT`` of the group's correct decisions
-    (:data:`~edgeav.calibration.KEEP_CORRECT`). A group no nothing-case reached names whatever
-    it decides (threshold 0).
+    (:data:`~edgeav.calibration.KEEP_CORRECT`). A modality alone that no nothing-case reached
+    names whatever it decides (threshold 0: its minimum confidence already keeps its nothing-inputs
+    out); both together, when no nothing-case reached them, take the lower of the two single
+    thresholds (two modalities that agree need no more confidence than either alone).
     """
     pi, pa, y = val
     minimum = {}
@@ -561,6 +563,8 @@ def _thresholds(
         )
         for key in USED_SETS
     }
+    if not np.any(none_keys == "image+audio"):
+        threshold["image+audio"] = min(threshold["image"], threshold["audio"])
     return Calibration(temperature=temperature, min_confidence=minimum, threshold=threshold)
 
 

@@ -148,3 +148,27 @@ def test_trained_thresholds_per_set_of_modalities():
     # each modality's minimum lets through at most 10 % of its own nothing-inputs
     for name in ("image", "audio"):
         assert np.mean(nothing[name].max(axis=1) >= cal.min_confidence[name]) <= 0.11
+
+
+def test_both_modalities_without_nothing_cases_take_the_lower_single_threshold():
+    """When no val nothing-case was decided with both modalities (here every empty frame the
+    image model is sure of comes with noise the audio model is not), the two together need no
+    more confidence than the laxer of the two alone, rather than none."""
+    from edgeav.fusion import FusionWeights
+    from edgeav.train import _thresholds
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 10, 300)
+    pi, pa = _rows(rng.uniform(0.9, 1.0, 300), y), _rows(rng.uniform(0.8, 1.0, 300), y)
+    rising = np.linspace(0.15, 0.95, 100)  # paired k with k: the sure frames meet unsure noise
+    nothing = {
+        "image": _rows(rising, rng.integers(0, 10, 100)),
+        "audio": _rows(rising[::-1], rng.integers(0, 10, 100)),
+    }
+    singles = {"image": (pi, y), "audio": (pa, y)}
+    cal = _thresholds(
+        {"image": 1.0, "audio": 1.0}, FusionWeights(1.0, 1.0), (pi, pa, y), singles, nothing
+    )
+    t = cal.threshold
+    assert 0.5 < min(t["image"], t["audio"])
+    assert t["image+audio"] == min(t["image"], t["audio"])
