@@ -413,8 +413,8 @@ def _(w):
 
 @case("info: manifest from a newer format version")
 def _(w):
-    _manifest_case(w, lambda m: m.update(format_version=6))
-    return ["info", BUNDLE], [BUNDLE, "version 6"]
+    _manifest_case(w, lambda m: m.update(format_version=7))
+    return ["info", BUNDLE], [BUNDLE, "version 7"]
 
 
 @case("run: labels do not match the model's output size")

@@ -116,7 +116,7 @@ def test_sequence_audio_models_train_convert_and_run(audio_model, tmp_path):
     options = ConvertOptions(quantize="int8", calibration_samples=12, allow_drop=True)
     convert_run(tmp_path / "run", out, options)
     bundle = read_bundle(out)
-    assert bundle.manifest.format_version == 5
+    assert bundle.manifest.format_version == 6
     assert bundle.calibration == run.calibration  # fitted on val, carried into the bundle
     assert all(t > 0 for t in run.calibration.temperature.values())
     assert bundle.audio_input == run.audio_input
