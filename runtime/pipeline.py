@@ -157,7 +157,8 @@ _UNCHANGED = object()
 
 
 def _check_threshold(threshold: Any) -> float:
-    if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+    number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+    if not (number and 0.0 <= threshold <= 1.0):
         raise EdgeAVError(f"threshold must be a probability in [0, 1], got {threshold!r}")
     return float(threshold)
 

@@ -272,7 +272,14 @@ def test_settings_reach_the_next_tick(http):
         "thresholds": bundles,
         "smooth": 1,
     }
-    for bad in ({"threshold": 2}, {"smooth": 0}, {"smooth": 1.5}, {"other": 1}, [1]):
+    for bad in (
+        {"threshold": 2},
+        {"threshold": True},
+        {"smooth": 0},
+        {"smooth": 1.5},
+        {"other": 1},
+        [1],
+    ):
         r = http.post("/api/settings", json=bad)
         assert r.status_code == 400 and r.json()["error"], bad
     assert http.post("/api/settings", content=b"{").status_code == 400
