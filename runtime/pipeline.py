@@ -443,9 +443,13 @@ class Pipeline:
         the bundle's), ``thresholds`` (the one in force per set of modalities used) and
         ``smooth``."""
         with self._decision_lock:
+            if self.threshold is None:
+                in_force = dict(self.calibration.threshold)
+            else:
+                in_force = dict.fromkeys(USED_SETS, self.threshold)
             return {
                 "threshold": self.threshold,
-                "thresholds": {key: self._threshold_for(key.split("+")) for key in USED_SETS},
+                "thresholds": in_force,
                 "smooth": self._recent.maxlen,
             }
 
