@@ -17,9 +17,9 @@ The stages, each one a call into the part that owns it (the same code the comman
    and plays one clip of the same class);
 6. **run**: the runtime on that stream exactly as ``edgeav run --camera VIDEO --audio-file WAV
    --rate 1/ITEM --no-realtime`` runs it (:func:`edgeav.runtime.pipeline.open_pipeline`), scored
-   against the stream's labels; then the same on a test-unseen stream and on five minutes of nothing
+   against the stream's labels; the same on a test-unseen stream and on five minutes of nothing
    (:func:`edgeav.streams.make_nothing_stream`: empty scenes, room noise), where every named
-   label is a false alarm;
+   label is a false alarm. The three runs share the cores (:func:`run_streams`);
 7. **report**: ``DIR/summary.json`` (every figure, machine-readable), ``DIR/report.md`` (the
    tables and the plot) and a summary on stdout (:mod:`edgeav.demo_report`).
 
@@ -379,10 +379,15 @@ def other_streams(data_dir: Path) -> list[str]:
 
 
 def run_stream(
-    bundle_path: Path, stream: Any, predictions: Path, console: Any, log: Callable[[str], None]
+    bundle_path: Path,
+    stream: Any,
+    predictions: Path,
+    log: Callable[[str], None],
+    on_tick: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Run the runtime on the stream as ``edgeav run --camera VIDEO --audio-file WAV
-    --no-realtime --json`` does, write its JSON lines to ``predictions`` and score them.
+    --no-realtime --json`` does, write its JSON lines to ``predictions`` and score them
+    (``on_tick`` is called once per prediction).
     """
     import numpy as np  # noqa: PLC0415
 
@@ -395,17 +400,14 @@ def run_stream(
     rate = 1.0 / stream.item_seconds
     options = RunOptions(camera=str(stream.video), audio_file=stream.wav, realtime=False, rate=rate)
     records: list[dict[str, Any]] = []
-    name = Path(stream.video).stem
     with open_pipeline(bundle, options, log=log) as pipe:
         log(
-            f"run: {bundle_path} ({'+'.join(pipe.models)}), {pipe.backend}, default thread(s), "
-            f"{rate:g} Hz, files' own clock"
+            f"run: {bundle_path} ({'+'.join(pipe.models)}) on {Path(stream.video).name}, "
+            f"{pipe.backend}, default thread(s), {rate:g} Hz, files' own clock"
         )
-        with _progress(console) as bar:
-            task = bar.add_task(f"edgeav run ({name} stream)", total=stream.seconds)
-            for prediction in pipe.run():
-                records.append(prediction.to_dict())
-                bar.advance(task)
+        for prediction in pipe.run():
+            records.append(prediction.to_dict())
+            on_tick()
     summary = pipe.summary()
     lines = [json.dumps(r) for r in records] + [json.dumps({"summary": summary})]
     write_text_atomic(predictions, "\n".join(lines) + "\n")
@@ -438,6 +440,131 @@ def run_stream(
         "named_accuracy": named_right / named if named and any(stream.labels) else None,
         "summary": summary,
     }
+
+
+@dataclass
+class _StreamJob:
+    """One stream to run: ``split``'s stream (made first unless ``stream`` is given), its
+    predictions written to ``predictions``."""
+
+    split: str
+    bundle_path: Path
+    data_dir: Path
+    stream_dir: Path
+    cfg: DemoSettings
+    item_seconds: float
+    predictions: Path
+    stream: Any = None
+
+
+#: In a stream worker: the channel to the parent (``(split, "tick" | "log" | "total", value)``)
+#: and the parent's request to stop.
+_worker_channel: Any = None
+_worker_stop: Any = None
+
+
+class _Stopped(Exception):
+    """A stream worker stopped because the parent asked it to (Ctrl-C, or another stream failed)."""
+
+
+def _start_stream_worker(channel: Any, stop: Any) -> None:
+    import signal  # noqa: PLC0415
+
+    global _worker_channel, _worker_stop  # noqa: PLW0603
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers
+    _worker_channel, _worker_stop = channel, stop
+
+
+def _stream_job(job: _StreamJob, report: Callable[[str, str, Any], None] | None = None):
+    """Make ``job``'s stream if needed, run it; returns ``(split, stream, result)``. Progress and
+    log lines go to ``report`` (in a worker process: the channel to the parent)."""
+    if report is None:
+        channel, stop = _worker_channel, _worker_stop
+
+        def report(split: str, kind: str, value: Any) -> None:
+            if stop.is_set():
+                raise _Stopped
+            channel.put((split, kind, value))
+
+    split = job.split
+    stream = job.stream or make_stream(
+        job.data_dir, job.stream_dir, job.cfg, job.item_seconds, split
+    )
+    report(split, "total", stream.seconds)
+    result = run_stream(
+        job.bundle_path,
+        stream,
+        job.predictions,
+        log=lambda message: report(split, "log", message),
+        on_tick=lambda: report(split, "tick", 1),
+    )
+    return split, stream, result
+
+
+def run_streams(jobs: list[_StreamJob], console: Any, log: Callable[[str], None]) -> dict[str, Any]:
+    """Run every job's stream, one progress bar each; returns ``{split: (stream, result)}``.
+
+    The runtime's ticks follow one another, so a stream keeps one core busy: the streams run in
+    worker processes, as many as the cores (``EDGEAV_WORKERS`` sets them; 1: one after another
+    in this process). A failure or Ctrl-C stops the other workers within a tick.
+    """
+    import multiprocessing  # noqa: PLC0415
+    import queue  # noqa: PLC0415
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait  # noqa: PLC0415
+    from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
+
+    from edgeav.parallel import worker_count  # noqa: PLC0415
+
+    workers = 1 if len(jobs) < 2 else min(len(jobs), worker_count(len(jobs), min_items=1))
+    out: dict[str, Any] = {}
+    with _progress(console) as bar:
+        tasks = {
+            job.split: bar.add_task(f"edgeav run ({job.split} stream)", total=None) for job in jobs
+        }
+
+        def report(split: str, kind: str, value: Any) -> None:
+            if kind == "tick":
+                bar.advance(tasks[split], value)
+            elif kind == "total":
+                bar.update(tasks[split], total=value)
+            else:
+                log(value)
+
+        def finished(split: str, stream: Any, result: dict[str, Any]) -> None:
+            out[split] = (stream, result)
+            bar.update(tasks[split], total=result["ticks"], completed=result["ticks"])
+
+        if workers == 1:
+            for job in jobs:
+                finished(*_stream_job(job, report))
+            return out
+        context = multiprocessing.get_context("spawn")
+        channel, stop = context.Queue(), context.Event()
+
+        def drain(timeout: float) -> None:
+            try:
+                while True:
+                    report(*channel.get(timeout=timeout))
+            except queue.Empty:
+                pass
+
+        pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start_stream_worker, initargs=(channel, stop)
+        )
+        try:
+            pending = {pool.submit(_stream_job, job) for job in jobs}
+            while pending:
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                drain(0)
+                for future in done:
+                    finished(*future.result())
+            drain(0.2)  # what a worker sent just before its result
+        except BrokenProcessPool as exc:
+            raise EdgeAVError(f"a worker process died while running a stream: {exc}") from exc
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+    return out
 
 
 # --- the whole demo -----------------------------------------------------------------------------
@@ -499,11 +626,23 @@ def run_demo(out: str | os.PathLike[str] = "demo", *, fast: bool = False) -> dic
         )
     with stages.stage("run", f"run: edgeav run --camera {stream.video} --audio-file "
                       f"{stream.wav} --rate {1 / stream.item_seconds:g} --no-realtime"):  # fmt: skip
-        ran = run_stream(bundle_path, stream, stream_dir / "predictions.jsonl", err, log)
-        streams = {}
-        for split in other_streams(data_dir):
-            extra = make_stream(data_dir, stream_dir, cfg, stream.item_seconds, split)
-            streams[split] = run_stream(bundle_path, extra, stream_dir / f"{split}.jsonl", err, log)
+        splits = ["test", *other_streams(data_dir)]
+        jobs = [
+            _StreamJob(
+                split,
+                bundle_path,
+                data_dir,
+                stream_dir,
+                cfg,
+                stream.item_seconds,
+                stream_dir / ("predictions.jsonl" if split == "test" else f"{split}.jsonl"),
+                stream if split == "test" else None,
+            )
+            for split in splits
+        ]
+        results = run_streams(jobs, err, log)
+        ran = results["test"][1]
+        streams = {split: results[split][1] for split in splits[1:]}
     with stages.stage("report", f"report: {out / 'report.md'} and {out / 'summary.json'}"):
         seconds = dict(stages.seconds)
         seconds["total"] = round(stages.elapsed(), 2)

@@ -36,9 +36,9 @@ MIN_ITEMS = 1000
 CHUNKS_PER_WORKER = 8
 
 
-def worker_count(items: int) -> int:
+def worker_count(items: int, min_items: int = MIN_ITEMS) -> int:
     """How many processes compute ``items`` items: ``EDGEAV_WORKERS``, else the cores (at most
-    :data:`MAX_WORKERS`); 1 for fewer than :data:`MIN_ITEMS` items."""
+    :data:`MAX_WORKERS`); 1 for fewer than ``min_items`` items."""
     text = os.environ.get("EDGEAV_WORKERS", "").strip()
     if text:
         try:
@@ -49,7 +49,7 @@ def worker_count(items: int) -> int:
             raise EdgeAVError(f"EDGEAV_WORKERS must be at least 1, got {wanted}")
     else:
         wanted = min(os.cpu_count() or 1, MAX_WORKERS)
-    return 1 if items < MIN_ITEMS else wanted
+    return 1 if items < min_items else wanted
 
 
 def one_blas_thread() -> contextlib.AbstractContextManager:
