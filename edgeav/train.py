@@ -27,6 +27,7 @@ TensorFlow is imported inside functions only (:mod:`edgeav.tf`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -52,6 +53,7 @@ from edgeav.calibration import (
 from edgeav.candidates import first, judged
 from edgeav.errors import EdgeAVError
 from edgeav.fusion import FusionWeights, fit_weights
+from edgeav.parallel import in_background
 from edgeav.preprocess import ImageSpec
 
 DEFAULT_IMAGE_MODEL = "resnet-sep-tiny"
@@ -73,6 +75,9 @@ AUDIO_DEFAULTS = {
     "audio-dscnn": {"audio_epochs": 15, "audio_augment": 2},
 }
 STEPS = ("step1", "step2")
+#: Priority (Unix nice) of the worker processes that augment the audio while the image model
+#: trains: they take what the training leaves of the cores.
+BACKGROUND_NICENESS = 10
 #: The image model's input by the data set's image style (``dataset.json``'s ``style``; a folder
 #: without one counts as ``mnist``). In camera scenes the digit is found on its sheet and laid out
 #: like MNIST, grey, 32x32 (:mod:`edgeav.locate`): every writer's digit then arrives at the same
@@ -685,10 +690,14 @@ def augmented_frontend_inputs(
     copies: int,
     seed: int,
     cache: Path | None,
+    *,
+    niceness: int = 0,
+    stop: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Front-end inputs of ``copies`` augmented versions of each training clip, the word cut out
     of its silence and placed at a random offset in the window (:func:`edgeav.augment.
-    augment_speech`), cached like the clips' own inputs."""
+    augment_speech`), cached like the clips' own inputs. ``niceness`` and ``stop``: see
+    :func:`edgeav.parallel.map_rows`."""
     import hashlib  # noqa: PLC0415
 
     from edgeav.augment import AUGMENT_VERSION  # noqa: PLC0415
@@ -707,7 +716,14 @@ def augmented_frontend_inputs(
     items = [(path, i, copies, seed) for i, path in enumerate(paths)]
     recipe = (frontend.spec, frontend.config, frontend.model_bytes)
     if items:
-        x = map_rows(_augmented_rows, items, initializer=use_frontend, initargs=recipe)
+        x = map_rows(
+            _augmented_rows,
+            items,
+            initializer=use_frontend,
+            initargs=recipe,
+            niceness=niceness,
+            stop=stop,
+        )
     else:
         x = np.empty((0, *frontend.shape), dtype=np.float32)
     if cached is not None:
@@ -808,6 +824,7 @@ def train(
         _Progress(progress) as bar,
         atomic_dir(target, overwrite=overwrite) as tmp,
         dist.scope(),
+        contextlib.ExitStack() as background,
     ):
         ds = load_dataset(
             data_path,
@@ -822,34 +839,32 @@ def train(
         eval_splits = [s for s in EVAL_SPLITS if s in ds]
         timings["load"] = time.perf_counter() - t_start
 
-        t0 = time.perf_counter()
         train_split = ds["train"]
-        shape = train_split.audio_features.shape[1:]
-        aug_x, aug_y = np.zeros((0, *shape), np.float32), np.zeros(0, np.int64)
-        if reused is not None:
-            if list(reused.classes) != list(ds.classes):
-                raise EdgeAVError(
-                    f"the classes of run {reused.path} differ from data set {data_path}'s; its "
-                    f"audio model cannot be reused"
+        if reused is not None and list(reused.classes) != list(ds.classes):
+            raise EdgeAVError(
+                f"the classes of run {reused.path} differ from data set {data_path}'s; its "
+                f"audio model cannot be reused"
+            )
+        augmenting = None
+        if reused is None and cfg.audio_augment and frontend is not None:
+            # the front-end inputs of the augmented clips, computed while the image model trains
+            bar.log(
+                f"audio: {cfg.audio_augment} augmented copies of each of the "
+                f"{len(train_split.audio_paths)} training clips, prepared while the image "
+                f"model trains"
+            )
+            augmenting = background.enter_context(
+                in_background(
+                    augmented_frontend_inputs,
+                    train_split.audio_paths,
+                    train_split.audio_labels,
+                    frontend,
+                    cfg.audio_augment,
+                    cfg.seed,
+                    inputs_cache,
+                    niceness=BACKGROUND_NICENESS,
                 )
-        elif cfg.audio_augment and frontend is None:
-            aug_x, aug_y = augmented_audio_features(
-                train_split.audio_paths,
-                train_split.audio_labels,
-                feature_config,
-                cfg.audio_augment,
-                cfg.seed,
             )
-        elif cfg.audio_augment:
-            aug_x, aug_y = augmented_frontend_inputs(
-                train_split.audio_paths,
-                train_split.audio_labels,
-                frontend,
-                cfg.audio_augment,
-                cfg.seed,
-                inputs_cache,
-            )
-        timings["audio_augment"] = time.perf_counter() - t0
 
         from edgeav.tf import keras as _keras  # noqa: PLC0415
 
@@ -864,12 +879,6 @@ def train(
             input_size=image_spec.size,
             channels=image_spec.channels,
         )
-        audio_train_x = np.concatenate([train_split.audio_features, aug_x])
-        audio_train_y = np.concatenate([train_split.audio_labels, aug_y])
-        if reused is not None:
-            audio_model = reused.load_audio_model()
-        else:
-            audio_model = _build_audio_model(len(classes), cfg, audio_train_x)
         image_x, image_y = _found_digits(train_split.images, train_split.image_labels, image_spec)
         if len(image_x) < len(train_split.images):
             bar.log(
@@ -893,6 +902,33 @@ def train(
             x_nothing=first(train_split.nothing.get("image")),
             nothing_eval={s: ds[s].nothing.get("image") for s in eval_splits},
         )
+        t0 = time.perf_counter()
+        _fit_classifier(keras, image, fit_cfg, bar, rng)
+        timings["image_step1"] = time.perf_counter() - t0
+
+        # what is left of the audio augmentation once the image model has trained
+        t0 = time.perf_counter()
+        shape = train_split.audio_features.shape[1:]
+        aug_x, aug_y = np.zeros((0, *shape), np.float32), np.zeros(0, np.int64)
+        if augmenting is not None:
+            aug_x, aug_y = augmenting.result()
+        elif reused is None and cfg.audio_augment:
+            aug_x, aug_y = augmented_audio_features(
+                train_split.audio_paths,
+                train_split.audio_labels,
+                feature_config,
+                cfg.audio_augment,
+                cfg.seed,
+            )
+        timings["audio_augment"] = time.perf_counter() - t0
+        audio_train_x = np.concatenate([train_split.audio_features, aug_x])
+        audio_train_y = np.concatenate([train_split.audio_labels, aug_y])
+        if reused is not None:
+            audio_model = reused.load_audio_model()
+        else:
+            # its initialisation from the seed alone, not from what the image's training drew
+            keras.utils.set_random_seed(cfg.seed)
+            audio_model = _build_audio_model(len(classes), cfg, audio_train_x)
         audio = _Modality(
             "audio",
             audio_model,
@@ -908,10 +944,10 @@ def train(
 
         results: dict[str, Any] = {}
         trained = (image,) if reused is not None else (image, audio)
-        for mod in trained:
+        if reused is None:
             t0 = time.perf_counter()
-            _fit_classifier(keras, mod, fit_cfg, bar, rng)
-            timings[f"{mod.name}_step1"] = time.perf_counter() - t0
+            _fit_classifier(keras, audio, fit_cfg, bar, rng)
+            timings["audio_step1"] = time.perf_counter() - t0
         _, _, results["step1"] = _evaluate(image, audio, cfg.seed)
         bar.log(_summary("after step 1", results["step1"]))
         step1_weights = {mod.name: mod.model.get_weights() for mod in trained}
