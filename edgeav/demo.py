@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -414,8 +415,15 @@ def run_stream(
 
     classes = list(bundle.classes)
     n = min(len(records), stream.seconds)
-    if len(records) != stream.seconds:
-        log(f"the run made {len(records)} predictions for a {stream.seconds}-second stream")
+    # a tick every 1 / rate seconds of the files' clock, from the first whole audio window on
+    window = bundle.feature_config.window_seconds if "audio" in pipe.models else 0.0
+    length = stream.seconds * stream.item_seconds
+    expected = math.floor(length * rate + 1e-6) - max(math.ceil(window * rate - 1e-6), 1) + 1
+    if len(records) != expected:
+        log(
+            f"the run made {len(records)} predictions on {Path(stream.video).name} where "
+            f"{expected} were expected ({length:g} s at {rate:g} Hz, audio window {window:g} s)"
+        )
     correct = dict.fromkeys(ROWS, 0)
     counted = dict.fromkeys(ROWS, 0)
     named = named_right = 0

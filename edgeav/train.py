@@ -78,6 +78,11 @@ STEPS = ("step1", "step2")
 #: Priority (Unix nice) of the worker processes that augment the audio while the image model
 #: trains: they take what the training leaves of the cores.
 BACKGROUND_NICENESS = 10
+#: A modality's minimum confidence (below it, it is left out of the fusion) lets through at most
+#: ``1 - MIN_CONFIDENCE_QUANTILE`` of its val nothing-inputs, and turns away at most
+#: ``1 - MIN_CONFIDENCE_KEEP`` of the val examples it reads correctly.
+MIN_CONFIDENCE_QUANTILE = 0.90
+MIN_CONFIDENCE_KEEP = 0.97
 #: The image model's input by the data set's image style (``dataset.json``'s ``style``; a folder
 #: without one counts as ``mnist``). In camera scenes the digit is found on its sheet and laid out
 #: like MNIST, grey, 32x32 (:mod:`edgeav.locate`): every writer's digit then arrives at the same
@@ -549,7 +554,12 @@ def _thresholds(
         correct = p.max(axis=1)[p.argmax(axis=1) == y]
         none = nothing.get(name)
         minimum[name] = (
-            fit_threshold(none.max(axis=1), correct, quantile=0.90, keep=0.97)
+            fit_threshold(
+                none.max(axis=1),
+                correct,
+                quantile=MIN_CONFIDENCE_QUANTILE,
+                keep=MIN_CONFIDENCE_KEEP,
+            )
             if none is not None
             else 0.0
         )
