@@ -523,7 +523,7 @@ def run_streams(jobs: list[_StreamJob], console: Any, log: Callable[[str], None]
 
     from edgeav.parallel import worker_count  # noqa: PLC0415
 
-    workers = 1 if len(jobs) < 2 else min(len(jobs), worker_count(len(jobs), min_items=1))
+    workers = min(len(jobs), worker_count(len(jobs), min_items=2))
     out: dict[str, Any] = {}
     with _progress(console) as bar:
         tasks = {

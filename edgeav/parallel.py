@@ -13,9 +13,9 @@ of :mod:`multiprocessing` with ``spawn``; edgeav's own commands do.
 number of cores, at most :data:`MAX_WORKERS`. Workers ignore Ctrl-C (the parent stops them) and
 use one BLAS thread each.
 
-:func:`in_background` runs such work while the caller does something else: training a small
-image model keeps little more than one core busy, and workers started at a lower priority
-(``niceness``) take only what the training leaves.
+:func:`in_background` runs such work while the caller does something that leaves cores idle
+(training a small image model keeps about 1.3 of 2 cores busy); its workers can run at a lower
+priority (``niceness``), so that the caller's own threads come first.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ AUDIO_DEFAULTS = {
 }
 STEPS = ("step1", "step2")
 #: Priority (Unix nice) of the worker processes that augment the audio while the image model
-#: trains: they take what the training leaves of the cores.
+#: trains: the training's own threads come first.
 BACKGROUND_NICENESS = 10
 #: A modality's minimum confidence (below it, it is left out of the fusion) lets through at most
 #: ``1 - MIN_CONFIDENCE_QUANTILE`` of its val nothing-inputs, and turns away at most
